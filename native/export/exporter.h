@@ -1,0 +1,31 @@
+// The exporter contract used by the span processors. Implementations are called from one thread
+// at a time (the batch worker, or the caller under the simple processor's lock) and must never
+// throw: every failure is reported through ExportResult.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "trace/span_data.h"
+
+namespace djtrace {
+
+enum class ExportResult : uint8_t { kSuccess = 0, kFailure = 1 };
+
+class SpanExporter {
+ public:
+  virtual ~SpanExporter() = default;
+  // Exports one batch. `deadline` bounds the whole call, retries included.
+  virtual ExportResult Export(std::span<const SpanData* const> spans,
+                              std::chrono::steady_clock::time_point deadline) noexcept = 0;
+  virtual bool ForceFlush(std::chrono::steady_clock::time_point /*deadline*/) noexcept {
+    return true;
+  }
+  virtual void Shutdown() noexcept {}
+  // Called in the child after fork(): drop connections inherited from the parent.
+  virtual void AfterForkInChild() noexcept {}
+};
+
+}  // namespace djtrace

@@ -1,0 +1,989 @@
+// djtrace._native: the only file that knows Python. It converts between Python objects and the
+// native core's types, releases the GIL around anything that may wait, and glues the span's
+// context-manager protocol onto OpenTelemetry's contextvar so that entering a span costs one
+// call. No tracing logic lives here.
+#include <Python.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "trace/ids.h"
+#include "trace/memory_exporter.h"
+#include "trace/processor.h"
+#include "trace/sampler.h"
+#include "trace/tracer.h"
+#include "trace/w3c.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace djtrace {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Ids <-> Python int
+
+nb::object IdToInt(const uint8_t* bytes, size_t n) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return nb::steal(PyLong_FromUnsignedNativeBytes(bytes, n, Py_ASNATIVEBYTES_BIG_ENDIAN));
+#else
+  return nb::steal(_PyLong_FromByteArray(bytes, n, /*little_endian=*/0, /*is_signed=*/0));
+#endif
+}
+
+bool IntToId(nb::handle h, uint8_t* out, size_t n) {
+  if (!PyLong_Check(h.ptr())) return false;
+#if PY_VERSION_HEX >= 0x030D0000
+  Py_ssize_t r = PyLong_AsNativeBytes(h.ptr(), out, static_cast<Py_ssize_t>(n),
+                                      Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+                                          Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+  if (r < 0 || static_cast<size_t>(r) > n) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+#else
+  if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(h.ptr()), out, n, 0, 0) < 0) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribute values
+
+bool ToString(PyObject* o, std::string& out) {
+  Py_ssize_t size;
+  const char* data = PyUnicode_AsUTF8AndSize(o, &size);
+  if (!data) {
+    // Lone surrogates cannot be UTF-8: replace them rather than lose the value.
+    PyErr_Clear();
+    PyObject* b = PyUnicode_AsEncodedString(o, "utf-8", "replace");
+    if (!b) {
+      PyErr_Clear();
+      return false;
+    }
+    out.assign(PyBytes_AS_STRING(b), static_cast<size_t>(PyBytes_GET_SIZE(b)));
+    Py_DECREF(b);
+    return true;
+  }
+  out.assign(data, static_cast<size_t>(size));
+  return true;
+}
+
+bool ToInt64(PyObject* o, int64_t& out) {
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+template <typename T, typename Check, typename Conv>
+bool ToArray(PyObject* seq, AttrValue& out, Check check, Conv conv) {
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  PyObject** items = PySequence_Fast_ITEMS(seq);
+  std::vector<T> values;
+  values.reserve(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!check(items[i])) return false;
+    T v;
+    if (!conv(items[i], v)) return false;
+    values.push_back(std::move(v));
+  }
+  out = std::move(values);
+  return true;
+}
+
+// Converts a Python attribute value; false for types OpenTelemetry does not accept (the value
+// is then dropped, as the official SDK drops it with a warning).
+bool ToAttrValue(PyObject* o, AttrValue& out) {
+  if (PyUnicode_Check(o)) {
+    std::string s;
+    if (!ToString(o, s)) return false;
+    out = std::move(s);
+    return true;
+  }
+  if (PyBool_Check(o)) {
+    out = (o == Py_True);
+    return true;
+  }
+  if (PyLong_Check(o)) {
+    int64_t v;
+    if (!ToInt64(o, v)) return false;
+    out = v;
+    return true;
+  }
+  if (PyFloat_Check(o)) {
+    out = PyFloat_AS_DOUBLE(o);
+    return true;
+  }
+  if (PyList_Check(o) || PyTuple_Check(o)) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+    if (n == 0) {
+      out = std::vector<std::string>{};
+      return true;
+    }
+    PyObject* first = PySequence_Fast_ITEMS(o)[0];
+    if (PyUnicode_Check(first))
+      return ToArray<std::string>(
+          o, out, [](PyObject* x) { return PyUnicode_Check(x) != 0; },
+          [](PyObject* x, std::string& v) { return ToString(x, v); });
+    if (PyBool_Check(first))
+      return ToArray<bool>(
+          o, out, [](PyObject* x) { return PyBool_Check(x) != 0; },
+          [](PyObject* x, bool& v) {
+            v = (x == Py_True);
+            return true;
+          });
+    if (PyLong_Check(first))
+      return ToArray<int64_t>(
+          o, out, [](PyObject* x) { return PyLong_Check(x) && !PyBool_Check(x); },
+          [](PyObject* x, int64_t& v) { return ToInt64(x, v); });
+    if (PyFloat_Check(first))
+      return ToArray<double>(
+          o, out, [](PyObject* x) { return PyFloat_Check(x) != 0; },
+          [](PyObject* x, double& v) {
+            v = PyFloat_AS_DOUBLE(x);
+            return true;
+          });
+    return false;
+  }
+  return false;
+}
+
+// Reads a mapping of attributes (dict, or any Mapping with items()).
+void ToAttributes(nb::handle mapping, Attributes& out) {
+  if (mapping.is_none()) return;
+  PyObject* m = mapping.ptr();
+  if (PyDict_Check(m)) {
+    out.reserve(static_cast<size_t>(PyDict_GET_SIZE(m)));
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(m, &pos, &k, &v)) {
+      if (!PyUnicode_Check(k)) continue;
+      Attribute a;
+      if (!ToString(k, a.key) || a.key.empty() || !ToAttrValue(v, a.value)) continue;
+      out.push_back(std::move(a));
+    }
+    return;
+  }
+  nb::object items = nb::borrow(mapping).attr("items")();
+  for (nb::handle item : items) {
+    nb::handle k = item[0], v = item[1];
+    if (!PyUnicode_Check(k.ptr())) continue;
+    Attribute a;
+    if (!ToString(k.ptr(), a.key) || a.key.empty() || !ToAttrValue(v.ptr(), a.value)) continue;
+    out.push_back(std::move(a));
+  }
+}
+
+nb::object FromAttrValue(const AttrValue& v) {
+  return std::visit(
+      [](const auto& x) -> nb::object {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return nb::bool_(x);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          return nb::int_(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return nb::float_(x);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return nb::str(x.data(), x.size());
+        } else {
+          nb::list l;
+          for (const auto& e : x) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::vector<bool>>) {
+              l.append(nb::bool_(static_cast<bool>(e)));
+            } else if constexpr (std::is_same_v<std::decay_t<decltype(e)>, std::string>) {
+              l.append(nb::str(e.data(), e.size()));
+            } else if constexpr (std::is_same_v<std::decay_t<decltype(e)>, int64_t>) {
+              l.append(nb::int_(e));
+            } else {
+              l.append(nb::float_(e));
+            }
+          }
+          return nb::tuple(l);
+        }
+      },
+      v);
+}
+
+nb::dict FromAttributes(const Attributes& attrs) {
+  nb::dict d;
+  for (const auto& a : attrs) d[nb::str(a.key.data(), a.key.size())] = FromAttrValue(a.value);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Span contexts as Python tuples: (trace_id, span_id, trace_flags, is_remote, trace_state)
+
+nb::tuple ContextTuple(const SpanContextData& c) {
+  return nb::make_tuple(IdToInt(c.trace_id.data(), 16), IdToInt(c.span_id.data(), 8),
+                        c.trace_flags, c.remote, nb::str(c.trace_state.c_str()));
+}
+
+bool ContextFromTuple(nb::handle t, SpanContextData& c) {
+  if (!PyTuple_Check(t.ptr()) || PyTuple_GET_SIZE(t.ptr()) < 4) return false;
+  if (!IntToId(PyTuple_GET_ITEM(t.ptr(), 0), c.trace_id.data(), 16)) return false;
+  if (!IntToId(PyTuple_GET_ITEM(t.ptr(), 1), c.span_id.data(), 8)) return false;
+  long flags = PyLong_AsLong(PyTuple_GET_ITEM(t.ptr(), 2));
+  if (flags == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  c.trace_flags = static_cast<uint8_t>(flags);
+  c.remote = PyObject_IsTrue(PyTuple_GET_ITEM(t.ptr(), 3)) == 1;
+  if (PyTuple_GET_SIZE(t.ptr()) > 4) {
+    PyObject* ts = PyTuple_GET_ITEM(t.ptr(), 4);
+    if (PyUnicode_Check(ts)) ToString(ts, c.trace_state);
+  }
+  return c.valid();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finished spans as Python dicts (read by ReadableSpan, the in-memory exporter and exporters
+// written in Python).
+
+nb::dict SpanToDict(const SpanData& s) {
+  nb::dict d;
+  d["name"] = nb::str(s.name.data(), s.name.size());
+  d["trace_id"] = IdToInt(s.trace_id.data(), 16);
+  d["span_id"] = IdToInt(s.span_id.data(), 8);
+  d["parent_span_id"] =
+      IsZero(s.parent_span_id) ? nb::object(nb::none()) : IdToInt(s.parent_span_id.data(), 8);
+  d["parent_is_remote"] = (s.flags & 0x200u) != 0;
+  d["trace_flags"] = s.flags & 0xFFu;
+  d["trace_state"] = nb::str(s.trace_state.c_str());
+  d["kind"] = static_cast<int>(s.kind);
+  d["start_time"] = s.start_time_unix_nano;
+  d["end_time"] = s.end_time_unix_nano ? nb::object(nb::int_(s.end_time_unix_nano)) : nb::none();
+  d["attributes"] = FromAttributes(s.attributes);
+  d["dropped_attributes"] = s.dropped_attributes_count;
+  nb::list events;
+  for (const auto& e : s.events)
+    events.append(nb::make_tuple(nb::str(e.name.c_str()), e.time_unix_nano,
+                                 FromAttributes(e.attributes), e.dropped_attributes_count));
+  d["events"] = events;
+  d["dropped_events"] = s.dropped_events_count;
+  nb::list links;
+  for (const auto& l : s.links) {
+    SpanContextData c;
+    c.trace_id = l.trace_id;
+    c.span_id = l.span_id;
+    c.trace_flags = static_cast<uint8_t>(l.flags & 0xFF);
+    c.remote = (l.flags & 0x200u) != 0;
+    c.trace_state = l.trace_state;
+    links.append(
+        nb::make_tuple(ContextTuple(c), FromAttributes(l.attributes), l.dropped_attributes_count));
+  }
+  d["links"] = links;
+  d["dropped_links"] = s.dropped_links_count;
+  d["status_code"] = static_cast<int>(s.status_code);
+  d["status_message"] = nb::str(s.status_message.c_str());
+  if (s.scope) {
+    d["scope"] = nb::make_tuple(nb::str(s.scope->name.c_str()), nb::str(s.scope->version.c_str()),
+                                nb::str(s.scope->schema_url.c_str()),
+                                FromAttributes(s.scope->attributes));
+  } else {
+    d["scope"] = nb::none();
+  }
+  if (s.resource) {
+    d["resource"] = nb::make_tuple(FromAttributes(s.resource->attributes),
+                                   nb::str(s.resource->schema_url.c_str()));
+  } else {
+    d["resource"] = nb::none();
+  }
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenTelemetry context variable, set up once from Python (djtrace.sdk._context).
+
+struct ContextGlue {
+  PyObject* var = nullptr;           // ContextVarsRuntimeContext._current_context
+  PyObject* context_type = nullptr;  // opentelemetry.context.context.Context
+  PyObject* span_key = nullptr;      // opentelemetry.trace.propagation._SPAN_KEY
+  PyObject* attach = nullptr;        // fallbacks when another runtime context is configured
+  PyObject* detach = nullptr;
+  PyObject* set_span_in_context = nullptr;
+  PyObject* get_current = nullptr;
+};
+ContextGlue g_ctx;
+
+// ---------------------------------------------------------------------------------------------
+// The span object Python sees.
+
+enum SpanFlags : uint8_t {
+  kAttachOnEnter = 1,
+  kEndOnExit = 2,
+  kRecordException = 4,
+  kSetStatusOnException = 8,
+  kPythonEnd = 16,  // the span's class overrides end() (span processors written in Python)
+};
+
+struct PyTracerCore {
+  std::shared_ptr<TracerCore> core;
+  bool end_may_block = false;  // a simple processor exports on the ending thread
+};
+
+struct PySpan {
+  LiveSpan span;
+  std::shared_ptr<PyTracerCore> owner;
+  PyObject* token = nullptr;  // owned; set while entered as the current span
+  PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
+  uint8_t flags = 0;
+
+  PySpan() = default;
+  ~PySpan() {
+    Py_XDECREF(token);
+    Py_XDECREF(context_cache);
+  }
+};
+
+void EndSpan(PySpan& self, uint64_t end_time) {
+  if (self.owner && self.owner->end_may_block && self.span.is_recording() &&
+      !self.span.has_ended()) {
+    nb::gil_scoped_release release;
+    self.span.End(end_time);
+  } else {
+    self.span.End(end_time);
+  }
+}
+
+PyObject* Attach(PyObject* span_obj) {
+  if (g_ctx.var) {
+    PyObject* current = nullptr;
+    if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
+    PyObject* ctx = current ? PyObject_CallOneArg(g_ctx.context_type, current)
+                            : PyObject_CallNoArgs(g_ctx.context_type);
+    Py_XDECREF(current);
+    if (!ctx) return nullptr;
+    // The Context type forbids item assignment from Python; the dict beneath is fresh and ours.
+    if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj) < 0) {
+      Py_DECREF(ctx);
+      return nullptr;
+    }
+    PyObject* token = PyContextVar_Set(g_ctx.var, ctx);
+    Py_DECREF(ctx);
+    return token;
+  }
+  PyObject* ctx = PyObject_CallOneArg(g_ctx.set_span_in_context, span_obj);
+  if (!ctx) return nullptr;
+  PyObject* token = PyObject_CallOneArg(g_ctx.attach, ctx);
+  Py_DECREF(ctx);
+  return token;
+}
+
+void Detach(PyObject* token) {
+  if (g_ctx.var) {
+    if (PyContextVar_Reset(g_ctx.var, token) < 0) PyErr_Clear();  // reset in another context
+    return;
+  }
+  PyObject* r = PyObject_CallOneArg(g_ctx.detach, token);
+  if (!r) PyErr_Clear();
+  Py_XDECREF(r);
+}
+
+uint64_t ToTime(nb::handle t) {
+  if (t.is_none()) return 0;
+  unsigned long long v = PyLong_AsUnsignedLongLong(t.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    return 0;
+  }
+  return v;
+}
+
+// Resolves a parent given as one of our spans, a context tuple, or any object with
+// get_span_context() (an OpenTelemetry NonRecordingSpan from a propagator, for one).
+bool ParentContext(nb::handle parent, SpanContextData& out) {
+  if (parent.is_none()) return false;
+  PySpan* ps = nullptr;
+  if (nb::try_cast<PySpan*>(parent, ps) && ps) {
+    out = ps->span.context();
+    return out.valid();
+  }
+  if (PyTuple_Check(parent.ptr())) return ContextFromTuple(parent, out);
+  try {
+    nb::object sc = nb::borrow(parent).attr("get_span_context")();
+    if (!nb::cast<bool>(sc.attr("is_valid"))) return false;
+    nb::object ts = sc.attr("trace_state");
+    std::string trace_state;
+    if (!ts.is_none()) {
+      nb::object header = ts.attr("to_header")();
+      ToString(header.ptr(), trace_state);
+    }
+    nb::tuple t = nb::make_tuple(sc.attr("trace_id"), sc.attr("span_id"),
+                                 nb::int_(sc.attr("trace_flags")), sc.attr("is_remote"),
+                                 nb::str(trace_state.c_str()));
+    return ContextFromTuple(t, out);
+  } catch (const nb::python_error&) {
+    return false;
+  }
+}
+
+nb::object CurrentContext() {
+  if (g_ctx.var) {
+    PyObject* current = nullptr;
+    if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) {
+      PyErr_Clear();
+      return nb::none();
+    }
+    return current ? nb::steal(current) : nb::none();
+  }
+  if (g_ctx.get_current) {
+    PyObject* r = PyObject_CallNoArgs(g_ctx.get_current);
+    if (!r) {
+      PyErr_Clear();
+      return nb::none();
+    }
+    return nb::steal(r);
+  }
+  return nb::none();
+}
+
+// The span stored in `context` (the current context when None), or None.
+nb::object SpanInContext(nb::handle context) {
+  nb::object ctx = context.is_none() ? CurrentContext() : nb::borrow(context);
+  if (ctx.is_none() || !g_ctx.span_key) return nb::none();
+  if (PyDict_Check(ctx.ptr())) {
+    PyObject* span = PyDict_GetItemWithError(ctx.ptr(), g_ctx.span_key);
+    if (!span) {
+      PyErr_Clear();
+      return nb::none();
+    }
+    return nb::borrow(span);
+  }
+  try {
+    return ctx.attr("get")(nb::handle(g_ctx.span_key));
+  } catch (const nb::python_error&) {
+    return nb::none();
+  }
+}
+
+void ReadLinks(nb::handle links, StartOptions& o) {
+  if (links.is_none()) return;
+  for (nb::handle link : links) {
+    // (context tuple, attributes) pairs prepared by the Python layer
+    SpanContextData lc;
+    if (!ContextFromTuple(link[0], lc)) continue;
+    Attributes la;
+    ToAttributes(link[1], la);
+    o.links.emplace_back(std::move(lc), std::move(la));
+  }
+}
+
+nb::object NewSpan(nb::handle cls, const std::shared_ptr<PyTracerCore>& owner,
+                   const std::shared_ptr<const InstrumentationScope>& scope, nb::handle name,
+                   int kind, nb::handle parent, nb::handle attributes, nb::handle links,
+                   nb::handle start_time, int flags, StartOptions&& o) {
+  nb::object obj = nb::inst_alloc(cls);
+  PySpan* ps = nb::inst_ptr<PySpan>(obj);
+  new (ps) PySpan();
+  nb::inst_mark_ready(obj);
+  ps->owner = owner;
+  ps->flags = static_cast<uint8_t>(flags);
+  if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), o.name)) o.name = "unnamed";
+  o.kind = static_cast<SpanKind>(kind);
+  SpanContextData parent_ctx;
+  if (ParentContext(parent, parent_ctx)) o.parent = &parent_ctx;
+  o.start_time_unix_nano = ToTime(start_time);
+  if (!attributes.is_none()) ToAttributes(attributes, o.attributes);
+  ReadLinks(links, o);
+  SpanStarter::Start(owner->core, scope, std::move(o), ps->span);
+  return obj;
+}
+
+nb::object SpanEnter(nb::handle self_h) {
+  PySpan& self = nb::cast<PySpan&>(self_h);
+  if ((self.flags & kAttachOnEnter) && !self.token) {
+    PyObject* token = Attach(self_h.ptr());
+    if (!token) PyErr_Clear();  // tracing must not break the caller
+    self.token = token;
+  }
+  return nb::borrow(self_h);
+}
+
+void SpanExit(nb::handle self_h, nb::handle exc) {
+  PySpan& self = nb::cast<PySpan&>(self_h);
+  if (self.token) {
+    PyObject* token = self.token;
+    self.token = nullptr;
+    Detach(token);
+    Py_DECREF(token);
+  }
+  if (!exc.is_none() && self.span.is_recording() && !self.span.has_ended() &&
+      (self.flags & (kRecordException | kSetStatusOnException))) {
+    // Rare path: the Python side formats the exception as the official SDK does.
+    try {
+      nb::borrow(self_h).attr("_on_exception")(exc, self.flags);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("djtrace span __exit__");
+    }
+  }
+  if (self.flags & kEndOnExit) {
+    if (self.flags & kPythonEnd) {
+      try {
+        nb::borrow(self_h).attr("end")();
+      } catch (nb::python_error& e) {
+        e.discard_as_unraisable("djtrace span end");
+      }
+    } else {
+      EndSpan(self, 0);
+    }
+  }
+}
+
+// What tracer.start_as_current_span() returns: the span starts on __enter__, in the context
+// current at that moment, as the official generator-based context manager does.
+struct SpanScope {
+  nb::object span_cls;
+  std::shared_ptr<PyTracerCore> owner;
+  std::shared_ptr<const InstrumentationScope> scope;
+  nb::object name, context, attributes, links, start_time;
+  int kind = 1;
+  int flags = 0;
+  nb::object span;
+};
+
+}  // namespace
+}  // namespace djtrace
+
+using namespace djtrace;
+
+NB_MODULE(_native, m) {
+  m.doc() = "djtrace native core";
+
+  // ----- context glue
+  m.def("set_context_glue",
+        [](nb::object var, nb::object context_type, nb::object span_key, nb::object attach,
+           nb::object detach, nb::object set_span_in_context, nb::object get_current) {
+          auto keep = [](nb::object o) -> PyObject* {
+            if (o.is_none()) return nullptr;
+            return o.release().ptr();  // kept for the life of the process
+          };
+          g_ctx.var = keep(var);
+          g_ctx.context_type = keep(context_type);
+          g_ctx.span_key = keep(span_key);
+          g_ctx.attach = keep(attach);
+          g_ctx.detach = keep(detach);
+          g_ctx.set_span_in_context = keep(set_span_in_context);
+          g_ctx.get_current = keep(get_current);
+        },
+        nb::arg("var").none(), nb::arg("context_type").none(), nb::arg("span_key"),
+        nb::arg("attach"), nb::arg("detach"), nb::arg("set_span_in_context"),
+        nb::arg("get_current"));
+
+  // ----- resources and scopes
+  nb::class_<Resource>(m, "NativeResource");
+  m.def("make_resource", [](nb::handle attributes, const std::string& schema_url) {
+    auto r = std::make_shared<Resource>();
+    ToAttributes(attributes, r->attributes);
+    r->schema_url = schema_url;
+    return std::shared_ptr<const Resource>(std::move(r));
+  });
+  nb::class_<InstrumentationScope>(m, "NativeScope");
+  m.def("make_scope", [](const std::string& name, const std::string& version,
+                         const std::string& schema_url, nb::handle attributes) {
+    auto s = std::make_shared<InstrumentationScope>();
+    s->name = name;
+    s->version = version;
+    s->schema_url = schema_url;
+    ToAttributes(attributes, s->attributes);
+    return std::shared_ptr<const InstrumentationScope>(std::move(s));
+  });
+
+  // ----- samplers
+  nb::class_<Sampler>(m, "NativeSampler")
+      .def("description", &Sampler::Description)
+      .def("should_sample",
+           [](const Sampler& s, nb::handle trace_id, bool parent_valid, bool parent_remote,
+              bool parent_sampled) {
+             TraceId id{};
+             if (!IntToId(trace_id, id.data(), 16)) throw nb::value_error("bad trace id");
+             ParentInfo p{parent_valid, parent_remote, parent_sampled};
+             return static_cast<int>(s.ShouldSample(p, id));
+           });
+  m.def("sampler_from_name", [](const std::string& name, const std::string& arg) {
+    std::string error;
+    auto s = MakeSampler(name, arg, &error);
+    if (!s) throw nb::value_error(error.c_str());
+    return std::const_pointer_cast<Sampler>(s);
+  });
+  m.def("always_on_sampler", [] { return std::shared_ptr<Sampler>(new AlwaysOnSampler()); });
+  m.def("always_off_sampler", [] { return std::shared_ptr<Sampler>(new AlwaysOffSampler()); });
+  m.def("ratio_sampler", [](double ratio) {
+    if (!(ratio >= 0.0 && ratio <= 1.0))
+      throw nb::value_error("Probability must be in range [0.0, 1.0].");
+    return std::shared_ptr<Sampler>(new TraceIdRatioBasedSampler(ratio));
+  });
+  m.def(
+      "parent_based_sampler",
+      [](std::shared_ptr<Sampler> root, std::shared_ptr<Sampler> rs, std::shared_ptr<Sampler> rns,
+         std::shared_ptr<Sampler> ls, std::shared_ptr<Sampler> lns) {
+        return std::shared_ptr<Sampler>(new ParentBasedSampler(root, rs, rns, ls, lns));
+      },
+      "root"_a, "remote_parent_sampled"_a.none() = nb::none(),
+      "remote_parent_not_sampled"_a.none() = nb::none(),
+      "local_parent_sampled"_a.none() = nb::none(),
+      "local_parent_not_sampled"_a.none() = nb::none());
+
+  // ----- exporters
+  nb::class_<SpanExporter>(m, "NativeExporter")
+      .def("shutdown", [](SpanExporter& e) {
+        nb::gil_scoped_release release;
+        e.Shutdown();
+      });
+  nb::class_<InMemoryExporter, SpanExporter>(m, "InMemoryExporter")
+      .def(nb::init<>())
+      .def("take",
+           [](InMemoryExporter& e) {
+             nb::list out;
+             for (const auto& s : e.Take()) out.append(SpanToDict(s));
+             return out;
+           })
+      .def("snapshot",
+           [](InMemoryExporter& e) {
+             nb::list out;
+             for (const auto& s : e.Snapshot()) out.append(SpanToDict(s));
+             return out;
+           })
+      .def("clear", &InMemoryExporter::Clear);
+  m.def("callback_exporter", [](nb::object export_fn, nb::object shutdown_fn) {
+    // The callables run on the batch worker thread: take the GIL only around the call.
+    auto keep_export = std::make_shared<nb::object>(std::move(export_fn));
+    auto keep_shutdown = std::make_shared<nb::object>(std::move(shutdown_fn));
+    auto exp = std::make_shared<CallbackExporter>(
+        [keep_export](std::span<const SpanData* const> spans) {
+          if (!Py_IsInitialized() || _Py_IsFinalizing()) return ExportResult::kFailure;
+          nb::gil_scoped_acquire gil;
+          try {
+            nb::list batch;
+            for (const SpanData* s : spans) batch.append(SpanToDict(*s));
+            nb::object r = (*keep_export)(batch);
+            return nb::cast<bool>(r) ? ExportResult::kSuccess : ExportResult::kFailure;
+          } catch (nb::python_error& e) {
+            e.restore();
+            PyErr_WriteUnraisable(nullptr);
+            return ExportResult::kFailure;
+          }
+        },
+        [keep_shutdown] {
+          if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+          nb::gil_scoped_acquire gil;
+          try {
+            if (!keep_shutdown->is_none()) (*keep_shutdown)();
+          } catch (nb::python_error& e) {
+            e.discard_as_unraisable("djtrace exporter shutdown");
+          }
+        });
+    return std::shared_ptr<SpanExporter>(exp);
+  }, "export_fn"_a, "shutdown_fn"_a.none());
+
+  // ----- processors
+  nb::class_<SpanProcessor>(m, "NativeProcessor")
+      .def(
+          "force_flush",
+          [](SpanProcessor& p, int64_t timeout_ms) {
+            return p.ForceFlush(std::chrono::milliseconds(timeout_ms));
+          },
+          "timeout_ms"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def(
+          "shutdown",
+          [](SpanProcessor& p, int64_t timeout_ms) {
+            return p.Shutdown(std::chrono::milliseconds(timeout_ms));
+          },
+          "timeout_ms"_a, nb::call_guard<nb::gil_scoped_release>());
+  nb::class_<SimpleSpanProcessor, SpanProcessor>(m, "SimpleProcessor")
+      .def("__init__", [](SimpleSpanProcessor* self, std::shared_ptr<SpanExporter> exporter,
+                          int64_t export_timeout_ms) {
+        new (self) SimpleSpanProcessor(std::move(exporter), {},
+                                       std::chrono::milliseconds(export_timeout_ms));
+      });
+  nb::class_<BatchSpanProcessor, SpanProcessor>(m, "BatchProcessor")
+      .def("__init__",
+           [](BatchSpanProcessor* self, std::shared_ptr<SpanExporter> exporter,
+              uint32_t max_queue_size, int64_t schedule_delay_ms, uint32_t max_export_batch_size,
+              int64_t export_timeout_ms) {
+             BatchOptions o;
+             o.max_queue_size = max_queue_size;
+             o.schedule_delay = std::chrono::milliseconds(schedule_delay_ms);
+             o.max_export_batch_size = max_export_batch_size;
+             o.export_timeout = std::chrono::milliseconds(export_timeout_ms);
+             new (self) BatchSpanProcessor(std::move(exporter), o);
+           })
+      .def("stats", [](const BatchSpanProcessor& p) {
+        BatchStats s = p.Stats();
+        nb::dict d;
+        d["spans_queued"] = s.spans_queued;
+        d["spans_dropped"] = s.spans_dropped;
+        d["spans_exported"] = s.spans_exported;
+        d["spans_failed"] = s.spans_failed;
+        d["batches_exported"] = s.batches_exported;
+        d["batches_failed"] = s.batches_failed;
+        d["queue_length"] = s.queue_length;
+        return d;
+      });
+
+  // ----- the tracer core
+  nb::class_<PyTracerCore>(m, "TracerCore")
+      .def("__init__",
+           [](PyTracerCore* self, std::shared_ptr<Sampler> sampler,
+              std::shared_ptr<const Resource> resource, nb::tuple limits) {
+             SpanLimits l;
+             auto get = [&](size_t i, uint32_t& field) {
+               if (i < limits.size() && !limits[i].is_none())
+                 field = nb::cast<uint32_t>(limits[i]);
+             };
+             get(0, l.max_attributes);
+             get(1, l.max_attribute_length);
+             get(2, l.max_events);
+             get(3, l.max_links);
+             get(4, l.max_event_attributes);
+             get(5, l.max_link_attributes);
+             new (self) PyTracerCore();
+             self->core = std::make_shared<TracerCore>(std::move(sampler), std::move(resource), l);
+           })
+      .def("add_processor",
+           [](PyTracerCore& self, std::shared_ptr<SpanProcessor> p, bool blocks_on_end) {
+             self.core->AddProcessor(std::move(p));
+             self.end_may_block = self.end_may_block || blocks_on_end;
+           })
+      .def(
+          "force_flush",
+          [](PyTracerCore& self, int64_t timeout_ms) {
+            return self.core->ForceFlush(std::chrono::milliseconds(timeout_ms));
+          },
+          nb::call_guard<nb::gil_scoped_release>())
+      .def(
+          "shutdown",
+          [](PyTracerCore& self, int64_t timeout_ms) {
+            return self.core->Shutdown(std::chrono::milliseconds(timeout_ms));
+          },
+          nb::call_guard<nb::gil_scoped_release>())
+      .def("is_shutdown", [](PyTracerCore& self) { return self.core->is_shutdown(); })
+      .def("counters", [](PyTracerCore& self) {
+        auto& c = self.core->counters();
+        nb::dict d;
+        d["spans_started"] = c.spans_started.load();
+        d["spans_sampled_out"] = c.spans_sampled_out.load();
+        d["spans_ended_twice"] = c.spans_ended_twice.load();
+        d["calls_after_end"] = c.calls_after_end.load();
+        return d;
+      });
+
+  nb::class_<PySpan>(m, "Span")
+      .def("set_attribute",
+           [](PySpan& self, nb::handle key, nb::handle value) {
+             if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) return;
+             Py_ssize_t n;
+             const char* k = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
+             if (!k || n == 0) {
+               PyErr_Clear();
+               return;
+             }
+             AttrValue v;
+             if (ToAttrValue(value.ptr(), v))
+               self.span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
+           }, "key"_a.none(), "value"_a.none())
+      .def("set_attributes",
+           [](PySpan& self, nb::handle attributes) {
+             if (!self.span.is_recording()) return;
+             Attributes attrs;
+             ToAttributes(attributes, attrs);
+             for (auto& a : attrs) self.span.SetAttribute(a.key, std::move(a.value));
+           }, "attributes"_a.none())
+      .def(
+          "add_event",
+          [](PySpan& self, nb::handle name, nb::handle attributes, nb::handle timestamp) {
+            if (!self.span.is_recording()) return;
+            std::string n;
+            if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), n)) return;
+            Attributes attrs;
+            ToAttributes(attributes, attrs);
+            self.span.AddEvent(std::move(n), ToTime(timestamp), std::move(attrs));
+          },
+          "name"_a.none(), "attributes"_a.none() = nb::none(), "timestamp"_a.none() = nb::none())
+      .def("_add_link",
+           [](PySpan& self, nb::handle context, nb::handle attributes) {
+             if (!self.span.is_recording()) return;
+             SpanContextData c;
+             if (!ParentContext(context, c)) return;
+             Attributes attrs;
+             ToAttributes(attributes, attrs);
+             self.span.AddLink(c, std::move(attrs));
+           }, "context"_a.none(), "attributes"_a.none())
+      .def("update_name",
+           [](PySpan& self, nb::handle name) {
+             std::string n;
+             if (PyUnicode_Check(name.ptr()) && ToString(name.ptr(), n))
+               self.span.UpdateName(std::move(n));
+           }, "name"_a.none())
+      .def("_set_status",
+           [](PySpan& self, int code, nb::handle description) {
+             std::string d;
+             if (PyUnicode_Check(description.ptr())) ToString(description.ptr(), d);
+             self.span.SetStatus(static_cast<StatusCode>(code), d);
+           }, "code"_a, "description"_a.none())
+      .def(
+          "end", [](PySpan& self, nb::handle end_time) { EndSpan(self, ToTime(end_time)); },
+          "end_time"_a.none() = nb::none())
+      .def("_mark_ended",
+           [](PySpan& self, nb::handle end_time) { return self.span.MarkEnded(ToTime(end_time)); },
+           "end_time"_a.none() = nb::none())
+      .def("_submit",
+           [](PySpan& self) {
+             if (self.owner && self.owner->end_may_block) {
+               nb::gil_scoped_release release;
+               self.span.Submit();
+             } else {
+               self.span.Submit();
+             }
+           })
+      .def("is_recording", [](PySpan& self) { return self.span.is_recording() && !self.span.has_ended(); })
+      .def_prop_ro("_ended", [](PySpan& self) { return self.span.has_ended(); })
+      .def("_context_tuple", [](PySpan& self) { return ContextTuple(self.span.context()); })
+      .def("_parent_span_id",
+           [](PySpan& self) -> nb::object {
+             const SpanId& p = self.span.parent_span_id();
+             return IsZero(p) ? nb::object(nb::none()) : IdToInt(p.data(), 8);
+           })
+      .def("_data",
+           [](PySpan& self) -> nb::object {
+             const SpanData* d = self.span.data();
+             if (!d) return nb::none();
+             return SpanToDict(*d);
+           })
+      .def_prop_rw(
+          "_context_cache",
+          [](PySpan& self) -> nb::object {
+            return self.context_cache ? nb::borrow(self.context_cache) : nb::none();
+          },
+          [](PySpan& self, nb::handle v) {
+            Py_XDECREF(self.context_cache);
+            self.context_cache = v.is_none() ? nullptr : nb::borrow(v).release().ptr();
+          },
+          nb::arg("value").none())
+      .def("__enter__", [](nb::handle self_h) { return SpanEnter(self_h); })
+      .def(
+          "__exit__",
+          [](nb::handle self_h, nb::handle, nb::handle exc, nb::handle) {
+            SpanExit(self_h, exc);
+            return false;
+          },
+          "exc_type"_a.none(), "exc"_a.none(), "tb"_a.none());
+
+  nb::class_<SpanScope>(m, "SpanScope")
+      .def("__enter__",
+           [](SpanScope& self) {
+             if (!self.span.is_valid()) {
+               nb::object parent = SpanInContext(self.context);
+               self.span = NewSpan(self.span_cls, self.owner, self.scope, self.name, self.kind,
+                                   parent, self.attributes, self.links, self.start_time,
+                                   self.flags, StartOptions());
+             }
+             return SpanEnter(self.span);
+           })
+      .def(
+          "__exit__",
+          [](SpanScope& self, nb::handle, nb::handle exc, nb::handle) {
+            if (self.span.is_valid()) SpanExit(self.span, exc);
+            return false;
+          },
+          "exc_type"_a.none(), "exc"_a.none(), "tb"_a.none())
+      .def("_recreate", [](nb::handle self_h) {
+        SpanScope& self = nb::cast<SpanScope&>(self_h);
+        nb::object obj = nb::inst_alloc(self_h.type());
+        SpanScope* copy = nb::inst_ptr<SpanScope>(obj);
+        new (copy) SpanScope(self);
+        copy->span = nb::object();
+        nb::inst_mark_ready(obj);
+        return obj;
+      });
+
+  // Starts a span. `parent` is None, one of our spans, a context tuple or any span object.
+  // flags: SpanFlags. Returns an instance of `cls` (Span or a Python subclass of it).
+  m.def("start_span", [](nb::handle cls, std::shared_ptr<PyTracerCore> owner,
+                         std::shared_ptr<const InstrumentationScope> scope, nb::handle name,
+                         int kind, nb::handle context, nb::handle attributes, nb::handle links,
+                         nb::handle start_time, int flags) {
+    nb::object parent = SpanInContext(context);
+    return NewSpan(cls, owner, scope, name, kind, parent, attributes, links, start_time, flags,
+                   StartOptions());
+  }, "cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "context"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none());
+
+  // The context manager of start_as_current_span; `scope_cls` is SpanScope or a subclass.
+  m.def("start_scope", [](nb::handle scope_cls, nb::handle span_cls,
+                          std::shared_ptr<PyTracerCore> owner,
+                          std::shared_ptr<const InstrumentationScope> scope, nb::handle name,
+                          int kind, nb::handle context, nb::handle attributes, nb::handle links,
+                          nb::handle start_time, int flags) {
+    nb::object obj = nb::inst_alloc(scope_cls);
+    SpanScope* s = nb::inst_ptr<SpanScope>(obj);
+    new (s) SpanScope();
+    s->span_cls = nb::borrow(span_cls);
+    s->owner = std::move(owner);
+    s->scope = std::move(scope);
+    s->name = nb::borrow(name);
+    s->kind = kind;
+    s->context = nb::borrow(context);
+    s->attributes = nb::borrow(attributes);
+    s->links = nb::borrow(links);
+    s->start_time = nb::borrow(start_time);
+    s->flags = flags;
+    nb::inst_mark_ready(obj);
+    return obj;
+  }, "scope_cls"_a.none(), "span_cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "context"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none());
+
+  m.def("current_span", [](nb::handle context) { return SpanInContext(context); },
+        "context"_a.none() = nb::none());
+
+  // Starts a span with a decision taken by a sampler written in Python.
+  m.def("start_span_decided",
+        [](nb::handle cls, std::shared_ptr<PyTracerCore> owner,
+           std::shared_ptr<const InstrumentationScope> scope, nb::handle name, int kind,
+           nb::handle parent, nb::handle attributes, nb::handle links, nb::handle start_time,
+           int flags, nb::handle trace_id, int decision, nb::handle trace_state) {
+          StartOptions o;
+          o.decision = static_cast<SamplingDecision>(decision);
+          if (PyUnicode_Check(trace_state.ptr()))
+            o.has_trace_state_override = ToString(trace_state.ptr(), o.trace_state_override);
+          TraceId id{};
+          if (IntToId(trace_id, id.data(), 16) && !IsZero(id)) o.trace_id = id;
+          return NewSpan(cls, owner, scope, name, kind, parent, attributes, links, start_time,
+                         flags, std::move(o));
+        }, "cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "parent"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none(), "trace_id"_a.none(), "decision"_a.none(), "trace_state"_a.none());
+
+  // ----- ids and W3C helpers
+  m.def("new_trace_id", [] {
+    TraceId id = NewTraceId();
+    return IdToInt(id.data(), 16);
+  });
+  m.def("new_span_id", [] {
+    SpanId id = NewSpanId();
+    return IdToInt(id.data(), 8);
+  });
+  m.def("parse_traceparent", [](std::string_view header) -> nb::object {
+    Traceparent tp;
+    if (!ParseTraceparent(header, tp)) return nb::none();
+    return nb::make_tuple(IdToInt(tp.trace_id.data(), 16), IdToInt(tp.span_id.data(), 8),
+                          tp.flags);
+  });
+  m.def("normalize_tracestate", [](std::string_view header) -> nb::object {
+    std::string out;
+    if (!NormalizeTracestate(header, out)) return nb::none();
+    return nb::str(out.c_str());
+  });
+}

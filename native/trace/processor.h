@@ -1,0 +1,123 @@
+// Span processors: what happens to a span once it ends. The batch processor owns a bounded
+// queue and a worker thread that exports without ever touching Python; an application thread
+// only pushes a pointer, and a full queue drops and counts instead of blocking.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "export/exporter.h"
+#include "trace/span_data.h"
+
+namespace djtrace {
+
+// Applied to every span before it is exported (the redactor, for one).
+using SpanTransform = std::function<void(SpanData&)>;
+
+class SpanProcessor {
+ public:
+  virtual ~SpanProcessor() = default;
+  virtual void OnEnd(SpanPtr span) noexcept = 0;
+  virtual bool ForceFlush(std::chrono::milliseconds timeout) noexcept = 0;
+  virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
+};
+
+// Exports each span as it ends, on the ending thread.
+class SimpleSpanProcessor final : public SpanProcessor {
+ public:
+  SimpleSpanProcessor(std::shared_ptr<SpanExporter> exporter, SpanTransform transform = {},
+                      std::chrono::milliseconds export_timeout = std::chrono::seconds(30));
+  void OnEnd(SpanPtr span) noexcept override;
+  bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
+  bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+
+ private:
+  std::shared_ptr<SpanExporter> exporter_;
+  SpanTransform transform_;
+  std::chrono::milliseconds export_timeout_;
+  std::mutex mu_;
+  bool shutdown_ = false;
+};
+
+struct BatchOptions {
+  uint32_t max_queue_size = 2048;                       // OTEL_BSP_MAX_QUEUE_SIZE
+  std::chrono::milliseconds schedule_delay{5000};       // OTEL_BSP_SCHEDULE_DELAY
+  uint32_t max_export_batch_size = 512;                 // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+  std::chrono::milliseconds export_timeout{30000};      // OTEL_BSP_EXPORT_TIMEOUT
+};
+
+struct BatchStats {
+  uint64_t spans_queued = 0;
+  uint64_t spans_dropped = 0;        // queue full, or ended after shutdown
+  uint64_t spans_exported = 0;       // handed to a successful export
+  uint64_t spans_failed = 0;         // in batches whose export failed
+  uint64_t batches_exported = 0;
+  uint64_t batches_failed = 0;
+  uint64_t queue_length = 0;
+};
+
+class BatchSpanProcessor final : public SpanProcessor {
+ public:
+  BatchSpanProcessor(std::shared_ptr<SpanExporter> exporter, BatchOptions options,
+                     SpanTransform transform = {});
+  ~BatchSpanProcessor() override;
+
+  void OnEnd(SpanPtr span) noexcept override;
+  bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
+  bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  BatchStats Stats() const noexcept;
+  const BatchOptions& options() const { return options_; }
+
+  // Fork handling, called by the process-wide pthread_atfork handlers.
+  void PrepareFork() noexcept;
+  void AfterForkParent() noexcept;
+  void AfterForkChild() noexcept;
+
+ private:
+  void StartWorkerLocked();
+  void WorkerLoop();
+  void ExportBatch(std::vector<SpanPtr>& batch);
+
+  std::shared_ptr<SpanExporter> exporter_;
+  BatchOptions options_;
+  SpanTransform transform_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // wakes the worker
+  std::condition_variable flush_cv_;  // wakes ForceFlush callers
+  std::vector<SpanPtr> queue_;
+  // Held by pointer so that a child after fork can forget the parent's thread.
+  std::unique_ptr<std::thread> worker_;
+  bool stop_ = false;
+  bool shutdown_ = false;
+  bool exporter_needs_fork_reset_ = false;
+  uint64_t flush_requested_ = 0;
+  uint64_t flush_completed_ = 0;
+
+  std::atomic<uint64_t> spans_queued_{0}, spans_dropped_{0}, spans_exported_{0},
+      spans_failed_{0}, batches_exported_{0}, batches_failed_{0};
+};
+
+// Hands each span to several processors (a copy for all but the last).
+class MultiSpanProcessor final : public SpanProcessor {
+ public:
+  explicit MultiSpanProcessor(std::vector<std::shared_ptr<SpanProcessor>> processors = {})
+      : processors_(std::move(processors)) {}
+  void Add(std::shared_ptr<SpanProcessor> p) { processors_.push_back(std::move(p)); }
+  bool empty() const { return processors_.empty(); }
+  void OnEnd(SpanPtr span) noexcept override;
+  bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
+  bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+
+ private:
+  std::vector<std::shared_ptr<SpanProcessor>> processors_;
+};
+
+}  // namespace djtrace

@@ -1,0 +1,175 @@
+#include "trace/tracer.h"
+
+#include "trace/clock.h"
+#include "trace/ids.h"
+
+namespace djtrace {
+
+TracerCore::TracerCore(std::shared_ptr<const Sampler> sampler,
+                       std::shared_ptr<const Resource> resource, SpanLimits limits)
+    : sampler_(std::move(sampler)),
+      resource_(std::move(resource)),
+      limits_(limits),
+      processor_(std::make_shared<MultiSpanProcessor>()) {
+  if (!sampler_) sampler_ = std::make_shared<ParentBasedSampler>(std::make_shared<AlwaysOnSampler>());
+  if (!resource_) resource_ = std::make_shared<Resource>();
+}
+
+void TracerCore::AddProcessor(std::shared_ptr<SpanProcessor> processor) {
+  // Processors are added at set-up, before spans flow; the copy keeps readers lock-free.
+  auto next = std::make_shared<MultiSpanProcessor>(*processor_);
+  next->Add(std::move(processor));
+  processor_ = std::move(next);
+}
+
+bool TracerCore::ForceFlush(std::chrono::milliseconds timeout) {
+  return processor_->ForceFlush(timeout);
+}
+
+bool TracerCore::Shutdown(std::chrono::milliseconds timeout) {
+  if (shutdown_.exchange(true)) return true;
+  return processor_->Shutdown(timeout);
+}
+
+void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
+                        const std::shared_ptr<const InstrumentationScope>& scope,
+                        StartOptions&& options, LiveSpan& span) {
+  const SpanContextData* parent =
+      options.parent && options.parent->valid() ? options.parent : nullptr;
+  SpanContextData& ctx = span.context_;
+  ctx.trace_id = parent ? parent->trace_id : (options.trace_id ? *options.trace_id : NewTraceId());
+  ctx.span_id = NewSpanId();
+  ctx.remote = false;
+  if (parent) {
+    ctx.trace_state = parent->trace_state;
+    span.parent_span_id_ = parent->span_id;
+  }
+
+  SamplingDecision decision;
+  if (options.decision) {
+    decision = *options.decision;
+    if (options.has_trace_state_override) ctx.trace_state = std::move(options.trace_state_override);
+  } else {
+    ParentInfo info;
+    if (parent) {
+      info.valid = true;
+      info.remote = parent->remote;
+      info.sampled = parent->sampled();
+    }
+    decision = core->sampler()->ShouldSample(info, ctx.trace_id);
+  }
+  ctx.trace_flags = decision == SamplingDecision::kRecordAndSample ? 0x01 : 0x00;
+  core->counters().spans_started.fetch_add(1, std::memory_order_relaxed);
+  if (decision == SamplingDecision::kDrop) {
+    core->counters().spans_sampled_out.fetch_add(1, std::memory_order_relaxed);
+    return;  // a non-recording span: context only, nothing stored
+  }
+
+  auto data = std::make_unique<SpanData>();
+  data->trace_id = ctx.trace_id;
+  data->span_id = ctx.span_id;
+  data->trace_state = ctx.trace_state;
+  if (parent) {
+    data->parent_span_id = parent->span_id;
+    data->flags = ctx.trace_flags | 0x100u | (parent->remote ? 0x200u : 0u);
+  } else {
+    data->flags = ctx.trace_flags | 0x100u;
+  }
+  data->name = std::move(options.name);
+  data->kind = options.kind;
+  data->start_time_unix_nano =
+      options.start_time_unix_nano ? options.start_time_unix_nano : NowUnixNano();
+  const SpanLimits& limits = core->limits();
+  if (!options.attributes.empty()) {
+    data->attributes.reserve(options.attributes.size());
+    for (auto& a : options.attributes)
+      SetAttribute(data->attributes, data->dropped_attributes_count, a.key, std::move(a.value),
+                   limits.max_attributes, limits.max_attribute_length);
+  }
+  for (auto& [link_ctx, link_attrs] : options.links) {
+    Link link;
+    link.trace_id = link_ctx.trace_id;
+    link.span_id = link_ctx.span_id;
+    link.trace_state = link_ctx.trace_state;
+    link.flags = link_ctx.trace_flags | 0x100u | (link_ctx.remote ? 0x200u : 0u);
+    for (auto& a : link_attrs)
+      SetAttribute(link.attributes, link.dropped_attributes_count, a.key, std::move(a.value),
+                   limits.max_link_attributes, limits.max_attribute_length);
+    djtrace::AddLink(*data, std::move(link), limits);
+  }
+  data->scope = scope;
+  data->resource = core->resource();
+  span.data_ = std::move(data);
+  span.core_ = core;
+}
+
+void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
+  if (!data_) {
+    if (ended_ && core_) core_->counters().calls_after_end.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const SpanLimits& limits = core_->limits();
+  djtrace::SetAttribute(data_->attributes, data_->dropped_attributes_count, key, std::move(value),
+                        limits.max_attributes, limits.max_attribute_length);
+}
+
+void LiveSpan::AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes) {
+  if (!data_) return;
+  const SpanLimits& limits = core_->limits();
+  Event event;
+  event.name = std::move(name);
+  event.time_unix_nano = time_unix_nano ? time_unix_nano : NowUnixNano();
+  for (auto& a : attributes)
+    djtrace::SetAttribute(event.attributes, event.dropped_attributes_count, a.key,
+                          std::move(a.value), limits.max_event_attributes,
+                          limits.max_attribute_length);
+  djtrace::AddEvent(*data_, std::move(event), limits);
+}
+
+void LiveSpan::AddLink(const SpanContextData& context, Attributes attributes) {
+  if (!data_ || !context.valid()) return;
+  const SpanLimits& limits = core_->limits();
+  Link link;
+  link.trace_id = context.trace_id;
+  link.span_id = context.span_id;
+  link.trace_state = context.trace_state;
+  link.flags = context.trace_flags | 0x100u | (context.remote ? 0x200u : 0u);
+  for (auto& a : attributes)
+    djtrace::SetAttribute(link.attributes, link.dropped_attributes_count, a.key, std::move(a.value),
+                          limits.max_link_attributes, limits.max_attribute_length);
+  djtrace::AddLink(*data_, std::move(link), limits);
+}
+
+void LiveSpan::UpdateName(std::string name) {
+  if (data_) data_->name = std::move(name);
+}
+
+void LiveSpan::SetStatus(StatusCode code, std::string_view description) {
+  if (data_) djtrace::SetStatus(*data_, code, description);
+}
+
+bool LiveSpan::MarkEnded(uint64_t end_time_unix_nano) {
+  if (ended_) {
+    if (core_) core_->counters().spans_ended_twice.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  ended_ = true;
+  if (data_) data_->end_time_unix_nano = end_time_unix_nano ? end_time_unix_nano : NowUnixNano();
+  return true;
+}
+
+void LiveSpan::Submit() {
+  if (!data_) return;
+  if (core_->is_shutdown()) {
+    data_.reset();
+    return;
+  }
+  core_->processor().OnEnd(std::move(data_));
+}
+
+SpanPtr LiveSpan::Detach() {
+  ended_ = true;
+  return std::move(data_);
+}
+
+}  // namespace djtrace

@@ -1,0 +1,128 @@
+// Starting and ending spans: sampling, ids, limits, and the hand-off to the processors. One
+// `TracerCore` per tracer provider; a `LiveSpan` per span the application has open.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trace/processor.h"
+#include "trace/recording.h"
+#include "trace/sampler.h"
+#include "trace/span_data.h"
+
+namespace djtrace {
+
+// The propagated part of a span: what a child or another process needs to continue the trace.
+struct SpanContextData {
+  TraceId trace_id{};
+  SpanId span_id{};
+  uint8_t trace_flags = 0;  // W3C flags; 0x01 = sampled
+  bool remote = false;
+  std::string trace_state;
+  bool valid() const { return !IsZero(trace_id) && !IsZero(span_id); }
+  bool sampled() const { return trace_flags & 0x01; }
+};
+
+struct TracerCounters {
+  std::atomic<uint64_t> spans_started{0};
+  std::atomic<uint64_t> spans_sampled_out{0};
+  std::atomic<uint64_t> spans_ended_twice{0};
+  std::atomic<uint64_t> calls_after_end{0};
+};
+
+// Processors are added during set-up; all calls that reach a TracerCore from Python are
+// serialised by the GIL, the worker threads never touch it.
+class TracerCore {
+ public:
+  TracerCore(std::shared_ptr<const Sampler> sampler, std::shared_ptr<const Resource> resource,
+             SpanLimits limits);
+
+  const std::shared_ptr<const Sampler>& sampler() const { return sampler_; }
+  const std::shared_ptr<const Resource>& resource() const { return resource_; }
+  const SpanLimits& limits() const { return limits_; }
+  TracerCounters& counters() { return counters_; }
+
+  void AddProcessor(std::shared_ptr<SpanProcessor> processor);
+  // The processor every ended span goes to (never null).
+  SpanProcessor& processor() { return *processor_; }
+  bool ForceFlush(std::chrono::milliseconds timeout);
+  bool Shutdown(std::chrono::milliseconds timeout);
+  bool is_shutdown() const { return shutdown_.load(std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<const Sampler> sampler_;
+  std::shared_ptr<const Resource> resource_;
+  SpanLimits limits_;
+  std::shared_ptr<MultiSpanProcessor> processor_;
+  std::atomic<bool> shutdown_{false};
+  TracerCounters counters_;
+};
+
+// An open span. Not thread-safe: the Python layer calls it under the GIL.
+class LiveSpan {
+ public:
+  LiveSpan() = default;
+  LiveSpan(const LiveSpan&) = delete;
+  LiveSpan& operator=(const LiveSpan&) = delete;
+
+  const SpanContextData& context() const { return context_; }
+  bool is_recording() const { return data_ != nullptr; }
+  bool has_ended() const { return ended_; }
+  // The span's data while it records (null otherwise); for reading, e.g. by Python processors.
+  const SpanData* data() const { return data_.get(); }
+  const SpanId& parent_span_id() const { return parent_span_id_; }
+
+  void SetAttribute(std::string_view key, AttrValue value);
+  void AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes);
+  void AddLink(const SpanContextData& context, Attributes attributes);
+  void UpdateName(std::string name);
+  void SetStatus(StatusCode code, std::string_view description);
+  // Ends the span and hands it to the processors; a second call only counts.
+  void End(uint64_t end_time_unix_nano = 0) {
+    if (MarkEnded(end_time_unix_nano)) Submit();
+  }
+  // The two halves of End, for callers that inspect the ended span before it is exported
+  // (span processors written in Python). MarkEnded returns false if the span had ended.
+  bool MarkEnded(uint64_t end_time_unix_nano = 0);
+  void Submit();
+  // Ends without exporting (e.g. the provider is gone); returns the data for inspection.
+  SpanPtr Detach();
+
+ private:
+  friend class SpanStarter;
+  SpanContextData context_;
+  SpanId parent_span_id_{};
+  SpanPtr data_;
+  std::shared_ptr<TracerCore> core_;
+  bool ended_ = false;
+};
+
+struct StartOptions {
+  std::string name;
+  SpanKind kind = SpanKind::kInternal;
+  const SpanContextData* parent = nullptr;  // null or invalid: a root span
+  uint64_t start_time_unix_nano = 0;        // 0: now
+  Attributes attributes;
+  std::vector<std::pair<SpanContextData, Attributes>> links;
+  // Set when a sampler written in Python already decided; the native sampler is skipped. Such
+  // a sampler saw the trace id of a root span before the span existed, hence `trace_id`.
+  std::optional<SamplingDecision> decision;
+  std::optional<TraceId> trace_id;
+  std::string trace_state_override;  // used with `decision` when the sampler changed it
+  bool has_trace_state_override = false;
+};
+
+class SpanStarter {
+ public:
+  // Fills `span` (which must be fresh): samples, draws ids and, when recording, builds its data.
+  static void Start(const std::shared_ptr<TracerCore>& core,
+                    const std::shared_ptr<const InstrumentationScope>& scope, StartOptions&& options,
+                    LiveSpan& span);
+};
+
+}  // namespace djtrace
