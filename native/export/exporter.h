@@ -24,7 +24,9 @@ class SpanExporter {
     return true;
   }
   virtual void Shutdown() noexcept {}
-  // Called in the child after fork(): drop connections inherited from the parent.
+  // Called in the child after fork(), before any other call: drop connections and state
+  // inherited from the parent. The parent's worker thread may have held the exporter's locks
+  // at the moment of the fork, so this must not lock them: re-create them instead.
   virtual void AfterForkInChild() noexcept {}
 };
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "export/stream_exporters.h"
 #include "trace/ids.h"
 #include "trace/memory_exporter.h"
 #include "trace/processor.h"
@@ -691,6 +692,36 @@ NB_MODULE(_native, m) {
         });
     return std::shared_ptr<SpanExporter>(exp);
   }, "export_fn"_a, "shutdown_fn"_a.none());
+
+  nb::class_<ConsoleExporter, SpanExporter>(m, "ConsoleExporter")
+      .def("__init__",
+           [](ConsoleExporter* self, nb::object out, bool verbose, bool color) {
+             ConsoleOptions o;
+             o.verbose = verbose;
+             o.color = color;
+             ConsoleExporter::WriteFn write;
+             if (PyLong_Check(out.ptr())) {
+               write = ConsoleExporter::FdWriter(nb::cast<int>(out));
+             } else {
+               // A Python stream (no file descriptor): write under the GIL.
+               auto keep = std::make_shared<nb::object>(std::move(out));
+               write = [keep](const std::string& text) {
+                 if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+                 nb::gil_scoped_acquire gil;
+                 try {
+                   keep->attr("write")(nb::str(text.data(), text.size()));
+                   keep->attr("flush")();
+                 } catch (nb::python_error& e) {
+                   e.discard_as_unraisable("djtrace console exporter");
+                 }
+               };
+             }
+             new (self) ConsoleExporter(std::move(write), o);
+           },
+           "out"_a, "verbose"_a = false, "color"_a = false);
+  nb::class_<OtlpJsonFileExporter, SpanExporter>(m, "OtlpJsonFileExporter")
+      .def(nb::init<std::string>(), "path"_a)
+      .def_prop_ro("path", &OtlpJsonFileExporter::path);
 
   // ----- processors
   nb::class_<SpanProcessor>(m, "NativeProcessor")

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "export/exporter.h"
@@ -26,6 +27,10 @@ class InMemoryExporter final : public SpanExporter {
   void Shutdown() noexcept override {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
+  }
+  void AfterForkInChild() noexcept override {
+    new (&mu_) std::mutex();  // the parent's worker may have held it at the fork
+    spans_.clear();
   }
   std::vector<SpanData> Take() {
     std::lock_guard<std::mutex> lock(mu_);

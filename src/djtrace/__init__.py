@@ -1,5 +1,120 @@
-"""djtrace: OpenTelemetry-compatible tracing for Django, with a C++ hot path."""
+"""djtrace: OpenTelemetry-compatible tracing for Django, with a C++ hot path.
+
+`djtrace.configure()` builds the tracer provider from the environment (OTEL_* and DJTRACE_*
+variables), optional Django settings and keyword overrides, and installs it globally.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Mapping
 
 from djtrace._version import __version__
+from djtrace.config import Config, ConfigError, from_sources
 
-__all__ = ["__version__"]
+logger = logging.getLogger("djtrace")
+
+_lock = threading.Lock()
+_provider: Any = None
+_config: Config | None = None
+
+
+def configure(settings: Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+    """Configures tracing once for the process and returns the tracer provider.
+
+    `settings` is the DJTRACE Django setting (a dict); keyword arguments override everything
+    (same keys, see djtrace.config.Config). A second call returns the provider already built.
+    Raises ConfigError naming the variable and the value when a setting is invalid. With
+    OTEL_SDK_DISABLED=true every tracer is a no-op that costs next to nothing.
+    """
+    global _provider, _config
+    with _lock:
+        if _provider is not None:
+            return _provider
+        cfg = from_sources(settings, None, overrides)
+        from opentelemetry import trace
+
+        if cfg.disabled:
+            from djtrace.sdk.trace import DisabledTracerProvider
+
+            provider = DisabledTracerProvider()
+        else:
+            provider = build_provider(cfg)
+        _install_propagators(cfg)
+        trace.set_tracer_provider(provider)
+        if trace.get_tracer_provider() is not provider:
+            logger.warning(
+                "djtrace: another tracer provider was already installed; djtrace's provider "
+                "is not the global one"
+            )
+        _provider, _config = provider, cfg
+        return provider
+
+
+def build_provider(cfg: Config) -> Any:
+    """A TracerProvider with the sampler, resource and exporters `cfg` describes."""
+    from djtrace.sdk.resources import SERVICE_NAME, Resource, host_attributes, process_attributes
+    from djtrace.sdk.trace import TracerProvider
+    from djtrace.sdk.trace.export import BatchSpanProcessor
+    from djtrace.sdk.trace.sampling import _FromName
+
+    attributes = {**process_attributes(), **host_attributes(), **cfg.resource_attributes}
+    if cfg.service_name:
+        attributes[SERVICE_NAME] = cfg.service_name
+    resource = Resource.create(attributes)
+    provider = TracerProvider(sampler=_FromName(cfg.sampler, cfg.sampler_arg), resource=resource)
+    for exporter in build_exporters(cfg):
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=cfg.bsp_max_queue_size,
+                schedule_delay_millis=cfg.bsp_schedule_delay_ms,
+                max_export_batch_size=cfg.bsp_max_export_batch_size,
+                export_timeout_millis=cfg.bsp_export_timeout_ms,
+            )
+        )
+    return provider
+
+
+def build_exporters(cfg: Config) -> list:
+    from djtrace.sdk.trace.export import ConsoleSpanExporter, OtlpJsonFileSpanExporter
+
+    exporters: list = []
+    for name in cfg.exporters:
+        if name == "console":
+            exporters.append(ConsoleSpanExporter(verbose=cfg.console_verbose))
+        elif name == "file":
+            exporters.append(OtlpJsonFileSpanExporter(cfg.file_path))
+        elif name == "otlp":
+            from djtrace.sdk.exporter import otlp_exporter_from_config
+
+            exporters.append(otlp_exporter_from_config(cfg))
+    return exporters
+
+
+def _install_propagators(cfg: Config) -> None:
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    known = {"tracecontext": TraceContextTextMapPropagator, "baggage": W3CBaggagePropagator}
+    propagate.set_global_textmap(CompositePropagator([known[n]() for n in cfg.propagators]))
+
+
+def get_config() -> Config | None:
+    """The configuration in force, once configure() has run."""
+    return _config
+
+
+def _reset_for_tests() -> None:
+    """Forgets the configured provider (tests only; the global OpenTelemetry one stays)."""
+    global _provider, _config
+    with _lock:
+        if _provider is not None and hasattr(_provider, "shutdown"):
+            _provider.shutdown()
+        _provider, _config = None, None
+
+
+__all__ = ["Config", "ConfigError", "__version__", "build_provider", "configure", "get_config"]

@@ -767,7 +767,53 @@ class TracerProvider(trace_api.TracerProvider):
         return self._core.counters()
 
 
+class _NoOpScope:
+    """start_as_current_span of a disabled SDK: no span, no context change, no allocation."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> trace_api.Span:
+        return trace_api.INVALID_SPAN
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        return False
+
+    def __call__(self, func):
+        return func
+
+
+_NOOP_SCOPE = _NoOpScope()
+
+
+class _DisabledTracer(trace_api.Tracer):
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace_api.Span:
+        return trace_api.INVALID_SPAN
+
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any):
+        return _NOOP_SCOPE
+
+
+_DISABLED_TRACER = _DisabledTracer()
+
+
+class DisabledTracerProvider(trace_api.TracerProvider):
+    """What OTEL_SDK_DISABLED=true installs: tracers that do nothing, as cheaply as possible."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
+        return _DISABLED_TRACER
+
+    def add_span_processor(self, span_processor: Any) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
 __all__ = [
+    "DisabledTracerProvider",
     "Event",
     "InstrumentationScope",
     "ReadableSpan",

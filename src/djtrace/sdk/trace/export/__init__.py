@@ -166,6 +166,55 @@ class BatchSpanProcessor:
         self._native.shutdown(int(self._export_timeout_millis))
 
 
+class ConsoleSpanExporter:
+    """Prints each trace as an indented tree once its local root span has ended.
+
+    `out` is any text stream (default sys.stdout); `verbose` shows every attribute and the span
+    ids; `color` defaults to whether `out` is a terminal and NO_COLOR is unset.
+    """
+
+    def __init__(self, service_name: str | None = None, out: Any = None, verbose: bool = False,
+                 color: bool | None = None) -> None:
+        import sys
+
+        self.out = out if out is not None else sys.stdout
+        if color is None:
+            isatty = getattr(self.out, "isatty", None)
+            color = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+        self._exporter = _native.ConsoleExporter(self.out, verbose, color)
+
+    def _native_exporter(self):
+        return self._exporter
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class OtlpJsonFileSpanExporter:
+    """Appends OTLP/JSON lines to `path`, one ExportTraceServiceRequest per batch: the
+    OpenTelemetry Collector's file-exporter format (readable by its otlpjsonfile receiver).
+    Several processes may share one file: each line is written with a single append."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise ConfigError(f"OtlpJsonFileSpanExporter: directory does not exist: {directory!r}")
+        self._exporter = _native.OtlpJsonFileExporter(self.path)
+
+    def _native_exporter(self):
+        return self._exporter
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
 class InMemorySpanExporter:
     """Keeps finished spans in native memory; for tests."""
 
@@ -193,6 +242,8 @@ class InMemorySpanExporter:
 __all__ = [
     "BatchSpanProcessor",
     "ConfigError",
+    "ConsoleSpanExporter",
+    "OtlpJsonFileSpanExporter",
     "InMemorySpanExporter",
     "SimpleSpanProcessor",
     "SpanExportResult",

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test: native unit tests (GoogleTest via CTest, then again under ASan+UBSan), a
+# short libFuzzer run of every fuzz target, and the Python suite (pytest).
+# FUZZ_SECONDS (default 15) sets each fuzzer's run; SKIP_SANITIZE=1 skips the sanitizer pass
+# for quick local iterations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+jobs=$(nproc)
+echo "== native unit tests"
+cmake -S . -B build/native-tests -G Ninja -DDJTRACE_BUILD_TESTS=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/native-tests -j "$jobs"
+ctest --test-dir build/native-tests --output-on-failure -j "$jobs"
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== native unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+  cmake -S . -B build/native-asan -G Ninja -DDJTRACE_BUILD_TESTS=ON -DDJTRACE_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build/native-asan -j "$jobs"
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/native-asan --output-on-failure -j "$jobs"
+fi
+
+echo "== fuzzers (${FUZZ_SECONDS:-15} s each)"
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DDJTRACE_BUILD_FUZZERS=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/fuzz -j "$jobs"
+shopt -s nullglob
+for fuzzer in build/fuzz/native/*_fuzz; do
+  name=$(basename "$fuzzer")
+  corpus=build/fuzz/corpus/$name
+  mkdir -p "$corpus"
+  seeds=()
+  [ -d "native/fuzz/corpus/$name" ] && seeds=("native/fuzz/corpus/$name")
+  echo "-- $name"
+  "$fuzzer" -max_total_time="${FUZZ_SECONDS:-15}" -print_final_stats=0 "$corpus" "${seeds[@]}" \
+    2>build/fuzz/$name.log || { tail -40 build/fuzz/$name.log; exit 1; }
+done
+
+echo "== Python tests"
+.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
