@@ -331,18 +331,24 @@ enum SpanFlags : uint8_t {
   kEndOnExit = 2,
   kRecordException = 4,
   kSetStatusOnException = 8,
-  kPythonEnd = 16,  // the span's class overrides end() (span processors written in Python)
 };
 
+// One per tracer provider. The Python hooks are set only when the provider has a sampler or
+// span processors written in Python; spans then take the (slower) Python path.
 struct PyTracerCore {
   std::shared_ptr<TracerCore> core;
-  bool end_may_block = false;  // a simple processor exports on the ending thread
+  bool end_may_block = false;    // a simple processor exports on the ending thread
+  nb::object py_start_span;      // (tracer, name, context, kind, attributes, links, start_time,
+                                 //  record_exception, set_status_on_exception) -> span
+  nb::object py_start_current;   // same plus end_on_exit -> context manager
+  nb::object py_end_hook;        // (span, end_time) -> None, replaces the native end
 };
 
 struct PySpan {
   LiveSpan span;
-  std::shared_ptr<PyTracerCore> owner;
-  PyObject* token = nullptr;  // owned; set while entered as the current span
+  PyTracerCore* owner = nullptr;
+  PyObject* owner_ref = nullptr;      // owned: keeps `owner` alive
+  PyObject* token = nullptr;          // owned; set while entered as the current span
   PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
   uint8_t flags = 0;
 
@@ -350,10 +356,21 @@ struct PySpan {
   ~PySpan() {
     Py_XDECREF(token);
     Py_XDECREF(context_cache);
+    Py_XDECREF(owner_ref);
   }
 };
 
-void EndSpan(PySpan& self, uint64_t end_time) {
+uint64_t ToTime(nb::handle t) {
+  if (t.is_none()) return 0;
+  unsigned long long v = PyLong_AsUnsignedLongLong(t.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    return 0;
+  }
+  return v;
+}
+
+void NativeEnd(PySpan& self, uint64_t end_time) {
   if (self.owner && self.owner->end_may_block && self.span.is_recording() &&
       !self.span.has_ended()) {
     nb::gil_scoped_release release;
@@ -361,6 +378,18 @@ void EndSpan(PySpan& self, uint64_t end_time) {
   } else {
     self.span.End(end_time);
   }
+}
+
+void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time) {
+  if (self.owner && self.owner->py_end_hook.is_valid() && self.span.is_recording()) {
+    try {
+      self.owner->py_end_hook(self_h, end_time);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("djtrace span end");
+    }
+    return;
+  }
+  NativeEnd(self, ToTime(end_time));
 }
 
 PyObject* Attach(PyObject* span_obj) {
@@ -397,14 +426,23 @@ void Detach(PyObject* token) {
   Py_XDECREF(r);
 }
 
-uint64_t ToTime(nb::handle t) {
-  if (t.is_none()) return 0;
-  unsigned long long v = PyLong_AsUnsignedLongLong(t.ptr());
-  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-    PyErr_Clear();
-    return 0;
+// An OpenTelemetry SpanContext (any object with its attributes) as native data.
+bool SpanContextFromPy(nb::handle sc, SpanContextData& out) {
+  try {
+    if (!nb::cast<bool>(sc.attr("is_valid"))) return false;
+    nb::object ts = sc.attr("trace_state");
+    std::string trace_state;
+    if (!ts.is_none()) {
+      nb::object header = ts.attr("to_header")();
+      ToString(header.ptr(), trace_state);
+    }
+    nb::tuple t = nb::make_tuple(sc.attr("trace_id"), sc.attr("span_id"),
+                                 nb::int_(sc.attr("trace_flags")), sc.attr("is_remote"),
+                                 nb::str(trace_state.c_str()));
+    return ContextFromTuple(t, out);
+  } catch (const nb::python_error&) {
+    return false;
   }
-  return v;
 }
 
 // Resolves a parent given as one of our spans, a context tuple, or any object with
@@ -418,18 +456,7 @@ bool ParentContext(nb::handle parent, SpanContextData& out) {
   }
   if (PyTuple_Check(parent.ptr())) return ContextFromTuple(parent, out);
   try {
-    nb::object sc = nb::borrow(parent).attr("get_span_context")();
-    if (!nb::cast<bool>(sc.attr("is_valid"))) return false;
-    nb::object ts = sc.attr("trace_state");
-    std::string trace_state;
-    if (!ts.is_none()) {
-      nb::object header = ts.attr("to_header")();
-      ToString(header.ptr(), trace_state);
-    }
-    nb::tuple t = nb::make_tuple(sc.attr("trace_id"), sc.attr("span_id"),
-                                 nb::int_(sc.attr("trace_flags")), sc.attr("is_remote"),
-                                 nb::str(trace_state.c_str()));
-    return ContextFromTuple(t, out);
+    return SpanContextFromPy(nb::borrow(parent).attr("get_span_context")(), out);
   } catch (const nb::python_error&) {
     return false;
   }
@@ -474,27 +501,57 @@ nb::object SpanInContext(nb::handle context) {
   }
 }
 
-void ReadLinks(nb::handle links, StartOptions& o) {
-  if (links.is_none()) return;
-  for (nb::handle link : links) {
-    // (context tuple, attributes) pairs prepared by the Python layer
-    SpanContextData lc;
-    if (!ContextFromTuple(link[0], lc)) continue;
-    Attributes la;
-    ToAttributes(link[1], la);
-    o.links.emplace_back(std::move(lc), std::move(la));
+// OpenTelemetry's SpanKind members, cached so that the common case is a pointer comparison.
+PyObject* g_span_kinds[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+
+int KindToOtlp(nb::handle kind) {
+  if (kind.is_none()) return static_cast<int>(SpanKind::kInternal);
+  for (int i = 0; i < 5; ++i)
+    if (kind.ptr() == g_span_kinds[i]) return i + 1;
+  try {
+    return nb::cast<int>(kind.attr("value")) + 1;
+  } catch (const std::exception&) {
+    PyErr_Clear();
+    return static_cast<int>(SpanKind::kInternal);
   }
 }
 
-nb::object NewSpan(nb::handle cls, const std::shared_ptr<PyTracerCore>& owner,
-                   const std::shared_ptr<const InstrumentationScope>& scope, nb::handle name,
-                   int kind, nb::handle parent, nb::handle attributes, nb::handle links,
-                   nb::handle start_time, int flags, StartOptions&& o) {
-  nb::object obj = nb::inst_alloc(cls);
+// Links are OpenTelemetry Link objects (.context, .attributes) or (context tuple, attributes).
+void ReadLinks(nb::handle links, StartOptions& o) {
+  if (links.is_none()) return;
+  try {
+    for (nb::handle link : links) {
+      SpanContextData lc;
+      Attributes la;
+      if (PyTuple_Check(link.ptr())) {
+        if (!ContextFromTuple(link[0], lc)) continue;
+        ToAttributes(link[1], la);
+      } else {
+        if (!SpanContextFromPy(link.attr("context"), lc)) continue;
+        ToAttributes(link.attr("attributes"), la);
+      }
+      o.links.emplace_back(std::move(lc), std::move(la));
+    }
+  } catch (const nb::python_error&) {
+  }
+}
+
+struct NativeTracer {
+  nb::object owner_obj;  // the TracerCore Python object
+  PyTracerCore* owner = nullptr;
+  std::shared_ptr<const InstrumentationScope> scope;
+  nb::object py_scope;  // the Python InstrumentationScope, for the read API
+};
+
+nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
+                   nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
+                   StartOptions&& o) {
+  nb::object obj = nb::inst_alloc(nb::type<PySpan>());
   PySpan* ps = nb::inst_ptr<PySpan>(obj);
   new (ps) PySpan();
   nb::inst_mark_ready(obj);
-  ps->owner = owner;
+  ps->owner = tracer.owner;
+  ps->owner_ref = tracer.owner_obj.inc_ref().ptr();
   ps->flags = static_cast<uint8_t>(flags);
   if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), o.name)) o.name = "unnamed";
   o.kind = static_cast<SpanKind>(kind);
@@ -503,7 +560,7 @@ nb::object NewSpan(nb::handle cls, const std::shared_ptr<PyTracerCore>& owner,
   o.start_time_unix_nano = ToTime(start_time);
   if (!attributes.is_none()) ToAttributes(attributes, o.attributes);
   ReadLinks(links, o);
-  SpanStarter::Start(owner->core, scope, std::move(o), ps->span);
+  SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), ps->span);
   return obj;
 }
 
@@ -534,30 +591,23 @@ void SpanExit(nb::handle self_h, nb::handle exc) {
       e.discard_as_unraisable("djtrace span __exit__");
     }
   }
-  if (self.flags & kEndOnExit) {
-    if (self.flags & kPythonEnd) {
-      try {
-        nb::borrow(self_h).attr("end")();
-      } catch (nb::python_error& e) {
-        e.discard_as_unraisable("djtrace span end");
-      }
-    } else {
-      EndSpan(self, 0);
-    }
-  }
+  if (self.flags & kEndOnExit) EndSpan(self_h, self, nb::none());
 }
 
 // What tracer.start_as_current_span() returns: the span starts on __enter__, in the context
 // current at that moment, as the official generator-based context manager does.
 struct SpanScope {
-  nb::object span_cls;
-  std::shared_ptr<PyTracerCore> owner;
-  std::shared_ptr<const InstrumentationScope> scope;
+  nb::object tracer_obj;
   nb::object name, context, attributes, links, start_time;
   int kind = 1;
   int flags = 0;
   nb::object span;
 };
+
+int Flags(bool attach, bool end_on_exit, bool record_exception, bool set_status) {
+  return (attach ? kAttachOnEnter : 0) | (end_on_exit ? kEndOnExit : 0) |
+         (record_exception ? kRecordException : 0) | (set_status ? kSetStatusOnException : 0);
+}
 
 }  // namespace
 }  // namespace djtrace
@@ -793,6 +843,15 @@ NB_MODULE(_native, m) {
              self.end_may_block = self.end_may_block || blocks_on_end;
            })
       .def(
+          "set_python_hooks",
+          [](PyTracerCore& self, nb::object start_span, nb::object start_current,
+             nb::object end_hook) {
+            self.py_start_span = start_span.is_none() ? nb::object() : start_span;
+            self.py_start_current = start_current.is_none() ? nb::object() : start_current;
+            self.py_end_hook = end_hook.is_none() ? nb::object() : end_hook;
+          },
+          "start_span"_a.none(), "start_current"_a.none(), "end_hook"_a.none())
+      .def(
           "force_flush",
           [](PyTracerCore& self, int64_t timeout_ms) {
             return self.core->ForceFlush(std::chrono::milliseconds(timeout_ms));
@@ -815,27 +874,132 @@ NB_MODULE(_native, m) {
         return d;
       });
 
+  m.def("set_span_kinds", [](nb::handle internal, nb::handle server, nb::handle client,
+                             nb::handle producer, nb::handle consumer) {
+    nb::handle kinds[5] = {internal, server, client, producer, consumer};
+    for (int i = 0; i < 5; ++i) g_span_kinds[i] = nb::borrow(kinds[i]).release().ptr();
+  });
+
+  nb::class_<NativeTracer>(m, "Tracer")
+      .def("__init__",
+           [](NativeTracer* self, nb::object owner, const std::string& name,
+              const std::string& version, const std::string& schema_url, nb::handle attributes,
+              nb::object py_scope) {
+             new (self) NativeTracer();
+             self->owner = &nb::cast<PyTracerCore&>(owner);
+             self->owner_obj = std::move(owner);
+             auto scope = std::make_shared<InstrumentationScope>();
+             scope->name = name;
+             scope->version = version;
+             scope->schema_url = schema_url;
+             ToAttributes(attributes, scope->attributes);
+             self->scope = std::move(scope);
+             self->py_scope = std::move(py_scope);
+           },
+           "core"_a, "name"_a, "version"_a, "schema_url"_a, "attributes"_a.none(),
+           "py_scope"_a.none())
+      .def_prop_ro("instrumentation_scope", [](NativeTracer& t) { return t.py_scope; })
+      .def(
+          "start_span",
+          [](nb::handle self_h, nb::handle name, nb::handle context, nb::handle kind,
+             nb::handle attributes, nb::handle links, nb::handle start_time,
+             bool record_exception, bool set_status_on_exception) -> nb::object {
+            NativeTracer& t = nb::cast<NativeTracer&>(self_h);
+            if (t.owner->py_start_span.is_valid())
+              return t.owner->py_start_span(self_h, name, context, kind, attributes, links,
+                                            start_time, record_exception,
+                                            set_status_on_exception);
+            nb::object parent = SpanInContext(context);
+            return NewSpan(t, name, KindToOtlp(kind), parent, attributes, links, start_time,
+                           Flags(false, true, record_exception, set_status_on_exception),
+                           StartOptions());
+          },
+          "name"_a.none(), "context"_a.none() = nb::none(), "kind"_a.none() = nb::none(),
+          "attributes"_a.none() = nb::none(), "links"_a.none() = nb::none(),
+          "start_time"_a.none() = nb::none(), "record_exception"_a = true,
+          "set_status_on_exception"_a = true)
+      .def(
+          "start_as_current_span",
+          [](nb::handle self_h, nb::handle name, nb::handle context, nb::handle kind,
+             nb::handle attributes, nb::handle links, nb::handle start_time,
+             bool record_exception, bool set_status_on_exception,
+             bool end_on_exit) -> nb::object {
+            NativeTracer& t = nb::cast<NativeTracer&>(self_h);
+            if (t.owner->py_start_current.is_valid())
+              return t.owner->py_start_current(self_h, name, context, kind, attributes, links,
+                                               start_time, record_exception,
+                                               set_status_on_exception, end_on_exit);
+            nb::object obj = nb::inst_alloc(nb::type<SpanScope>());
+            SpanScope* s = nb::inst_ptr<SpanScope>(obj);
+            new (s) SpanScope();
+            nb::inst_mark_ready(obj);
+            s->tracer_obj = nb::borrow(self_h);
+            s->name = nb::borrow(name);
+            s->context = nb::borrow(context);
+            s->kind = KindToOtlp(kind);
+            s->attributes = nb::borrow(attributes);
+            s->links = nb::borrow(links);
+            s->start_time = nb::borrow(start_time);
+            s->flags = Flags(true, end_on_exit, record_exception, set_status_on_exception);
+            return obj;
+          },
+          "name"_a.none(), "context"_a.none() = nb::none(), "kind"_a.none() = nb::none(),
+          "attributes"_a.none() = nb::none(), "links"_a.none() = nb::none(),
+          "start_time"_a.none() = nb::none(), "record_exception"_a = true,
+          "set_status_on_exception"_a = true, "end_on_exit"_a = true)
+      // A span whose sampling decision was taken by a sampler written in Python.
+      .def(
+          "_start_span_decided",
+          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind,
+             nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
+             nb::handle trace_id, int decision, nb::handle trace_state) {
+            StartOptions o;
+            o.decision = static_cast<SamplingDecision>(decision);
+            if (PyUnicode_Check(trace_state.ptr()))
+              o.has_trace_state_override = ToString(trace_state.ptr(), o.trace_state_override);
+            TraceId id{};
+            if (IntToId(trace_id, id.data(), 16) && !IsZero(id)) o.trace_id = id;
+            return NewSpan(t, name, kind, parent, attributes, links, start_time, flags,
+                           std::move(o));
+          },
+          "name"_a.none(), "parent"_a.none(), "kind"_a, "attributes"_a.none(), "links"_a.none(),
+          "start_time"_a.none(), "flags"_a, "trace_id"_a.none(), "decision"_a,
+          "trace_state"_a.none())
+      .def(
+          "_start_span_native",
+          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind,
+             nb::handle attributes, nb::handle links, nb::handle start_time, int flags) {
+            return NewSpan(t, name, kind, parent, attributes, links, start_time, flags,
+                           StartOptions());
+          },
+          "name"_a.none(), "parent"_a.none(), "kind"_a, "attributes"_a.none(), "links"_a.none(),
+          "start_time"_a.none(), "flags"_a);
+
   nb::class_<PySpan>(m, "Span")
-      .def("set_attribute",
-           [](PySpan& self, nb::handle key, nb::handle value) {
-             if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) return;
-             Py_ssize_t n;
-             const char* k = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
-             if (!k || n == 0) {
-               PyErr_Clear();
-               return;
-             }
-             AttrValue v;
-             if (ToAttrValue(value.ptr(), v))
-               self.span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
-           }, "key"_a.none(), "value"_a.none())
-      .def("set_attributes",
-           [](PySpan& self, nb::handle attributes) {
-             if (!self.span.is_recording()) return;
-             Attributes attrs;
-             ToAttributes(attributes, attrs);
-             for (auto& a : attrs) self.span.SetAttribute(a.key, std::move(a.value));
-           }, "attributes"_a.none())
+      .def(
+          "set_attribute",
+          [](PySpan& self, nb::handle key, nb::handle value) {
+            if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) return;
+            Py_ssize_t n;
+            const char* k = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
+            if (!k || n == 0) {
+              PyErr_Clear();
+              return;
+            }
+            AttrValue v;
+            if (ToAttrValue(value.ptr(), v))
+              self.span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
+          },
+          "key"_a.none(), "value"_a.none())
+      .def(
+          "set_attributes",
+          [](PySpan& self, nb::handle attributes) {
+            if (!self.span.is_recording()) return;
+            Attributes attrs;
+            ToAttributes(attributes, attrs);
+            for (auto& a : attrs) self.span.SetAttribute(a.key, std::move(a.value));
+          },
+          "attributes"_a.none())
       .def(
           "add_event",
           [](PySpan& self, nb::handle name, nb::handle attributes, nb::handle timestamp) {
@@ -847,33 +1011,45 @@ NB_MODULE(_native, m) {
             self.span.AddEvent(std::move(n), ToTime(timestamp), std::move(attrs));
           },
           "name"_a.none(), "attributes"_a.none() = nb::none(), "timestamp"_a.none() = nb::none())
-      .def("_add_link",
-           [](PySpan& self, nb::handle context, nb::handle attributes) {
-             if (!self.span.is_recording()) return;
-             SpanContextData c;
-             if (!ParentContext(context, c)) return;
-             Attributes attrs;
-             ToAttributes(attributes, attrs);
-             self.span.AddLink(c, std::move(attrs));
-           }, "context"_a.none(), "attributes"_a.none())
-      .def("update_name",
-           [](PySpan& self, nb::handle name) {
-             std::string n;
-             if (PyUnicode_Check(name.ptr()) && ToString(name.ptr(), n))
-               self.span.UpdateName(std::move(n));
-           }, "name"_a.none())
-      .def("_set_status",
-           [](PySpan& self, int code, nb::handle description) {
-             std::string d;
-             if (PyUnicode_Check(description.ptr())) ToString(description.ptr(), d);
-             self.span.SetStatus(static_cast<StatusCode>(code), d);
-           }, "code"_a, "description"_a.none())
       .def(
-          "end", [](PySpan& self, nb::handle end_time) { EndSpan(self, ToTime(end_time)); },
+          "add_link",
+          [](PySpan& self, nb::handle context, nb::handle attributes) {
+            if (!self.span.is_recording() || context.is_none()) return;
+            SpanContextData c;
+            if (!(PyTuple_Check(context.ptr()) ? ContextFromTuple(context, c)
+                                               : SpanContextFromPy(context, c)))
+              return;
+            Attributes attrs;
+            ToAttributes(attributes, attrs);
+            self.span.AddLink(c, std::move(attrs));
+          },
+          "context"_a.none(), "attributes"_a.none() = nb::none())
+      .def(
+          "update_name",
+          [](PySpan& self, nb::handle name) {
+            std::string n;
+            if (PyUnicode_Check(name.ptr()) && ToString(name.ptr(), n))
+              self.span.UpdateName(std::move(n));
+          },
+          "name"_a.none())
+      .def(
+          "_set_status",
+          [](PySpan& self, int code, nb::handle description) {
+            std::string d;
+            if (PyUnicode_Check(description.ptr())) ToString(description.ptr(), d);
+            self.span.SetStatus(static_cast<StatusCode>(code), d);
+          },
+          "code"_a, "description"_a.none())
+      .def(
+          "end",
+          [](nb::handle self_h, nb::handle end_time) {
+            EndSpan(self_h, nb::cast<PySpan&>(self_h), end_time);
+          },
           "end_time"_a.none() = nb::none())
-      .def("_mark_ended",
-           [](PySpan& self, nb::handle end_time) { return self.span.MarkEnded(ToTime(end_time)); },
-           "end_time"_a.none() = nb::none())
+      .def(
+          "_mark_ended",
+          [](PySpan& self, nb::handle end_time) { return self.span.MarkEnded(ToTime(end_time)); },
+          "end_time"_a.none() = nb::none())
       .def("_submit",
            [](PySpan& self) {
              if (self.owner && self.owner->end_may_block) {
@@ -883,7 +1059,8 @@ NB_MODULE(_native, m) {
                self.span.Submit();
              }
            })
-      .def("is_recording", [](PySpan& self) { return self.span.is_recording() && !self.span.has_ended(); })
+      .def("is_recording",
+           [](PySpan& self) { return self.span.is_recording() && !self.span.has_ended(); })
       .def_prop_ro("_ended", [](PySpan& self) { return self.span.has_ended(); })
       .def("_context_tuple", [](PySpan& self) { return ContextTuple(self.span.context()); })
       .def("_parent_span_id",
@@ -921,9 +1098,9 @@ NB_MODULE(_native, m) {
            [](SpanScope& self) {
              if (!self.span.is_valid()) {
                nb::object parent = SpanInContext(self.context);
-               self.span = NewSpan(self.span_cls, self.owner, self.scope, self.name, self.kind,
-                                   parent, self.attributes, self.links, self.start_time,
-                                   self.flags, StartOptions());
+               self.span = NewSpan(nb::cast<NativeTracer&>(self.tracer_obj), self.name,
+                                   self.kind, parent, self.attributes, self.links,
+                                   self.start_time, self.flags, StartOptions());
              }
              return SpanEnter(self.span);
            })
@@ -934,9 +1111,8 @@ NB_MODULE(_native, m) {
             return false;
           },
           "exc_type"_a.none(), "exc"_a.none(), "tb"_a.none())
-      .def("_recreate", [](nb::handle self_h) {
-        SpanScope& self = nb::cast<SpanScope&>(self_h);
-        nb::object obj = nb::inst_alloc(self_h.type());
+      .def("_recreate", [](SpanScope& self) {
+        nb::object obj = nb::inst_alloc(nb::type<SpanScope>());
         SpanScope* copy = nb::inst_ptr<SpanScope>(obj);
         new (copy) SpanScope(self);
         copy->span = nb::object();
@@ -944,58 +1120,8 @@ NB_MODULE(_native, m) {
         return obj;
       });
 
-  // Starts a span. `parent` is None, one of our spans, a context tuple or any span object.
-  // flags: SpanFlags. Returns an instance of `cls` (Span or a Python subclass of it).
-  m.def("start_span", [](nb::handle cls, std::shared_ptr<PyTracerCore> owner,
-                         std::shared_ptr<const InstrumentationScope> scope, nb::handle name,
-                         int kind, nb::handle context, nb::handle attributes, nb::handle links,
-                         nb::handle start_time, int flags) {
-    nb::object parent = SpanInContext(context);
-    return NewSpan(cls, owner, scope, name, kind, parent, attributes, links, start_time, flags,
-                   StartOptions());
-  }, "cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "context"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none());
-
-  // The context manager of start_as_current_span; `scope_cls` is SpanScope or a subclass.
-  m.def("start_scope", [](nb::handle scope_cls, nb::handle span_cls,
-                          std::shared_ptr<PyTracerCore> owner,
-                          std::shared_ptr<const InstrumentationScope> scope, nb::handle name,
-                          int kind, nb::handle context, nb::handle attributes, nb::handle links,
-                          nb::handle start_time, int flags) {
-    nb::object obj = nb::inst_alloc(scope_cls);
-    SpanScope* s = nb::inst_ptr<SpanScope>(obj);
-    new (s) SpanScope();
-    s->span_cls = nb::borrow(span_cls);
-    s->owner = std::move(owner);
-    s->scope = std::move(scope);
-    s->name = nb::borrow(name);
-    s->kind = kind;
-    s->context = nb::borrow(context);
-    s->attributes = nb::borrow(attributes);
-    s->links = nb::borrow(links);
-    s->start_time = nb::borrow(start_time);
-    s->flags = flags;
-    nb::inst_mark_ready(obj);
-    return obj;
-  }, "scope_cls"_a.none(), "span_cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "context"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none());
-
   m.def("current_span", [](nb::handle context) { return SpanInContext(context); },
         "context"_a.none() = nb::none());
-
-  // Starts a span with a decision taken by a sampler written in Python.
-  m.def("start_span_decided",
-        [](nb::handle cls, std::shared_ptr<PyTracerCore> owner,
-           std::shared_ptr<const InstrumentationScope> scope, nb::handle name, int kind,
-           nb::handle parent, nb::handle attributes, nb::handle links, nb::handle start_time,
-           int flags, nb::handle trace_id, int decision, nb::handle trace_state) {
-          StartOptions o;
-          o.decision = static_cast<SamplingDecision>(decision);
-          if (PyUnicode_Check(trace_state.ptr()))
-            o.has_trace_state_override = ToString(trace_state.ptr(), o.trace_state_override);
-          TraceId id{};
-          if (IntToId(trace_id, id.data(), 16) && !IsZero(id)) o.trace_id = id;
-          return NewSpan(cls, owner, scope, name, kind, parent, attributes, links, start_time,
-                         flags, std::move(o));
-        }, "cls"_a.none(), "owner"_a.none(), "scope"_a.none(), "name"_a.none(), "kind"_a.none(), "parent"_a.none(), "attributes"_a.none(), "links"_a.none(), "start_time"_a.none(), "flags"_a.none(), "trace_id"_a.none(), "decision"_a.none(), "trace_state"_a.none());
 
   // ----- ids and W3C helpers
   m.def("new_trace_id", [] {

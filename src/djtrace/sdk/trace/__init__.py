@@ -25,6 +25,9 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from djtrace import _native
 from djtrace.sdk import _context  # noqa: F401 - installs the context glue
+
+_native.set_span_kinds(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER,
+                       SpanKind.CONSUMER)
 from djtrace.sdk.resources import Resource
 from djtrace.sdk.trace.sampling import Decision, Sampler, sampler_from_env
 
@@ -35,7 +38,6 @@ _ATTACH = 1
 _END_ON_EXIT = 2
 _RECORD_EXCEPTION = 4
 _SET_STATUS = 8
-_PYTHON_END = 16
 
 _KIND_INTERNAL = SpanKind.INTERNAL
 _STATUS_UNSET = StatusCode.UNSET
@@ -324,10 +326,9 @@ class ReadableSpan:
         return f"ReadableSpan(name={self.name!r}, context={self.context!r})"
 
 
-class Span(_native.Span):
-    """A live span. The hot methods (set_attribute, add_event, end, ...) are native."""
-
-    __slots__ = ()
+class _SpanMethods:
+    """Python methods of the native span type (attached to _native.Span below): the rare paths
+    and the read API. The hot methods (set_attribute, add_event, end, ...) are native."""
 
     def get_span_context(self) -> SpanContext:
         ctx = self._context_cache
@@ -345,11 +346,6 @@ class Span(_native.Span):
             self._set_status(status.status_code.value, status.description)
         elif isinstance(status, StatusCode):
             self._set_status(status.value, description)
-
-    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
-        if context is None or not context.is_valid:
-            return
-        self._add_link(_context_tuple(context), attributes)
 
     def record_exception(self, exception: BaseException, attributes: Mapping[str, Any] | None = None,
                          timestamp: int | None = None, escaped: bool = False) -> None:
@@ -386,7 +382,7 @@ class Span(_native.Span):
             self._set_status(StatusCode.ERROR.value, f"{type(exc).__name__}: {exc}")
 
     # Read access of the official SDK's Span, built on demand.
-    def _readable(self) -> ReadableSpan | None:
+    def _readable(self) -> "ReadableSpan | None":
         data = self._data()
         return ReadableSpan(data) if data is not None else None
 
@@ -436,38 +432,23 @@ class Span(_native.Span):
         return data["end_time"] if data else None
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(name="{self.name}", context={self.get_span_context()})'
+        return f'Span(name="{self.name}", context={self.get_span_context()})'
 
 
+def _attach_methods(native_type: type, methods: type) -> None:
+    for attr, value in vars(methods).items():
+        if not attr.startswith("__") or attr in ("__repr__", "__call__"):
+            setattr(native_type, attr, value)
+
+
+_attach_methods(_native.Span, _SpanMethods)
+Span = _native.Span
 trace_api.Span.register(Span)
 
 
-class _HookedSpan(Span):
-    """A span whose provider has span processors written in Python."""
-
-    __slots__ = ()
-    _processors: tuple = ()
-
-    def end(self, end_time: int | None = None) -> None:
-        if not self._mark_ended(end_time):
-            return
-        data = self._data()
-        if data is not None:
-            readable = ReadableSpan(data)
-            for processor in self._processors:
-                try:
-                    processor.on_end(readable)
-                except Exception:  # noqa: BLE001
-                    _report_internal_error(f"{type(processor).__name__}.on_end")
-        self._submit()
-
-
-class _SpanScope(_native.SpanScope):
-    """What start_as_current_span returns: a context manager, usable as a decorator too."""
-
-    __slots__ = ()
-
+class _ScopeMethods:
     def __call__(self, func):
+        """Use as a decorator: each call of `func` runs in a new span."""
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -483,6 +464,9 @@ class _SpanScope(_native.SpanScope):
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+_attach_methods(_native.SpanScope, _ScopeMethods)
 
 
 _error_lock = threading.Lock()
@@ -501,68 +485,49 @@ def _report_internal_error(where: str) -> None:
         logger.warning("djtrace: internal error in %s (occurrence %d)", where, n, exc_info=True)
 
 
-class Tracer(trace_api.Tracer):
-    """Creates spans; obtained from TracerProvider.get_tracer()."""
+Tracer = _native.Tracer
+trace_api.Tracer.register(Tracer)
 
-    __slots__ = ("_provider", "_scope", "_native_scope", "_core")
 
-    def __init__(self, provider: "TracerProvider", scope: InstrumentationScope) -> None:
-        self._provider = provider
-        self._scope = scope
-        self._native_scope = _native.make_scope(
-            scope.name, scope.version or "", scope.schema_url or "", dict(scope.attributes)
-        )
-        self._core = provider._core
+def _flags(attach: bool, end_on_exit: bool, record_exception: bool, set_status: bool) -> int:
+    return ((_ATTACH if attach else 0) | (_END_ON_EXIT if end_on_exit else 0)
+            | (_RECORD_EXCEPTION if record_exception else 0) | (_SET_STATUS if set_status else 0))
 
-    @property
-    def instrumentation_scope(self) -> InstrumentationScope:
-        return self._scope
 
-    def start_span(
-        self,
-        name: str,
-        context: Any = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Mapping[str, Any] | None = None,
-        links: Sequence[trace_api.Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-    ) -> trace_api.Span:
-        provider = self._provider
-        flags = (
-            _END_ON_EXIT
-            | (_RECORD_EXCEPTION if record_exception else 0)
-            | (_SET_STATUS if set_status_on_exception else 0)
-            | provider._extra_flags
-        )
+class _PythonPath:
+    """How spans start and end when the provider has a sampler or span processors written in
+    Python: the same behaviour as the native path, with the Python hooks called."""
+
+    def __init__(self, provider: "TracerProvider") -> None:
+        self._provider = weakref.ref(provider)
+
+    def start_span(self, tracer, name, context=None, kind=SpanKind.INTERNAL, attributes=None,
+                   links=None, start_time=None, record_exception=True,
+                   set_status_on_exception=True, *, _attach=False, _end_on_exit=True):
+        provider = self._provider()
+        flags = _flags(_attach, _end_on_exit, record_exception, set_status_on_exception)
+        kind = SpanKind.INTERNAL if kind is None else kind
         try:
-            if provider._py_sampler is None:
-                span = _native.start_span(
-                    provider._span_cls, self._core, self._native_scope, name,
-                    _otlp_kind(kind), context, attributes, _links(links), start_time, flags,
-                )
+            parent = _native.current_span(context)
+            if provider is not None and provider._py_sampler is not None:
+                span = self._start_sampled(provider, tracer, name, parent, kind, attributes,
+                                           links, start_time, flags)
             else:
-                span = self._start_sampled_in_python(
-                    name, context, kind, attributes, links, start_time, flags
-                )
+                span = tracer._start_span_native(name, parent, _otlp_kind(kind), attributes,
+                                                 _links(links), start_time, flags)
         except Exception:  # noqa: BLE001
             _report_internal_error("start_span")
             return trace_api.INVALID_SPAN
-        if provider._py_processors:
+        if provider is not None and provider._py_processors:
             provider._on_start(span, context)
         return span
 
-    def _start_sampled_in_python(self, name, context, kind, attributes, links, start_time, flags):
-        provider = self._provider
-        parent_obj = _native.current_span(context)
-        parent_ctx = (
-            parent_obj.get_span_context() if parent_obj is not None else trace_api.INVALID_SPAN_CONTEXT
-        )
+    @staticmethod
+    def _start_sampled(provider, tracer, name, parent, kind, attributes, links, start_time, flags):
+        parent_ctx = (parent.get_span_context() if parent is not None
+                      else trace_api.INVALID_SPAN_CONTEXT)
         trace_id = parent_ctx.trace_id if parent_ctx.is_valid else _native.new_trace_id()
-        parent_context = (
-            trace_api.set_span_in_context(parent_obj) if parent_obj is not None else context
-        )
+        parent_context = trace_api.set_span_in_context(parent) if parent is not None else None
         result = provider._py_sampler.should_sample(
             parent_context, trace_id, name, kind, attributes, links,
             parent_ctx.trace_state if parent_ctx.is_valid else None,
@@ -571,51 +536,41 @@ class Tracer(trace_api.Tracer):
         if result.decision.is_recording() and result.attributes:
             merged.update(result.attributes)
         state = result.trace_state.to_header() if result.trace_state is not None else None
-        return _native.start_span_decided(
-            provider._span_cls, self._core, self._native_scope, name, _otlp_kind(kind),
-            parent_obj, merged or None, _links(links), start_time, flags, trace_id,
-            result.decision.value, state,
+        return tracer._start_span_decided(
+            name, parent, _otlp_kind(kind), merged or None, _links(links), start_time, flags,
+            trace_id, result.decision.value, state,
         )
 
-    def start_as_current_span(
-        self,
-        name: str,
-        context: Any = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Mapping[str, Any] | None = None,
-        links: Sequence[trace_api.Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
-    ):
-        provider = self._provider
-        if provider._py_sampler is not None or provider._py_processors:
-            return self._start_as_current_span_python(
-                name, context, kind, attributes, links, start_time, record_exception,
-                set_status_on_exception, end_on_exit,
-            )
-        flags = (
-            _ATTACH
-            | (_END_ON_EXIT if end_on_exit else 0)
-            | (_RECORD_EXCEPTION if record_exception else 0)
-            | (_SET_STATUS if set_status_on_exception else 0)
-        )
-        return _native.start_scope(
-            _SpanScope, provider._span_cls, self._core, self._native_scope, name,
-            _otlp_kind(kind), context, attributes, _links(links), start_time, flags,
-        )
+    def start_as_current_span(self, tracer, name, context=None, kind=SpanKind.INTERNAL,
+                              attributes=None, links=None, start_time=None,
+                              record_exception=True, set_status_on_exception=True,
+                              end_on_exit=True):
+        return self._current(tracer, name, context, kind, attributes, links, start_time,
+                             record_exception, set_status_on_exception, end_on_exit)
 
-    @trace_api._agnosticcontextmanager  # noqa: SLF001 - the API's own decorator-capable CM
-    def _start_as_current_span_python(
-        self, name, context, kind, attributes, links, start_time, record_exception,
-        set_status_on_exception, end_on_exit,
-    ) -> Iterator[trace_api.Span]:
-        span = self.start_span(name, context, kind, attributes, links, start_time,
-                               record_exception, set_status_on_exception)
+    @trace_api._agnosticcontextmanager  # noqa: SLF001 - the API's decorator-capable CM
+    def _current(self, tracer, name, context, kind, attributes, links, start_time,
+                 record_exception, set_status_on_exception, end_on_exit) -> Iterator[Any]:
+        span = self.start_span(tracer, name, context, kind, attributes, links, start_time,
+                               record_exception, set_status_on_exception, _attach=True,
+                               _end_on_exit=end_on_exit)
         with trace_api.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
                                 set_status_on_exception=set_status_on_exception) as s:
             yield s
+
+    def end(self, span, end_time=None) -> None:
+        provider = self._provider()
+        if not span._mark_ended(end_time):
+            return
+        data = span._data()
+        if data is not None and provider is not None:
+            readable = ReadableSpan(data)
+            for processor in provider._py_processors:
+                try:
+                    processor.on_end(readable)
+                except Exception:  # noqa: BLE001
+                    _report_internal_error(f"{type(processor).__name__}.on_end")
+        span._submit()
 
 
 class SpanProcessor:
@@ -670,8 +625,10 @@ class TracerProvider(trace_api.TracerProvider):
             self._resource._to_native(),
             self._span_limits._native_tuple(),
         )
-        self._span_cls: type = Span
-        self._extra_flags = 0
+        self._python_path = _PythonPath(self)
+        if self._py_sampler is not None:
+            self._core.set_python_hooks(self._python_path.start_span,
+                                        self._python_path.start_as_current_span, None)
         self._py_processors: list = []
         self._processors: list = []
         self._tracers: dict = {}
@@ -713,7 +670,8 @@ class TracerProvider(trace_api.TracerProvider):
                     scope = InstrumentationScope(instrumenting_module_name,
                                                  instrumenting_library_version, schema_url,
                                                  attributes)
-                    tracer = Tracer(self, scope)
+                    tracer = Tracer(self._core, scope.name, scope.version or "",
+                                    scope.schema_url or "", dict(scope.attributes), scope)
                     self._tracers[key] = tracer
         return tracer
 
@@ -726,11 +684,9 @@ class TracerProvider(trace_api.TracerProvider):
                 self._core.add_processor(native(), bool(getattr(span_processor, "_blocks_on_end", False)))
                 return
             self._py_processors.append(span_processor)
-            hooked = type("Span", (_HookedSpan,), {"__slots__": ()})
-            hooked._processors = tuple(self._py_processors)
-            trace_api.Span.register(hooked)
-            self._span_cls = hooked
-            self._extra_flags = _PYTHON_END
+            self._core.set_python_hooks(self._python_path.start_span,
+                                        self._python_path.start_as_current_span,
+                                        self._python_path.end)
 
     def _on_start(self, span: Span, context: Any) -> None:
         for processor in self._py_processors:
