@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "export/otlp_exporter.h"
 #include "export/stream_exporters.h"
 #include "trace/ids.h"
 #include "trace/memory_exporter.h"
@@ -772,6 +773,78 @@ NB_MODULE(_native, m) {
   nb::class_<OtlpJsonFileExporter, SpanExporter>(m, "OtlpJsonFileExporter")
       .def(nb::init<std::string>(), "path"_a)
       .def_prop_ro("path", &OtlpJsonFileExporter::path);
+
+  // OTLP exporters. `log` is called from the export worker thread with (level, message); it
+  // runs under the GIL, taken only for that call.
+  auto make_otlp = [](bool grpc, const std::string& endpoint, nb::handle headers,
+                      const std::string& compression, double timeout_s,
+                      const std::string& certificate_file, const std::string& client_key_file,
+                      const std::string& client_certificate_file, bool insecure,
+                      nb::object log) -> std::shared_ptr<SpanExporter> {
+    OtlpExporterOptions o;
+    o.endpoint = endpoint;
+    if (!headers.is_none()) {
+      for (nb::handle item : headers) {
+        o.headers.emplace_back(nb::cast<std::string>(item[0]), nb::cast<std::string>(item[1]));
+      }
+    }
+    if (!ParseOtlpCompression(compression, o.compression))
+      throw nb::value_error(("unsupported OTLP compression '" + compression + "'").c_str());
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+    o.certificate_file = certificate_file;
+    o.client_key_file = client_key_file;
+    o.client_certificate_file = client_certificate_file;
+    o.insecure = insecure;
+    o.user_agent = "djtrace-otlp-exporter/" DJTRACE_VERSION;
+    if (!log.is_none()) {
+      auto keep = std::make_shared<nb::object>(std::move(log));
+      o.log = [keep](int level, std::string_view message) {
+        if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+        nb::gil_scoped_acquire gil;
+        try {
+          (*keep)(level, nb::str(message.data(), message.size()));
+        } catch (nb::python_error& e) {
+          e.discard_as_unraisable("djtrace exporter log");
+        }
+      };
+    }
+    std::string error;
+    std::shared_ptr<SpanExporter> exporter;
+    if (grpc) {
+      exporter = OtlpGrpcExporter::Create(std::move(o), error);
+    } else {
+      exporter = OtlpHttpExporter::Create(std::move(o), error);
+    }
+    if (!exporter) throw nb::value_error(error.c_str());
+    return exporter;
+  };
+  m.def(
+      "otlp_exporter",
+      [make_otlp](bool grpc, const std::string& endpoint, nb::handle headers,
+                  const std::string& compression, double timeout_s,
+                  const std::string& certificate_file, const std::string& client_key_file,
+                  const std::string& client_certificate_file, bool insecure, nb::object log) {
+        return make_otlp(grpc, endpoint, headers, compression, timeout_s, certificate_file,
+                         client_key_file, client_certificate_file, insecure, std::move(log));
+      },
+      "grpc"_a, "endpoint"_a, "headers"_a.none(), "compression"_a, "timeout_s"_a,
+      "certificate_file"_a, "client_key_file"_a, "client_certificate_file"_a, "insecure"_a,
+      "log"_a.none());
+  m.def("otlp_exporter_stats", [](std::shared_ptr<SpanExporter> e) -> nb::object {
+    auto* otlp = dynamic_cast<OtlpExporterBase*>(e.get());
+    if (!otlp) return nb::none();
+    OtlpExporterStats s = otlp->stats();
+    nb::dict d;
+    d["batches_exported"] = s.batches_exported;
+    d["spans_exported"] = s.spans_exported;
+    d["batches_failed"] = s.batches_failed;
+    d["spans_failed"] = s.spans_failed;
+    d["retries"] = s.retries;
+    d["spans_rejected"] = s.spans_rejected;
+    d["connections"] = s.connections;
+    d["last_error"] = s.last_error;
+    return d;
+  });
 
   // ----- processors
   nb::class_<SpanProcessor>(m, "NativeProcessor")
