@@ -12,6 +12,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Like opentelemetry-sdk's export processors, only sampled spans are exported; a span a
+// sampler kept as RECORD_ONLY is for in-process processors alone.
+bool Sampled(const SpanData& span) { return span.flags & 0x01u; }
+
 // Every live batch processor, so that fork handlers can put each into a consistent state.
 struct ForkRegistry {
   std::mutex mu;
@@ -49,8 +53,9 @@ SimpleSpanProcessor::SimpleSpanProcessor(std::shared_ptr<SpanExporter> exporter,
       export_timeout_(export_timeout) {}
 
 void SimpleSpanProcessor::OnEnd(SpanPtr span) noexcept {
+  if (!span || !Sampled(*span)) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (shutdown_ || !span) return;
+  if (shutdown_) return;
   if (transform_) transform_(*span);
   const SpanData* one[] = {span.get()};
   exporter_->Export(std::span<const SpanData* const>(one, 1), Clock::now() + export_timeout_);
@@ -69,191 +74,226 @@ bool SimpleSpanProcessor::Shutdown(std::chrono::milliseconds) noexcept {
   return true;
 }
 
+struct BatchSpanProcessor::State {
+  std::shared_ptr<SpanExporter> exporter;
+  BatchOptions options;
+  SpanTransform transform;
+
+  std::mutex mu;
+  std::condition_variable cv;        // wakes the worker
+  std::condition_variable flush_cv;  // wakes ForceFlush callers
+  std::vector<SpanPtr> queue;
+  // Held by pointer so that a child after fork can forget the parent's thread.
+  std::unique_ptr<std::thread> worker;
+  bool stop = false;
+  bool shutdown = false;
+  bool exporter_needs_fork_reset = false;
+  uint64_t flush_requested = 0;
+  uint64_t flush_completed = 0;
+
+  std::atomic<uint64_t> spans_queued{0}, spans_dropped{0}, spans_exported{0}, spans_failed{0},
+      batches_exported{0}, batches_failed{0};
+};
+
 BatchSpanProcessor::BatchSpanProcessor(std::shared_ptr<SpanExporter> exporter,
                                        BatchOptions options, SpanTransform transform)
-    : exporter_(std::move(exporter)), options_(options), transform_(std::move(transform)) {
+    : state_(std::make_shared<State>()) {
   // A batch never exceeds the queue, as the official SDK requires of its settings.
-  options_.max_export_batch_size = std::clamp<uint32_t>(options_.max_export_batch_size, 1,
-                                                        std::max<uint32_t>(options_.max_queue_size, 1));
-  queue_.reserve(std::min<uint32_t>(options_.max_queue_size, 4096));
+  options.max_export_batch_size = std::clamp<uint32_t>(
+      options.max_export_batch_size, 1, std::max<uint32_t>(options.max_queue_size, 1));
+  state_->exporter = std::move(exporter);
+  state_->options = options;
+  state_->transform = std::move(transform);
+  state_->queue.reserve(std::min<uint32_t>(options.max_queue_size, 4096));
   std::lock_guard<std::mutex> lock(Registry().mu);
   Registry().processors.insert(this);
 }
 
 BatchSpanProcessor::~BatchSpanProcessor() {
-  Shutdown(options_.export_timeout);
+  Shutdown(state_->options.export_timeout);
   std::lock_guard<std::mutex> lock(Registry().mu);
   Registry().processors.erase(this);
 }
 
+const BatchOptions& BatchSpanProcessor::options() const { return state_->options; }
+
 void BatchSpanProcessor::StartWorkerLocked() {
-  if (worker_ || shutdown_) return;
+  State& s = *state_;
+  if (s.worker || s.shutdown) return;
   try {
-    worker_ = std::make_unique<std::thread>([this] { WorkerLoop(); });
+    s.worker = std::make_unique<std::thread>(&BatchSpanProcessor::WorkerLoop, state_);
   } catch (...) {
-    worker_.reset();  // no thread: spans stay queued until one can start
+    s.worker.reset();  // no thread: spans stay queued until one can start
   }
 }
 
 void BatchSpanProcessor::OnEnd(SpanPtr span) noexcept {
   if (!span) return;
+  State& s = *state_;
   bool wake = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (shutdown_ || queue_.size() >= options_.max_queue_size) {
-      spans_dropped_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.shutdown || s.queue.size() >= s.options.max_queue_size) {
+      s.spans_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    if (!worker_) StartWorkerLocked();
+    if (!s.worker) StartWorkerLocked();
     try {
-      queue_.push_back(std::move(span));
+      s.queue.push_back(std::move(span));
     } catch (...) {
-      spans_dropped_.fetch_add(1, std::memory_order_relaxed);
+      s.spans_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    spans_queued_.fetch_add(1, std::memory_order_relaxed);
-    wake = queue_.size() == options_.max_export_batch_size;
+    s.spans_queued.fetch_add(1, std::memory_order_relaxed);
+    wake = s.queue.size() == s.options.max_export_batch_size;
   }
-  if (wake) cv_.notify_one();
+  if (wake) s.cv.notify_one();
 }
 
-void BatchSpanProcessor::WorkerLoop() {
+void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
+  State& s = *state;
   std::vector<SpanPtr> taken;
   std::vector<SpanPtr> batch;
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(s.mu);
   for (;;) {
-    if (!stop_ && flush_requested_ == flush_completed_ &&
-        queue_.size() < options_.max_export_batch_size) {
-      cv_.wait_until(lock, Clock::now() + options_.schedule_delay, [this] {
-        return stop_ || flush_requested_ != flush_completed_ ||
-               queue_.size() >= options_.max_export_batch_size;
+    if (!s.stop && s.flush_requested == s.flush_completed &&
+        s.queue.size() < s.options.max_export_batch_size) {
+      s.cv.wait_until(lock, Clock::now() + s.options.schedule_delay, [&s] {
+        return s.stop || s.flush_requested != s.flush_completed ||
+               s.queue.size() >= s.options.max_export_batch_size;
       });
     }
-    const uint64_t flush_target = flush_requested_;
-    const bool stopping = stop_;
-    taken.swap(queue_);
-    const bool needs_reset = exporter_needs_fork_reset_;
-    exporter_needs_fork_reset_ = false;
+    const uint64_t flush_target = s.flush_requested;
+    const bool stopping = s.stop;
+    taken.swap(s.queue);
+    const bool needs_reset = s.exporter_needs_fork_reset;
+    s.exporter_needs_fork_reset = false;
     lock.unlock();
 
-    if (needs_reset) exporter_->AfterForkInChild();
-    for (size_t i = 0; i < taken.size(); i += options_.max_export_batch_size) {
-      size_t end = std::min(taken.size(), i + options_.max_export_batch_size);
+    if (needs_reset) s.exporter->AfterForkInChild();
+    for (size_t i = 0; i < taken.size(); i += s.options.max_export_batch_size) {
+      size_t end = std::min(taken.size(), i + s.options.max_export_batch_size);
       batch.clear();
       for (size_t j = i; j < end; ++j) batch.push_back(std::move(taken[j]));
-      ExportBatch(batch);
+      ExportBatch(s, batch);
     }
     taken.clear();
     batch.clear();
 
     lock.lock();
     // Spans queued while exporting are drained on the next turn before a flush completes.
-    if (flush_target != flush_completed_ && queue_.empty()) {
-      flush_completed_ = flush_target;
-      flush_cv_.notify_all();
+    if (flush_target != s.flush_completed && s.queue.empty()) {
+      s.flush_completed = flush_target;
+      s.flush_cv.notify_all();
     }
-    if (stopping && queue_.empty()) break;
+    if (stopping && s.queue.empty()) break;
   }
-  flush_completed_ = flush_requested_;
-  flush_cv_.notify_all();
+  s.flush_completed = s.flush_requested;
+  s.flush_cv.notify_all();
 }
 
-void BatchSpanProcessor::ExportBatch(std::vector<SpanPtr>& batch) {
+void BatchSpanProcessor::ExportBatch(State& s, std::vector<SpanPtr>& batch) {
   if (batch.empty()) return;
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
-  for (auto& s : batch) {
-    if (transform_) transform_(*s);
-    view.push_back(s.get());
+  for (auto& span : batch) {
+    if (s.transform) s.transform(*span);
+    view.push_back(span.get());
   }
   ExportResult result =
-      exporter_->Export(std::span<const SpanData* const>(view.data(), view.size()),
-                        Clock::now() + options_.export_timeout);
+      s.exporter->Export(std::span<const SpanData* const>(view.data(), view.size()),
+                         Clock::now() + s.options.export_timeout);
   if (result == ExportResult::kSuccess) {
-    spans_exported_.fetch_add(batch.size(), std::memory_order_relaxed);
-    batches_exported_.fetch_add(1, std::memory_order_relaxed);
+    s.spans_exported.fetch_add(batch.size(), std::memory_order_relaxed);
+    s.batches_exported.fetch_add(1, std::memory_order_relaxed);
   } else {
-    spans_failed_.fetch_add(batch.size(), std::memory_order_relaxed);
-    batches_failed_.fetch_add(1, std::memory_order_relaxed);
+    s.spans_failed.fetch_add(batch.size(), std::memory_order_relaxed);
+    s.batches_failed.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
 bool BatchSpanProcessor::ForceFlush(std::chrono::milliseconds timeout) noexcept {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!worker_) {
-    if (queue_.empty() || shutdown_) return queue_.empty();
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  if (!s.worker) {
+    if (s.queue.empty() || s.shutdown) return s.queue.empty();
     StartWorkerLocked();
-    if (!worker_) return false;
+    if (!s.worker) return false;
   }
-  const uint64_t target = ++flush_requested_;
-  cv_.notify_one();
-  bool done = flush_cv_.wait_until(lock, Clock::now() + timeout,
-                                   [&] { return flush_completed_ >= target; });
+  const uint64_t target = ++s.flush_requested;
+  s.cv.notify_one();
+  bool done = s.flush_cv.wait_until(lock, Clock::now() + timeout,
+                                    [&] { return s.flush_completed >= target; });
   lock.unlock();
-  if (done) exporter_->ForceFlush(Clock::now() + timeout);
+  if (done) s.exporter->ForceFlush(Clock::now() + timeout);
   return done;
 }
 
 bool BatchSpanProcessor::Shutdown(std::chrono::milliseconds timeout) noexcept {
+  State& s = *state_;
   std::unique_ptr<std::thread> worker;
   bool flushed = true;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (shutdown_) return true;
-    if (!worker_ && !queue_.empty()) StartWorkerLocked();
-    shutdown_ = true;
-    if (worker_) {
-      stop_ = true;
-      ++flush_requested_;
-      cv_.notify_one();
-      const uint64_t target = flush_requested_;
-      flushed = flush_cv_.wait_until(lock, Clock::now() + timeout,
-                                     [&] { return flush_completed_ >= target; });
+    std::unique_lock<std::mutex> lock(s.mu);
+    if (s.shutdown) return true;
+    if (!s.worker && !s.queue.empty()) StartWorkerLocked();
+    s.shutdown = true;
+    if (s.worker) {
+      s.stop = true;
+      ++s.flush_requested;
+      s.cv.notify_one();
+      const uint64_t target = s.flush_requested;
+      flushed = s.flush_cv.wait_until(lock, Clock::now() + timeout,
+                                      [&] { return s.flush_completed >= target; });
     }
-    worker = std::move(worker_);
+    worker = std::move(s.worker);
   }
+  // Shutting the exporter down cancels an export still in flight, so the worker ends soon;
+  // it holds its own reference to the state, so it may safely outlive this processor.
+  s.exporter->Shutdown();
   if (worker) {
     if (flushed) {
       worker->join();
     } else {
-      worker->detach();  // a hung exporter must not hang interpreter exit
+      worker->detach();
     }
   }
-  if (flushed) exporter_->Shutdown();
   return flushed;
 }
 
 BatchStats BatchSpanProcessor::Stats() const noexcept {
-  BatchStats s;
-  s.spans_queued = spans_queued_.load(std::memory_order_relaxed);
-  s.spans_dropped = spans_dropped_.load(std::memory_order_relaxed);
-  s.spans_exported = spans_exported_.load(std::memory_order_relaxed);
-  s.spans_failed = spans_failed_.load(std::memory_order_relaxed);
-  s.batches_exported = batches_exported_.load(std::memory_order_relaxed);
-  s.batches_failed = batches_failed_.load(std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(mu_);
-  s.queue_length = queue_.size();
-  return s;
+  const State& s = *state_;
+  BatchStats out;
+  out.spans_queued = s.spans_queued.load(std::memory_order_relaxed);
+  out.spans_dropped = s.spans_dropped.load(std::memory_order_relaxed);
+  out.spans_exported = s.spans_exported.load(std::memory_order_relaxed);
+  out.spans_failed = s.spans_failed.load(std::memory_order_relaxed);
+  out.batches_exported = s.batches_exported.load(std::memory_order_relaxed);
+  out.batches_failed = s.batches_failed.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(state_->mu);
+  out.queue_length = s.queue.size();
+  return out;
 }
 
-void BatchSpanProcessor::PrepareFork() noexcept { mu_.lock(); }
+void BatchSpanProcessor::PrepareFork() noexcept { state_->mu.lock(); }
 
-void BatchSpanProcessor::AfterForkParent() noexcept { mu_.unlock(); }
+void BatchSpanProcessor::AfterForkParent() noexcept { state_->mu.unlock(); }
 
 void BatchSpanProcessor::AfterForkChild() noexcept {
+  State& s = *state_;
   // The child has only the forking thread. The parent's worker does not exist here: forget it,
   // and forget the parent's queued spans, which the parent exports itself.
-  if (worker_) (void)worker_.release();
-  queue_.clear();
-  stop_ = false;
-  flush_requested_ = flush_completed_ = 0;
-  exporter_needs_fork_reset_ = true;
+  if (s.worker) (void)s.worker.release();
+  s.queue.clear();
+  s.stop = false;
+  s.flush_requested = s.flush_completed = 0;
+  s.exporter_needs_fork_reset = true;
   // A condition variable may hold waiter state of the parent's threads: start from scratch.
-  new (&cv_) std::condition_variable();
-  new (&flush_cv_) std::condition_variable();
-  spans_queued_ = spans_dropped_ = spans_exported_ = spans_failed_ = 0;
-  batches_exported_ = batches_failed_ = 0;
-  mu_.unlock();
+  new (&s.cv) std::condition_variable();
+  new (&s.flush_cv) std::condition_variable();
+  s.spans_queued = s.spans_dropped = s.spans_exported = s.spans_failed = 0;
+  s.batches_exported = s.batches_failed = 0;
+  s.mu.unlock();
 }
 
 void MultiSpanProcessor::OnEnd(SpanPtr span) noexcept {

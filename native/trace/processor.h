@@ -71,9 +71,11 @@ class BatchSpanProcessor final : public SpanProcessor {
 
   void OnEnd(SpanPtr span) noexcept override;
   bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
+  // Exports what is queued within `timeout`. If the exporter is still busy then, it is shut
+  // down (which cancels its I/O) and the worker finishes on its own: exit never hangs.
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
   BatchStats Stats() const noexcept;
-  const BatchOptions& options() const { return options_; }
+  const BatchOptions& options() const;
 
   // Fork handling, called by the process-wide pthread_atfork handlers.
   void PrepareFork() noexcept;
@@ -81,28 +83,14 @@ class BatchSpanProcessor final : public SpanProcessor {
   void AfterForkChild() noexcept;
 
  private:
+  // Everything the worker thread touches, shared with it, so that a worker still busy with a
+  // hung exporter after Shutdown never outlives what it uses.
+  struct State;
+  static void WorkerLoop(std::shared_ptr<State> state);
+  static void ExportBatch(State& state, std::vector<SpanPtr>& batch);
   void StartWorkerLocked();
-  void WorkerLoop();
-  void ExportBatch(std::vector<SpanPtr>& batch);
 
-  std::shared_ptr<SpanExporter> exporter_;
-  BatchOptions options_;
-  SpanTransform transform_;
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;        // wakes the worker
-  std::condition_variable flush_cv_;  // wakes ForceFlush callers
-  std::vector<SpanPtr> queue_;
-  // Held by pointer so that a child after fork can forget the parent's thread.
-  std::unique_ptr<std::thread> worker_;
-  bool stop_ = false;
-  bool shutdown_ = false;
-  bool exporter_needs_fork_reset_ = false;
-  uint64_t flush_requested_ = 0;
-  uint64_t flush_completed_ = 0;
-
-  std::atomic<uint64_t> spans_queued_{0}, spans_dropped_{0}, spans_exported_{0},
-      spans_failed_{0}, batches_exported_{0}, batches_failed_{0};
+  std::shared_ptr<State> state_;
 };
 
 // Hands each span to several processors (a copy for all but the last).

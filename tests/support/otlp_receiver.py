@@ -58,7 +58,8 @@ class OtlpHttpReceiver:
     in order (then 200), for retry tests; `hang` makes it accept and never answer."""
 
     def __init__(self, responses: list[int] | None = None, hang: bool = False,
-                 retry_after: str | None = None) -> None:
+                 retry_after: str | None = None, port: int = 0,
+                 tls: tuple[str, str] | None = None) -> None:
         self.received = Received()
         self.responses = list(responses or [])
         self.hang = hang
@@ -104,10 +105,20 @@ class OtlpHttpReceiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}/v1/traces"
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.endpoint = f"https://localhost:{self.port}/v1/traces"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> "OtlpHttpReceiver":
@@ -172,8 +183,9 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def self_signed_cert(tmp_path) -> tuple[bytes, bytes, str]:
-    """A self-signed certificate for localhost/127.0.0.1: (cert_pem, key_pem, cert_path)."""
+def self_signed_cert(tmp_path) -> tuple[bytes, bytes, str, str]:
+    """A self-signed certificate for localhost/127.0.0.1: (cert_pem, key_pem, cert_path,
+    key_path)."""
     import subprocess
 
     key = tmp_path / "key.pem"
@@ -184,4 +196,4 @@ def self_signed_cert(tmp_path) -> tuple[bytes, bytes, str]:
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
         check=True, capture_output=True,
     )
-    return cert.read_bytes(), key.read_bytes(), str(cert)
+    return cert.read_bytes(), key.read_bytes(), str(cert), str(key)
