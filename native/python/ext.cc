@@ -21,12 +21,19 @@
 #include "trace/sampler.h"
 #include "trace/tracer.h"
 #include "trace/w3c.h"
+#include "python/common.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace djtrace {
-namespace {
+
+ContextGlue g_ctx;
+
+std::vector<BindFn>& Binders() {
+  static std::vector<BindFn> binders;
+  return binders;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Ids <-> Python int
@@ -313,53 +320,16 @@ nb::dict SpanToDict(const SpanData& s) {
 // ---------------------------------------------------------------------------------------------
 // The OpenTelemetry context variable, set up once from Python (djtrace.sdk._context).
 
-struct ContextGlue {
-  PyObject* var = nullptr;           // ContextVarsRuntimeContext._current_context
-  PyObject* context_type = nullptr;  // opentelemetry.context.context.Context
-  PyObject* span_key = nullptr;      // opentelemetry.trace.propagation._SPAN_KEY
-  PyObject* attach = nullptr;        // fallbacks when another runtime context is configured
-  PyObject* detach = nullptr;
-  PyObject* set_span_in_context = nullptr;
-  PyObject* get_current = nullptr;
-};
-ContextGlue g_ctx;
+
 
 // ---------------------------------------------------------------------------------------------
 // The span object Python sees.
 
-enum SpanFlags : uint8_t {
-  kAttachOnEnter = 1,
-  kEndOnExit = 2,
-  kRecordException = 4,
-  kSetStatusOnException = 8,
-};
 
-// One per tracer provider. The Python hooks are set only when the provider has a sampler or
-// span processors written in Python; spans then take the (slower) Python path.
-struct PyTracerCore {
-  std::shared_ptr<TracerCore> core;
-  bool end_may_block = false;    // a simple processor exports on the ending thread
-  nb::object py_start_span;      // (tracer, name, context, kind, attributes, links, start_time,
-                                 //  record_exception, set_status_on_exception) -> span
-  nb::object py_start_current;   // same plus end_on_exit -> context manager
-  nb::object py_end_hook;        // (span, end_time) -> None, replaces the native end
-};
 
-struct PySpan {
-  LiveSpan span;
-  PyTracerCore* owner = nullptr;
-  PyObject* owner_ref = nullptr;      // owned: keeps `owner` alive
-  PyObject* token = nullptr;          // owned; set while entered as the current span
-  PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
-  uint8_t flags = 0;
 
-  PySpan() = default;
-  ~PySpan() {
-    Py_XDECREF(token);
-    Py_XDECREF(context_cache);
-    Py_XDECREF(owner_ref);
-  }
-};
+
+
 
 uint64_t ToTime(nb::handle t) {
   if (t.is_none()) return 0;
@@ -537,12 +507,7 @@ void ReadLinks(nb::handle links, StartOptions& o) {
   }
 }
 
-struct NativeTracer {
-  nb::object owner_obj;  // the TracerCore Python object
-  PyTracerCore* owner = nullptr;
-  std::shared_ptr<const InstrumentationScope> scope;
-  nb::object py_scope;  // the Python InstrumentationScope, for the read API
-};
+
 
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
@@ -557,7 +522,11 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
   if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), o.name)) o.name = "unnamed";
   o.kind = static_cast<SpanKind>(kind);
   SpanContextData parent_ctx;
-  if (ParentContext(parent, parent_ctx)) o.parent = &parent_ctx;
+  if (ParentContext(parent, parent_ctx)) {
+    o.parent = &parent_ctx;
+    PySpan* local = nullptr;
+    if (nb::try_cast<PySpan*>(parent, local) && local) o.local_parent = &local->span;
+  }
   o.start_time_unix_nano = ToTime(start_time);
   if (!attributes.is_none()) ToAttributes(attributes, o.attributes);
   ReadLinks(links, o);
@@ -610,7 +579,6 @@ int Flags(bool attach, bool end_on_exit, bool record_exception, bool set_status)
          (record_exception ? kRecordException : 0) | (set_status ? kSetStatusOnException : 0);
 }
 
-}  // namespace
 }  // namespace djtrace
 
 using namespace djtrace;
@@ -1216,4 +1184,7 @@ NB_MODULE(_native, m) {
     if (!NormalizeTracestate(header, out)) return nb::none();
     return nb::str(out.c_str());
   });
+
+  // Bindings of the other native areas (python/*_bindings.cc) register themselves.
+  for (BindFn bind : Binders()) bind(m);
 }

@@ -44,6 +44,10 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
     ctx.trace_state = parent->trace_state;
     span.parent_span_id_ = parent->span_id;
   }
+  if (parent && options.local_parent) {
+    span.local_root_ = false;
+    span.root_state_ = options.local_parent->root_state();
+  }
 
   SamplingDecision decision;
   if (options.decision) {
@@ -103,18 +107,26 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
   span.core_ = core;
 }
 
-void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
-  if (!data_) {
-    if (ended_ && core_) core_->counters().calls_after_end.fetch_add(1, std::memory_order_relaxed);
-    return;
+bool LiveSpan::Mutable() {
+  // An ended span is read-only even while its data is still here (between MarkEnded and
+  // Submit, when processors written in Python look at it), as opentelemetry-sdk ignores any
+  // change to an ended span.
+  if (ended_) {
+    if (core_) core_->counters().calls_after_end.fetch_add(1, std::memory_order_relaxed);
+    return false;
   }
+  return data_ != nullptr;
+}
+
+void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
+  if (!Mutable()) return;
   const SpanLimits& limits = core_->limits();
   djtrace::SetAttribute(data_->attributes, data_->dropped_attributes_count, key, std::move(value),
                         limits.max_attributes, limits.max_attribute_length);
 }
 
 void LiveSpan::AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes) {
-  if (!data_) return;
+  if (!Mutable()) return;
   const SpanLimits& limits = core_->limits();
   Event event;
   event.name = std::move(name);
@@ -127,7 +139,7 @@ void LiveSpan::AddEvent(std::string name, uint64_t time_unix_nano, Attributes at
 }
 
 void LiveSpan::AddLink(const SpanContextData& context, Attributes attributes) {
-  if (!data_ || !context.valid()) return;
+  if (!Mutable() || !context.valid()) return;
   const SpanLimits& limits = core_->limits();
   Link link;
   link.trace_id = context.trace_id;
@@ -141,11 +153,11 @@ void LiveSpan::AddLink(const SpanContextData& context, Attributes attributes) {
 }
 
 void LiveSpan::UpdateName(std::string name) {
-  if (data_) data_->name = std::move(name);
+  if (Mutable()) data_->name = std::move(name);
 }
 
 void LiveSpan::SetStatus(StatusCode code, std::string_view description) {
-  if (data_) djtrace::SetStatus(*data_, code, description);
+  if (Mutable()) djtrace::SetStatus(*data_, code, description);
 }
 
 bool LiveSpan::MarkEnded(uint64_t end_time_unix_nano) {
@@ -154,7 +166,10 @@ bool LiveSpan::MarkEnded(uint64_t end_time_unix_nano) {
     return false;
   }
   ended_ = true;
-  if (data_) data_->end_time_unix_nano = end_time_unix_nano ? end_time_unix_nano : NowUnixNano();
+  if (data_) {
+    data_->end_time_unix_nano = end_time_unix_nano ? end_time_unix_nano : NowUnixNano();
+    if (local_root_ && root_state_) root_state_->OnRootEnd(*data_);
+  }
   return true;
 }
 

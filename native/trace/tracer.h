@@ -32,6 +32,7 @@ struct TracerCounters {
   std::atomic<uint64_t> spans_started{0};
   std::atomic<uint64_t> spans_sampled_out{0};
   std::atomic<uint64_t> spans_ended_twice{0};
+  // SetAttribute, AddEvent, AddLink, UpdateName or SetStatus on a recording span that ended.
   std::atomic<uint64_t> calls_after_end{0};
 };
 
@@ -63,6 +64,15 @@ class TracerCore {
   TracerCounters counters_;
 };
 
+// State shared by the spans of one local root (a request, a task, a command: a span without a
+// parent in this process), such as query statistics. It is handed down from parent to child at
+// start, and sees the root span once more when the root ends, before export.
+class LocalRootState {
+ public:
+  virtual ~LocalRootState() = default;
+  virtual void OnRootEnd(SpanData& root) noexcept = 0;
+};
+
 // An open span. Not thread-safe: the Python layer calls it under the GIL.
 class LiveSpan {
  public:
@@ -76,6 +86,10 @@ class LiveSpan {
   // The span's data while it records (null otherwise); for reading, e.g. by Python processors.
   const SpanData* data() const { return data_.get(); }
   const SpanId& parent_span_id() const { return parent_span_id_; }
+  bool is_local_root() const { return local_root_; }
+  // The state of this span's local root; set on a local root, inherited by its descendants.
+  const std::shared_ptr<LocalRootState>& root_state() const { return root_state_; }
+  void set_root_state(std::shared_ptr<LocalRootState> state) { root_state_ = std::move(state); }
 
   void SetAttribute(std::string_view key, AttrValue value);
   void AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes);
@@ -95,10 +109,14 @@ class LiveSpan {
 
  private:
   friend class SpanStarter;
+  // True while the span records and has not ended; counts a call on an ended span.
+  bool Mutable();
   SpanContextData context_;
   SpanId parent_span_id_{};
   SpanPtr data_;
   std::shared_ptr<TracerCore> core_;
+  std::shared_ptr<LocalRootState> root_state_;
+  bool local_root_ = true;
   bool ended_ = false;
 };
 
@@ -106,6 +124,7 @@ struct StartOptions {
   std::string name;
   SpanKind kind = SpanKind::kInternal;
   const SpanContextData* parent = nullptr;  // null or invalid: a root span
+  const LiveSpan* local_parent = nullptr;   // the parent when it is a span of this process
   uint64_t start_time_unix_nano = 0;        // 0: now
   Attributes attributes;
   std::vector<std::pair<SpanContextData, Attributes>> links;

@@ -1,0 +1,98 @@
+// Shared by the binding files of djtrace._native: the Python-facing span and tracer objects and
+// the type conversions. Only conversions and glue live here; no tracing logic.
+#pragma once
+
+#include <Python.h>
+#include <nanobind/nanobind.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trace/span_data.h"
+#include "trace/tracer.h"
+
+namespace nb = nanobind;
+
+namespace djtrace {
+
+// The OpenTelemetry context variable, set up once from Python (djtrace.sdk._context).
+struct ContextGlue {
+  PyObject* var = nullptr;           // ContextVarsRuntimeContext._current_context
+  PyObject* context_type = nullptr;  // opentelemetry.context.context.Context
+  PyObject* span_key = nullptr;      // opentelemetry.trace.propagation._SPAN_KEY
+  PyObject* attach = nullptr;        // fallbacks when another runtime context is configured
+  PyObject* detach = nullptr;
+  PyObject* set_span_in_context = nullptr;
+  PyObject* get_current = nullptr;
+};
+extern ContextGlue g_ctx;
+
+enum SpanFlags : uint8_t {
+  kAttachOnEnter = 1,
+  kEndOnExit = 2,
+  kRecordException = 4,
+  kSetStatusOnException = 8,
+};
+
+// One per tracer provider. The Python hooks are set only when the provider has a sampler or
+// span processors written in Python; spans then take the (slower) Python path.
+struct PyTracerCore {
+  std::shared_ptr<TracerCore> core;
+  bool end_may_block = false;    // a simple processor exports on the ending thread
+  nb::object py_start_span;      // (tracer, name, context, kind, attributes, links, start_time,
+                                 //  record_exception, set_status_on_exception) -> span
+  nb::object py_start_current;   // same plus end_on_exit -> context manager
+  nb::object py_end_hook;        // (span, end_time) -> None, replaces the native end
+};
+
+struct PySpan {
+  LiveSpan span;
+  PyTracerCore* owner = nullptr;
+  PyObject* owner_ref = nullptr;      // owned: keeps `owner` alive
+  PyObject* token = nullptr;          // owned; set while entered as the current span
+  PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
+  uint8_t flags = 0;
+
+  PySpan() = default;
+  ~PySpan() {
+    Py_XDECREF(token);
+    Py_XDECREF(context_cache);
+    Py_XDECREF(owner_ref);
+  }
+};
+
+struct NativeTracer {
+  nb::object owner_obj;  // the TracerCore Python object
+  PyTracerCore* owner = nullptr;
+  std::shared_ptr<const InstrumentationScope> scope;
+  nb::object py_scope;  // the Python InstrumentationScope, for the read API
+};
+
+// Conversions (definitions in ext.cc).
+nb::object IdToInt(const uint8_t* bytes, size_t n);
+bool IntToId(nb::handle h, uint8_t* out, size_t n);
+bool ToString(PyObject* o, std::string& out);
+bool ToAttrValue(PyObject* o, AttrValue& out);
+void ToAttributes(nb::handle mapping, Attributes& out);
+nb::object FromAttrValue(const AttrValue& v);
+nb::dict FromAttributes(const Attributes& attrs);
+nb::dict SpanToDict(const SpanData& s);
+uint64_t ToTime(nb::handle t);
+// The span stored in `context` (the current context when None), or None.
+nb::object SpanInContext(nb::handle context);
+// Starts a span as tracer.start_span does; `parent` is a span object or None.
+nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
+                   nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
+                   StartOptions&& o);
+// Ends a span as span.end() does (Python hooks included).
+void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
+
+// Binding files register a function that adds their classes and functions to the module.
+using BindFn = void (*)(nb::module_&);
+std::vector<BindFn>& Binders();
+struct RegisterBindings {
+  explicit RegisterBindings(BindFn fn) { Binders().push_back(fn); }
+};
+
+}  // namespace djtrace
