@@ -30,6 +30,16 @@ _COMPRESSIONS = ("none", "gzip")
 _PROPAGATORS = ("tracecontext", "baggage", "none")
 
 
+# Keys of the DJTRACE setting that integrations define and validate themselves (each
+# integration registers its keys with register_setting_keys at import).
+_INTEGRATION_KEYS: set[str] = set()
+
+
+def register_setting_keys(*keys: str) -> None:
+    """Declares DJTRACE keys owned by an integration, so that from_sources accepts them."""
+    _INTEGRATION_KEYS.update(keys)
+
+
 @dataclasses.dataclass
 class Config:
     """Resolved settings. Field names are the keys of DJTRACE = {...} and of configure()."""
@@ -165,10 +175,11 @@ def from_sources(
 
     def apply(source_name: str, values: Mapping[str, Any]) -> None:
         for key, value in values.items():
+            if key in _INTEGRATION_KEYS:
+                continue
             if key not in fields:
-                raise ConfigError(
-                    f"{source_name}: unknown setting {key!r} (known: {', '.join(sorted(fields))})"
-                )
+                known = ", ".join(sorted(fields | _INTEGRATION_KEYS))
+                raise ConfigError(f"{source_name}: unknown setting {key!r} (known: {known})")
             _set(cfg, f"{source_name}[{key!r}]", key, value)
 
     apply("DJTRACE", settings or {})
