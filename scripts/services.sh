@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Starts or stops the servers the tests and the full-stack example use, from Debian's packages,
+# on loopback only, with their data under var/ (or $DJTRACE_VAR):
+#   scripts/services.sh start [postgres] [redis]   (default: both)
+#   scripts/services.sh stop  [postgres] [redis]
+#   scripts/services.sh env   prints the connection variables
+# PostgreSQL refuses to run as root: as root it runs as the `postgres` system user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VAR=${DJTRACE_VAR:-$PWD/var}
+PG_PORT=${DJTRACE_PG_PORT:-54329}
+REDIS_PORT=${DJTRACE_REDIS_PORT:-63799}
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_DATA=$VAR/postgres
+PG_SOCK=$VAR/postgres-socket
+REDIS_DIR=$VAR/redis
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  [ -n "$PG_BIN" ] || { echo "services: PostgreSQL is not installed (scripts/bootstrap.sh)"; exit 1; }
+  mkdir -p "$VAR" "$PG_SOCK"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_SOCK"; chmod o+x "$VAR"; fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DATA"
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then return; fi
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$PG_DATA/server.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_SOCK -c fsync=off \
+        -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+  echo "services: postgres on 127.0.0.1:$PG_PORT"
+}
+
+stop_postgres() {
+  [ -f "$PG_DATA/PG_VERSION" ] || return 0
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
+}
+
+start_redis() {
+  command -v redis-server >/dev/null || { echo "services: redis-server is not installed"; exit 1; }
+  mkdir -p "$REDIS_DIR"
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then return; fi
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" --daemonize yes \
+    --save "" --appendonly no --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "services: redis on 127.0.0.1:$REDIS_PORT"
+}
+
+stop_redis() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
+action=${1:-start}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(postgres redis)
+case "$action" in
+  start) for t in "${targets[@]}"; do "start_$t"; done ;;
+  stop) for t in "${targets[@]}"; do "stop_$t"; done ;;
+  env)
+    echo "DB_HOST=127.0.0.1 DB_PORT=$PG_PORT DB_USER=postgres DB_PASSWORD="
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" ;;
+  *) echo "usage: $0 start|stop|env [postgres] [redis]"; exit 2 ;;
+esac

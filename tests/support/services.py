@@ -1,0 +1,37 @@
+"""Session fixtures starting the real servers tests need (PostgreSQL, Redis) through
+scripts/services.sh, on loopback, and stopping them afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "scripts" / "services.sh"
+PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
+REDIS_PORT = int(os.environ.get("DJTRACE_REDIS_PORT", "63799"))
+
+
+def start(*names: str) -> None:
+    subprocess.run(["bash", str(SERVICES), "start", *names], check=True, capture_output=True)
+
+
+def stop(*names: str) -> None:
+    subprocess.run(["bash", str(SERVICES), "stop", *names], check=False, capture_output=True)
+
+
+def postgres_settings(name: str = "djtrace_test") -> dict:
+    """A Django DATABASES entry for the test server."""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": "127.0.0.1",
+        "PORT": str(PG_PORT),
+    }
+
+
+def redis_url(db: int = 0) -> str:
+    return f"redis://127.0.0.1:{REDIS_PORT}/{db}"
