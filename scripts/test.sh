@@ -38,5 +38,11 @@ for fuzzer in build/fuzz/native/*_fuzz; do
     2>build/fuzz/$name.log || { tail -40 build/fuzz/$name.log; exit 1; }
 done
 
-echo "== Python tests"
+echo "== Python tests (Django suites on SQLite)"
 .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+
+if [ -d tests/integrations/django ]; then
+  echo "== Django suite again on PostgreSQL"
+  DJTRACE_TEST_DB=postgres .venv/bin/python -m pytest tests/integrations/django -q \
+    -p no:cacheprovider "$@"
+fi
