@@ -25,6 +25,7 @@ struct ContextGlue {
   PyObject* detach = nullptr;
   PyObject* set_span_in_context = nullptr;
   PyObject* get_current = nullptr;
+  PyObject* misuse = nullptr;  // called with (what) for a call on an ended span
 };
 extern ContextGlue g_ctx;
 
@@ -85,6 +86,8 @@ nb::object SpanInContext(nb::handle context);
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o);
+// Reports a call on an ended span (debug log and counter, on the Python side).
+void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 

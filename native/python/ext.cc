@@ -351,7 +351,18 @@ void NativeEnd(PySpan& self, uint64_t end_time) {
   }
 }
 
+void ReportMisuse(PySpan& span, const char* what) {
+  if (!g_ctx.misuse) return;
+  PyObject* r = PyObject_CallFunction(g_ctx.misuse, "s", what);
+  if (!r) PyErr_Clear();
+  Py_XDECREF(r);
+}
+
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time) {
+  if (self.span.has_ended()) {
+    ReportMisuse(self, "end");
+    return;
+  }
   if (self.owner && self.owner->py_end_hook.is_valid() && self.span.is_recording()) {
     try {
       self.owner->py_end_hook(self_h, end_time);
@@ -589,7 +600,8 @@ NB_MODULE(_native, m) {
   // ----- context glue
   m.def("set_context_glue",
         [](nb::object var, nb::object context_type, nb::object span_key, nb::object attach,
-           nb::object detach, nb::object set_span_in_context, nb::object get_current) {
+           nb::object detach, nb::object set_span_in_context, nb::object get_current,
+           nb::object misuse) {
           auto keep = [](nb::object o) -> PyObject* {
             if (o.is_none()) return nullptr;
             return o.release().ptr();  // kept for the life of the process
@@ -601,10 +613,11 @@ NB_MODULE(_native, m) {
           g_ctx.detach = keep(detach);
           g_ctx.set_span_in_context = keep(set_span_in_context);
           g_ctx.get_current = keep(get_current);
+          g_ctx.misuse = keep(misuse);
         },
         nb::arg("var").none(), nb::arg("context_type").none(), nb::arg("span_key"),
         nb::arg("attach"), nb::arg("detach"), nb::arg("set_span_in_context"),
-        nb::arg("get_current"));
+        nb::arg("get_current"), nb::arg("misuse").none());
 
   // ----- resources and scopes
   nb::class_<Resource>(m, "NativeResource");
@@ -910,8 +923,6 @@ NB_MODULE(_native, m) {
         nb::dict d;
         d["spans_started"] = c.spans_started.load();
         d["spans_sampled_out"] = c.spans_sampled_out.load();
-        d["spans_ended_twice"] = c.spans_ended_twice.load();
-        d["calls_after_end"] = c.calls_after_end.load();
         return d;
       });
 
@@ -1020,7 +1031,10 @@ NB_MODULE(_native, m) {
       .def(
           "set_attribute",
           [](PySpan& self, nb::handle key, nb::handle value) {
-            if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) return;
+            if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) {
+              if (self.span.has_ended()) ReportMisuse(self, "set_attribute");
+              return;
+            }
             Py_ssize_t n;
             const char* k = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
             if (!k || n == 0) {
@@ -1044,7 +1058,10 @@ NB_MODULE(_native, m) {
       .def(
           "add_event",
           [](PySpan& self, nb::handle name, nb::handle attributes, nb::handle timestamp) {
-            if (!self.span.is_recording()) return;
+            if (!self.span.is_recording()) {
+              if (self.span.has_ended()) ReportMisuse(self, "add_event");
+              return;
+            }
             std::string n;
             if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), n)) return;
             Attributes attrs;

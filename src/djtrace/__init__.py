@@ -103,6 +103,30 @@ def _install_propagators(cfg: Config) -> None:
     propagate.set_global_textmap(CompositePropagator([known[n]() for n in cfg.propagators]))
 
 
+def stats() -> dict:
+    """What djtrace has done in this process: spans started and sampled out, per processor
+    queue and export counters (dropped spans included), internal errors and calls on ended
+    spans. Never any span content."""
+    from djtrace.sdk import _context
+    from djtrace.sdk import trace as sdk_trace
+
+    out: dict = {
+        "internal_errors": sdk_trace.internal_error_count,
+        "calls_on_ended_spans": _context.misuse_count,
+    }
+    provider = _provider
+    if provider is not None and hasattr(provider, "_counters"):
+        out.update(provider._counters())
+        out["processors"] = [
+            p.stats() for p in getattr(provider, "_processors", []) if hasattr(p, "stats")
+        ]
+        out["exporters"] = [
+            p.span_exporter.stats() for p in getattr(provider, "_processors", [])
+            if hasattr(getattr(p, "span_exporter", None), "stats")
+        ]
+    return out
+
+
 def get_config() -> Config | None:
     """The configuration in force, once configure() has run."""
     return _config
@@ -117,4 +141,12 @@ def _reset_for_tests() -> None:
         _provider, _config = None, None
 
 
-__all__ = ["Config", "ConfigError", "__version__", "build_provider", "configure", "get_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "__version__",
+    "build_provider",
+    "configure",
+    "get_config",
+    "stats",
+]

@@ -7,12 +7,26 @@ attach/detach functions are called instead, so behaviour is the same either way.
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context.context import Context
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from djtrace import _native
+
+
+_logger = logging.getLogger("djtrace")
+misuse_count = 0
+
+
+def _misuse(what: str) -> None:
+    """A call on a span that has ended: ignored, counted, and logged at debug level."""
+    global misuse_count
+    misuse_count += 1
+    if _logger.isEnabledFor(logging.DEBUG):
+        _logger.debug("djtrace: %s on a span that has ended is ignored", what)
 
 
 def _install() -> None:
@@ -33,6 +47,7 @@ def _install() -> None:
         context_api.detach,
         trace_api.set_span_in_context,
         context_api.get_current,
+        _misuse,
     )
 
 

@@ -76,6 +76,9 @@ def _span_context_from_tuple(t: tuple) -> SpanContext:
     )
 
 
+_NATIVE_UNLIMITED = (1 << 32) - 1  # native/trace/recording.h: SpanLimits::kUnlimited
+
+
 class SpanLimits:
     """Limits on what one span records; None reads the OTEL_* variable or the default."""
 
@@ -109,7 +112,11 @@ class SpanLimits:
                     return self._check(parsed, name)
             return default
 
-        general_count = pick(max_attributes, "OTEL_ATTRIBUTE_COUNT_LIMIT", default=128)
+        # As the official SDK: an unset general count (absent or SpanLimits.UNSET) leaves the
+        # specific counts at their default of 128; it never makes them unlimited.
+        general_count = pick(max_attributes, "OTEL_ATTRIBUTE_COUNT_LIMIT", default=None)
+        if general_count is None:
+            general_count = 128
         general_length = pick(max_attribute_length, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", default=None)
         self.max_attributes = general_count
         self.max_attribute_length = general_length
@@ -137,13 +144,18 @@ class SpanLimits:
         return value
 
     def _native_tuple(self) -> tuple:
+        # None (SpanLimits.UNSET) means no limit; the native core spells that as the largest
+        # uint32 (SpanLimits::kUnlimited), whereas a None it skips would leave its default 128.
+        def native(limit: int | None) -> int:
+            return _NATIVE_UNLIMITED if limit is None else min(limit, _NATIVE_UNLIMITED)
+
         return (
-            self.max_span_attributes,
-            self.max_span_attribute_length,
-            self.max_events,
-            self.max_links,
-            self.max_event_attributes,
-            self.max_link_attributes,
+            native(self.max_span_attributes),
+            native(self.max_span_attribute_length),
+            native(self.max_events),
+            native(self.max_links),
+            native(self.max_event_attributes),
+            native(self.max_link_attributes),
         )
 
     def __repr__(self) -> str:
@@ -518,7 +530,8 @@ class _PythonPath:
         except Exception:  # noqa: BLE001
             _report_internal_error("start_span")
             return trace_api.INVALID_SPAN
-        if provider is not None and provider._py_processors:
+        # As the official SDK: processors see recording spans only, never a dropped one.
+        if provider is not None and provider._py_processors and span.is_recording():
             provider._on_start(span, context)
         return span
 

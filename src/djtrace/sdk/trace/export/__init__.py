@@ -9,6 +9,7 @@ around its call.
 from __future__ import annotations
 
 import enum
+import math
 import os
 from typing import Any, Sequence
 
@@ -40,11 +41,26 @@ def _native_exporter(exporter: Any):
         return factory(), bool(getattr(exporter, "_blocking", False))
     from djtrace.sdk.trace import ReadableSpan
 
+    # The native side holds these callables where the garbage collector cannot see, so a
+    # reference from them to the exporter closes an uncollectable cycle (module globals ->
+    # provider -> native processor -> callable -> exporter -> its class -> module globals) that
+    # nanobind reports as leaked instances at interpreter exit. Shutting down, which the
+    # provider does at exit, lets go of the exporter and so breaks the cycle.
+    held = [exporter]
+
     def export(batch: list) -> bool:
-        result = exporter.export([ReadableSpan(d) for d in batch])
+        target = held[0]
+        if target is None:
+            return False
+        result = target.export([ReadableSpan(d) for d in batch])
         return getattr(result, "name", None) == "SUCCESS" or result is True
 
-    return _native.callback_exporter(export, getattr(exporter, "shutdown", None)), True
+    def shutdown() -> None:
+        target, held[0] = held[0], None
+        if target is not None and hasattr(target, "shutdown"):
+            target.shutdown()
+
+    return _native.callback_exporter(export, shutdown), True
 
 
 class ConfigError(ValueError):
@@ -70,6 +86,17 @@ def _arg_int(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"BatchSpanProcessor {name} must be at least {minimum}, got {value!r}")
     return value
+
+
+def _arg_millis(name: str, value: Any) -> int:
+    # Durations may be floats, as the official SDK's are; anything else (a string, a bool, NaN)
+    # is a mistake that must name the argument rather than fail inside int().
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(
+            f"BatchSpanProcessor {name} must be a number of milliseconds, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"BatchSpanProcessor {name} must be at least 0, got {value!r}")
+    return int(value)
 
 
 class SimpleSpanProcessor:
@@ -127,8 +154,8 @@ class BatchSpanProcessor:
             export_timeout_millis = _env_int("OTEL_BSP_EXPORT_TIMEOUT", 30000, 0)
         max_queue_size = _arg_int("max_queue_size", max_queue_size, 1)
         max_export_batch_size = _arg_int("max_export_batch_size", max_export_batch_size, 1)
-        schedule_delay_millis = _arg_int("schedule_delay_millis", int(schedule_delay_millis), 0)
-        export_timeout_millis = _arg_int("export_timeout_millis", int(export_timeout_millis), 0)
+        schedule_delay_millis = _arg_millis("schedule_delay_millis", schedule_delay_millis)
+        export_timeout_millis = _arg_millis("export_timeout_millis", export_timeout_millis)
         if max_export_batch_size > max_queue_size:
             raise ConfigError(
                 "max_export_batch_size must be less than or equal to max_queue_size "
