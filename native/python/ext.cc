@@ -244,7 +244,7 @@ nb::tuple ContextTuple(const SpanContextData& c) {
 }
 
 bool ContextFromTuple(nb::handle t, SpanContextData& c) {
-  if (!PyTuple_Check(t.ptr()) || PyTuple_GET_SIZE(t.ptr()) < 4) return false;
+  if (!PyTuple_CheckExact(t.ptr()) || PyTuple_GET_SIZE(t.ptr()) < 4) return false;
   if (!IntToId(PyTuple_GET_ITEM(t.ptr(), 0), c.trace_id.data(), 16)) return false;
   if (!IntToId(PyTuple_GET_ITEM(t.ptr(), 1), c.span_id.data(), 8)) return false;
   long flags = PyLong_AsLong(PyTuple_GET_ITEM(t.ptr(), 2));
@@ -352,6 +352,11 @@ void NativeEnd(PySpan& self, uint64_t end_time) {
 }
 
 void ReportMisuse(PySpan& span, const char* what) {
+  if (span.owner) {
+    auto& counters = span.owner->core->counters();
+    (std::strcmp(what, "end") == 0 ? counters.spans_ended_twice : counters.calls_after_end)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   if (!g_ctx.misuse) return;
   PyObject* r = PyObject_CallFunction(g_ctx.misuse, "s", what);
   if (!r) PyErr_Clear();
@@ -436,7 +441,7 @@ bool ParentContext(nb::handle parent, SpanContextData& out) {
     out = ps->span.context();
     return out.valid();
   }
-  if (PyTuple_Check(parent.ptr())) return ContextFromTuple(parent, out);
+  if (PyTuple_CheckExact(parent.ptr())) return ContextFromTuple(parent, out);
   try {
     return SpanContextFromPy(nb::borrow(parent).attr("get_span_context")(), out);
   } catch (const nb::python_error&) {
@@ -505,7 +510,7 @@ void ReadLinks(nb::handle links, StartOptions& o) {
     for (nb::handle link : links) {
       SpanContextData lc;
       Attributes la;
-      if (PyTuple_Check(link.ptr())) {
+      if (PyTuple_CheckExact(link.ptr())) {
         if (!ContextFromTuple(link[0], lc)) continue;
         ToAttributes(link[1], la);
       } else {
@@ -883,11 +888,12 @@ NB_MODULE(_native, m) {
                  field = nb::cast<uint32_t>(limits[i]);
              };
              get(0, l.max_attributes);
-             get(1, l.max_attribute_length);
+             get(1, l.max_span_attribute_length);
              get(2, l.max_events);
              get(3, l.max_links);
              get(4, l.max_event_attributes);
              get(5, l.max_link_attributes);
+             get(6, l.max_attribute_length);
              new (self) PyTracerCore();
              self->core = std::make_shared<TracerCore>(std::move(sampler), std::move(resource), l);
            })
@@ -923,6 +929,8 @@ NB_MODULE(_native, m) {
         nb::dict d;
         d["spans_started"] = c.spans_started.load();
         d["spans_sampled_out"] = c.spans_sampled_out.load();
+        d["spans_ended_twice"] = c.spans_ended_twice.load();
+        d["calls_after_end"] = c.calls_after_end.load();
         return d;
       });
 
@@ -1074,7 +1082,7 @@ NB_MODULE(_native, m) {
           [](PySpan& self, nb::handle context, nb::handle attributes) {
             if (!self.span.is_recording() || context.is_none()) return;
             SpanContextData c;
-            if (!(PyTuple_Check(context.ptr()) ? ContextFromTuple(context, c)
+            if (!(PyTuple_CheckExact(context.ptr()) ? ContextFromTuple(context, c)
                                                : SpanContextFromPy(context, c)))
               return;
             Attributes attrs;

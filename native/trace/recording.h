@@ -16,7 +16,9 @@ namespace djtrace {
 struct SpanLimits {
   static constexpr uint32_t kUnlimited = std::numeric_limits<uint32_t>::max();
   uint32_t max_attributes = 128;             // OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT
-  uint32_t max_attribute_length = kUnlimited;  // OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+  uint32_t max_span_attribute_length = kUnlimited;  // OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+  // Event and link attributes (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT), as the official SDK applies.
+  uint32_t max_attribute_length = kUnlimited;
   uint32_t max_events = 128;                 // OTEL_SPAN_EVENT_COUNT_LIMIT
   uint32_t max_links = 128;                  // OTEL_SPAN_LINK_COUNT_LIMIT
   uint32_t max_event_attributes = 128;       // OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT

@@ -88,7 +88,7 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
     data->attributes.reserve(options.attributes.size());
     for (auto& a : options.attributes)
       SetAttribute(data->attributes, data->dropped_attributes_count, a.key, std::move(a.value),
-                   limits.max_attributes, limits.max_attribute_length);
+                   limits.max_attributes, limits.max_span_attribute_length);
   }
   for (auto& [link_ctx, link_attrs] : options.links) {
     Link link;
@@ -122,7 +122,7 @@ void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
   if (!Mutable()) return;
   const SpanLimits& limits = core_->limits();
   djtrace::SetAttribute(data_->attributes, data_->dropped_attributes_count, key, std::move(value),
-                        limits.max_attributes, limits.max_attribute_length);
+                        limits.max_attributes, limits.max_span_attribute_length);
 }
 
 void LiveSpan::AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes) {

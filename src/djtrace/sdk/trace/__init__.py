@@ -156,6 +156,7 @@ class SpanLimits:
             native(self.max_links),
             native(self.max_event_attributes),
             native(self.max_link_attributes),
+            native(self.max_attribute_length),
         )
 
     def __repr__(self) -> str:
