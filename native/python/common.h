@@ -13,6 +13,7 @@
 #include "trace/tracer.h"
 
 namespace nb = nanobind;
+using namespace nb::literals;
 
 namespace djtrace {
 

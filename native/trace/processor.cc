@@ -61,6 +61,11 @@ void SimpleSpanProcessor::OnEnd(SpanPtr span) noexcept {
   exporter_->Export(std::span<const SpanData* const>(one, 1), Clock::now() + export_timeout_);
 }
 
+void SimpleSpanProcessor::SetTransform(SpanTransform transform) {
+  std::lock_guard<std::mutex> lock(mu_);
+  transform_ = std::move(transform);
+}
+
 bool SimpleSpanProcessor::ForceFlush(std::chrono::milliseconds timeout) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   return exporter_->ForceFlush(Clock::now() + timeout);
@@ -88,6 +93,7 @@ struct BatchSpanProcessor::State {
   bool stop = false;
   bool shutdown = false;
   bool exporter_needs_fork_reset = false;
+  bool worker_idle = false;  // the worker waits for a first span, with no timer running
   uint64_t flush_requested = 0;
   uint64_t flush_completed = 0;
 
@@ -117,6 +123,11 @@ BatchSpanProcessor::~BatchSpanProcessor() {
 
 const BatchOptions& BatchSpanProcessor::options() const { return state_->options; }
 
+void BatchSpanProcessor::SetTransform(SpanTransform transform) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->transform = std::move(transform);
+}
+
 void BatchSpanProcessor::StartWorkerLocked() {
   State& s = *state_;
   if (s.worker || s.shutdown) return;
@@ -128,7 +139,7 @@ void BatchSpanProcessor::StartWorkerLocked() {
 }
 
 void BatchSpanProcessor::OnEnd(SpanPtr span) noexcept {
-  if (!span) return;
+  if (!span || !Sampled(*span)) return;
   State& s = *state_;
   bool wake = false;
   {
@@ -145,7 +156,10 @@ void BatchSpanProcessor::OnEnd(SpanPtr span) noexcept {
       return;
     }
     s.spans_queued.fetch_add(1, std::memory_order_relaxed);
-    wake = s.queue.size() == s.options.max_export_batch_size;
+    // An idle worker waits for the first span without a timer; it then starts the schedule
+    // delay. A worker that is already counting down is woken only by a full batch.
+    wake =
+        s.queue.size() == s.options.max_export_batch_size || (s.worker_idle && s.queue.size() == 1);
   }
   if (wake) s.cv.notify_one();
 }
@@ -155,17 +169,26 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
   std::vector<SpanPtr> taken;
   std::vector<SpanPtr> batch;
   std::unique_lock<std::mutex> lock(s.mu);
+  auto nothing_due = [&s] {
+    return !s.stop && s.flush_requested == s.flush_completed &&
+           s.queue.size() < s.options.max_export_batch_size;
+  };
   for (;;) {
-    if (!s.stop && s.flush_requested == s.flush_completed &&
-        s.queue.size() < s.options.max_export_batch_size) {
-      s.cv.wait_until(lock, Clock::now() + s.options.schedule_delay, [&s] {
-        return s.stop || s.flush_requested != s.flush_completed ||
-               s.queue.size() >= s.options.max_export_batch_size;
-      });
+    if (nothing_due() && s.queue.empty()) {
+      // Nothing to export on a timer: sleep until a span arrives rather than waking every
+      // schedule delay (or spinning, with a delay of 0).
+      s.worker_idle = true;
+      s.cv.wait(lock, [&] { return !nothing_due() || !s.queue.empty(); });
+      s.worker_idle = false;
+    }
+    if (nothing_due()) {
+      s.cv.wait_until(lock, Clock::now() + s.options.schedule_delay,
+                      [&] { return !nothing_due(); });
     }
     const uint64_t flush_target = s.flush_requested;
     const bool stopping = s.stop;
     taken.swap(s.queue);
+    const SpanTransform transform = s.transform;  // a copy: SetTransform may replace it
     const bool needs_reset = s.exporter_needs_fork_reset;
     s.exporter_needs_fork_reset = false;
     lock.unlock();
@@ -175,7 +198,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
       size_t end = std::min(taken.size(), i + s.options.max_export_batch_size);
       batch.clear();
       for (size_t j = i; j < end; ++j) batch.push_back(std::move(taken[j]));
-      ExportBatch(s, batch);
+      ExportBatch(s, transform, batch);
     }
     taken.clear();
     batch.clear();
@@ -192,12 +215,13 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
   s.flush_cv.notify_all();
 }
 
-void BatchSpanProcessor::ExportBatch(State& s, std::vector<SpanPtr>& batch) {
+void BatchSpanProcessor::ExportBatch(State& s, const SpanTransform& transform,
+                                     std::vector<SpanPtr>& batch) {
   if (batch.empty()) return;
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
   for (auto& span : batch) {
-    if (s.transform) s.transform(*span);
+    if (transform) transform(*span);
     view.push_back(span.get());
   }
   ExportResult result =
@@ -286,6 +310,7 @@ void BatchSpanProcessor::AfterForkChild() noexcept {
   if (s.worker) (void)s.worker.release();
   s.queue.clear();
   s.stop = false;
+  s.worker_idle = false;
   s.flush_requested = s.flush_completed = 0;
   s.exporter_needs_fork_reset = true;
   // A condition variable may hold waiter state of the parent's threads: start from scratch.

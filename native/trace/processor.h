@@ -37,6 +37,8 @@ class SimpleSpanProcessor final : public SpanProcessor {
   void OnEnd(SpanPtr span) noexcept override;
   bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  // Replaces the transform applied before export (the provider's redactor).
+  void SetTransform(SpanTransform transform);
 
  private:
   std::shared_ptr<SpanExporter> exporter_;
@@ -76,6 +78,9 @@ class BatchSpanProcessor final : public SpanProcessor {
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
   BatchStats Stats() const noexcept;
   const BatchOptions& options() const;
+  // Replaces the transform applied before export (the provider's redactor); batches taken
+  // after the call use it.
+  void SetTransform(SpanTransform transform);
 
   // Fork handling, called by the process-wide pthread_atfork handlers.
   void PrepareFork() noexcept;
@@ -87,7 +92,8 @@ class BatchSpanProcessor final : public SpanProcessor {
   // hung exporter after Shutdown never outlives what it uses.
   struct State;
   static void WorkerLoop(std::shared_ptr<State> state);
-  static void ExportBatch(State& state, std::vector<SpanPtr>& batch);
+  static void ExportBatch(State& state, const SpanTransform& transform,
+                          std::vector<SpanPtr>& batch);
   void StartWorkerLocked();
 
   std::shared_ptr<State> state_;

@@ -54,14 +54,15 @@ TraceIdRatioBasedSampler::TraceIdRatioBasedSampler(double ratio) : ratio_(ratio)
   // is exact (a power-of-two scale), so only the fractional part below 2^-64 is rounded.
   long double scaled = std::ldexp(static_cast<long double>(ratio), 64);
   long double integral = std::nearbyint(scaled);  // default mode: to nearest, ties to even
-  if (integral <= 0) {
+  // The official sampler refuses ratios outside [0, 1]; this constructor cannot refuse, so it
+  // clamps: converting NaN, infinity or a huge value to an integer is undefined behaviour, and
+  // any bound past 2^64 decides as 2^64 does. NaN samples nothing.
+  if (!(integral > 0)) {
     bound_ = 0;
+  } else if (integral >= std::ldexp(1.0L, 64)) {
+    bound_ = static_cast<unsigned __int128>(1) << 64;  // every id is below it
   } else {
-    // Split to stay exact beyond 2^64.
-    long double hi = std::floor(std::ldexp(integral, -64));
-    long double lo = integral - std::ldexp(hi, 64);
-    bound_ = (static_cast<unsigned __int128>(static_cast<uint64_t>(hi)) << 64) |
-             static_cast<uint64_t>(lo);
+    bound_ = static_cast<uint64_t>(integral);
   }
 }
 

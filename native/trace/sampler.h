@@ -52,7 +52,8 @@ class TraceIdRatioBasedSampler final : public Sampler {
   SamplingDecision ShouldSample(const ParentInfo&, const TraceId& trace_id) const noexcept override;
   std::string Description() const override;
   double ratio() const { return ratio_; }
-  // The bound as a 128-bit value (a ratio of 1.0 gives 2^64).
+  // The bound as a 128-bit value: a ratio of 1.0 gives 2^64. Ratios outside [0, 1] (which
+  // MakeSampler refuses) are clamped to that range; NaN gives 0.
   unsigned __int128 bound() const { return bound_; }
 
  private:

@@ -14,21 +14,27 @@ bool IsKeyChar(char c) {
          c == '/' || c == '@';
 }
 
+bool IsLcAlpha(char c) { return c >= 'a' && c <= 'z'; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
 bool ValidKey(std::string_view key) {
   if (key.empty() || key.size() > 256) return false;
   auto at = key.find('@');
   if (at == std::string_view::npos) {
-    if (!((key[0] >= 'a' && key[0] <= 'z') || (key[0] >= '0' && key[0] <= '9'))) return false;
+    // Trace Context Level 1, which opentelemetry-api follows:
+    // simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" ): no leading digit.
+    if (!IsLcAlpha(key[0])) return false;
     for (char c : key)
       if (!IsKeyChar(c) || c == '@') return false;
     return true;
   }
-  // multi-tenant: tenant@system
+  // multi-tenant-key = tenant-id "@" system-id, where only the tenant may start with a digit.
   std::string_view tenant = key.substr(0, at), system = key.substr(at + 1);
   if (tenant.empty() || tenant.size() > 241 || system.empty() || system.size() > 14) return false;
+  if (!IsLcAlpha(tenant[0]) && !IsDigit(tenant[0])) return false;
   for (char c : tenant)
     if (!IsKeyChar(c) || c == '@') return false;
-  if (!(system[0] >= 'a' && system[0] <= 'z')) return false;
+  if (!IsLcAlpha(system[0])) return false;
   for (char c : system)
     if (!IsKeyChar(c) || c == '@') return false;
   return true;
@@ -70,6 +76,9 @@ std::string ToHex(const uint8_t* data, size_t n) {
 }
 
 bool ParseTraceparent(std::string_view h, Traceparent& out) noexcept {
+  // opentelemetry-api ignores longer headers before parsing (its _TRACEPARENT_MAXIMUM_LENGTH);
+  // doing the same keeps both sides agreeing on which requests continue a trace.
+  if (h.size() > kMaxTraceparentLength) return false;
   h = Trim(h);
   if (h.size() < 55) return false;
   if (h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
@@ -100,6 +109,15 @@ std::string FormatTraceparent(const TraceId& trace_id, const SpanId& span_id, ui
 
 bool NormalizeTracestate(std::string_view header, std::string& out) {
   out.clear();
+  // A malformed header is dropped whole: `out` is left empty rather than half-built.
+  auto invalid = [&out] {
+    out.clear();
+    return false;
+  };
+  if (header.size() > kMaxTracestateLength) return false;
+  // Keys seen so far, to refuse duplicates as the specification and opentelemetry-api do. At
+  // most 32 members, so a linear scan beats any set.
+  std::string_view keys[32];
   int members = 0;
   size_t pos = 0;
   while (pos <= header.size()) {
@@ -112,9 +130,13 @@ bool NormalizeTracestate(std::string_view header, std::string& out) {
       continue;
     }
     auto eq = member.find('=');
-    if (eq == std::string_view::npos) return false;
-    if (!ValidKey(member.substr(0, eq)) || !ValidValue(member.substr(eq + 1))) return false;
-    if (++members > 32) return false;
+    if (eq == std::string_view::npos) return invalid();
+    std::string_view key = member.substr(0, eq);
+    if (!ValidKey(key) || !ValidValue(member.substr(eq + 1))) return invalid();
+    if (members == 32) return invalid();
+    for (int i = 0; i < members; ++i)
+      if (keys[i] == key) return invalid();
+    keys[members++] = key;
     if (!out.empty()) out += ',';
     out.append(member);
     if (comma == header.size()) break;

@@ -3,6 +3,7 @@
 // for forward compatibility (higher versions with extra fields).
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -16,14 +17,19 @@ struct Traceparent {
   uint8_t flags = 0;
 };
 
+// Longest headers accepted, as opentelemetry-api's TraceContextTextMapPropagator has them.
+inline constexpr size_t kMaxTraceparentLength = 512;
+inline constexpr size_t kMaxTracestateLength = 8192;
+
 // Returns false for anything the specification says to ignore (bad length or characters,
-// version ff, all-zero ids, extra data on version 00).
+// version ff, all-zero ids, extra data on version 00, more than kMaxTraceparentLength bytes).
 bool ParseTraceparent(std::string_view header, Traceparent& out) noexcept;
 // "00-<32 hex>-<16 hex>-<2 hex>"
 std::string FormatTraceparent(const TraceId& trace_id, const SpanId& span_id, uint8_t flags);
 
-// Checks a tracestate header value: at most 32 list members of valid key=value; returns the
-// normalised value (optional whitespace removed, empty members dropped) or false if invalid.
+// Checks a tracestate header value: at most 32 list members of valid key=value with distinct
+// keys, at most kMaxTracestateLength bytes; returns the normalised value (optional whitespace
+// removed, empty members dropped), or false with `out` empty if invalid.
 bool NormalizeTracestate(std::string_view header, std::string& out);
 
 std::string ToHex(const uint8_t* data, size_t n);

@@ -35,6 +35,9 @@ def configure(settings: Mapping[str, Any] | None = None, **overrides: Any) -> An
         cfg = from_sources(settings, None, overrides)
         from opentelemetry import trace
 
+        from djtrace import pii
+
+        pii.build_redactor(cfg.pii)  # validate before anything is installed
         if cfg.disabled:
             from djtrace.sdk.trace import DisabledTracerProvider
 
@@ -63,7 +66,8 @@ def build_provider(cfg: Config) -> Any:
     if cfg.service_name:
         attributes[SERVICE_NAME] = cfg.service_name
     resource = Resource.create(attributes)
-    provider = TracerProvider(sampler=_FromName(cfg.sampler, cfg.sampler_arg), resource=resource)
+    provider = TracerProvider(sampler=_FromName(cfg.sampler, cfg.sampler_arg), resource=resource,
+                              redaction=cfg.pii)
     for exporter in build_exporters(cfg):
         provider.add_span_processor(
             BatchSpanProcessor(
@@ -117,6 +121,9 @@ def stats() -> dict:
     provider = _provider
     if provider is not None and hasattr(provider, "_counters"):
         out.update(provider._counters())
+        from djtrace import pii
+
+        out["pii"] = pii.counters()
         out["processors"] = [
             p.stats() for p in getattr(provider, "_processors", []) if hasattr(p, "stats")
         ]

@@ -66,6 +66,7 @@ class Config:
     file_path: str = "djtrace-traces.jsonl"
     console_verbose: bool = False
     propagators: tuple = ("tracecontext", "baggage")
+    pii: Any = "default"  # a profile name or a dict: see djtrace.pii
 
     def resolved_endpoint(self) -> str:
         """The OTLP traces endpoint, with the protocol's default and path."""
@@ -273,6 +274,9 @@ def _set(cfg: Config, name: str, field: str, value: Any) -> None:
         value = None if value is None else check_endpoint(name, str(value))
     elif field == "propagators":
         value = _parse_list(name, value, _PROPAGATORS)
+    elif field == "pii":
+        if not isinstance(value, (str, Mapping)):
+            raise ConfigError(f"{name} must be a profile name or a dict, got {value!r}")
     elif field == "resource_attributes":
         if not isinstance(value, Mapping):
             raise ConfigError(f"{name} must be a mapping, got {value!r}")

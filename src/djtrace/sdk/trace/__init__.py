@@ -628,7 +628,11 @@ class TracerProvider(trace_api.TracerProvider):
         active_span_processor: Any = None,
         id_generator: Any = None,
         span_limits: SpanLimits | None = None,
+        redaction: Any = None,
     ) -> None:
+        """`redaction` is the "pii" setting (see djtrace.pii): a profile name or a dict; by
+        default the `default` profile (or DJTRACE_PII_PROFILE). Every span is redacted by it
+        natively before export, whichever processor exports it."""
         self._resource = resource if resource is not None else Resource.create()
         self._sampler = sampler if sampler is not None else sampler_from_env()
         self._span_limits = span_limits or SpanLimits()
@@ -639,6 +643,10 @@ class TracerProvider(trace_api.TracerProvider):
             self._resource._to_native(),
             self._span_limits._native_tuple(),
         )
+        from djtrace import pii
+
+        self._redactor = pii.build_redactor(redaction)
+        pii.set_active(self._redactor)
         self._python_path = _PythonPath(self)
         if self._py_sampler is not None:
             self._core.set_python_hooks(self._python_path.start_span,
@@ -695,7 +703,10 @@ class TracerProvider(trace_api.TracerProvider):
             self._processors.append(span_processor)
             native = getattr(span_processor, "_native_processor", None)
             if native is not None:
-                self._core.add_processor(native(), bool(getattr(span_processor, "_blocks_on_end", False)))
+                processor = native()
+                _native.set_processor_redactor(processor, self._redactor)
+                self._core.add_processor(
+                    processor, bool(getattr(span_processor, "_blocks_on_end", False)))
                 return
             self._py_processors.append(span_processor)
             self._core.set_python_hooks(self._python_path.start_span,
