@@ -82,7 +82,8 @@ bool SimpleSpanProcessor::Shutdown(std::chrono::milliseconds) noexcept {
 struct BatchSpanProcessor::State {
   std::shared_ptr<SpanExporter> exporter;
   BatchOptions options;
-  SpanTransform transform;
+  // Shared so that the worker takes it without copying the function on every wake-up.
+  std::shared_ptr<const SpanTransform> transform;
 
   std::mutex mu;
   std::condition_variable cv;        // wakes the worker
@@ -109,7 +110,7 @@ BatchSpanProcessor::BatchSpanProcessor(std::shared_ptr<SpanExporter> exporter,
       options.max_export_batch_size, 1, std::max<uint32_t>(options.max_queue_size, 1));
   state_->exporter = std::move(exporter);
   state_->options = options;
-  state_->transform = std::move(transform);
+  if (transform) state_->transform = std::make_shared<const SpanTransform>(std::move(transform));
   state_->queue.reserve(std::min<uint32_t>(options.max_queue_size, 4096));
   std::lock_guard<std::mutex> lock(Registry().mu);
   Registry().processors.insert(this);
@@ -124,8 +125,10 @@ BatchSpanProcessor::~BatchSpanProcessor() {
 const BatchOptions& BatchSpanProcessor::options() const { return state_->options; }
 
 void BatchSpanProcessor::SetTransform(SpanTransform transform) {
+  auto shared =
+      transform ? std::make_shared<const SpanTransform>(std::move(transform)) : nullptr;
   std::lock_guard<std::mutex> lock(state_->mu);
-  state_->transform = std::move(transform);
+  state_->transform = std::move(shared);
 }
 
 void BatchSpanProcessor::StartWorkerLocked() {
@@ -188,7 +191,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
     const uint64_t flush_target = s.flush_requested;
     const bool stopping = s.stop;
     taken.swap(s.queue);
-    const SpanTransform transform = s.transform;  // a copy: SetTransform may replace it
+    const std::shared_ptr<const SpanTransform> transform = s.transform;  // may be replaced
     const bool needs_reset = s.exporter_needs_fork_reset;
     s.exporter_needs_fork_reset = false;
     lock.unlock();
@@ -198,7 +201,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
       size_t end = std::min(taken.size(), i + s.options.max_export_batch_size);
       batch.clear();
       for (size_t j = i; j < end; ++j) batch.push_back(std::move(taken[j]));
-      ExportBatch(s, transform, batch);
+      ExportBatch(s, transform.get(), batch);
     }
     taken.clear();
     batch.clear();
@@ -215,13 +218,13 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
   s.flush_cv.notify_all();
 }
 
-void BatchSpanProcessor::ExportBatch(State& s, const SpanTransform& transform,
+void BatchSpanProcessor::ExportBatch(State& s, const SpanTransform* transform,
                                      std::vector<SpanPtr>& batch) {
   if (batch.empty()) return;
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
   for (auto& span : batch) {
-    if (transform) transform(*span);
+    if (transform) (*transform)(*span);
     view.push_back(span.get());
   }
   ExportResult result =

@@ -92,7 +92,7 @@ class BatchSpanProcessor final : public SpanProcessor {
   // hung exporter after Shutdown never outlives what it uses.
   struct State;
   static void WorkerLoop(std::shared_ptr<State> state);
-  static void ExportBatch(State& state, const SpanTransform& transform,
+  static void ExportBatch(State& state, const SpanTransform* transform,
                           std::vector<SpanPtr>& batch);
   void StartWorkerLocked();
 

@@ -82,7 +82,7 @@ ParentBasedSampler::ParentBasedSampler(std::shared_ptr<const Sampler> root,
                                        std::shared_ptr<const Sampler> remote_parent_not_sampled,
                                        std::shared_ptr<const Sampler> local_parent_sampled,
                                        std::shared_ptr<const Sampler> local_parent_not_sampled)
-    : root_(std::move(root)),
+    : root_(root ? std::move(root) : AlwaysOn()),
       remote_sampled_(remote_parent_sampled ? std::move(remote_parent_sampled) : AlwaysOn()),
       remote_not_sampled_(remote_parent_not_sampled ? std::move(remote_parent_not_sampled)
                                                     : AlwaysOff()),
