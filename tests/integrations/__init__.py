@@ -1,0 +1,1 @@
+"""Tests of djtrace's integrations, one package per integration."""
