@@ -135,6 +135,9 @@ bool IsBuiltinAllowedKey(std::string_view key) noexcept {
       "rpc.method",
       "rpc.service",
       "rpc.system",
+      // The service's own address (a host name or an IP of the database, cache, broker or
+      // this server): infrastructure, not personal data.
+      "server.address",
       "server.port",
       "thread.name",
       "url.scheme",

@@ -1,5 +1,7 @@
 #include "trace/tracer.h"
 
+#include <unistd.h>
+
 #include "trace/clock.h"
 #include "trace/ids.h"
 
@@ -13,6 +15,21 @@ TracerCore::TracerCore(std::shared_ptr<const Sampler> sampler,
       processor_(std::make_shared<MultiSpanProcessor>()) {
   if (!sampler_) sampler_ = std::make_shared<ParentBasedSampler>(std::make_shared<AlwaysOnSampler>());
   if (!resource_) resource_ = std::make_shared<Resource>();
+}
+
+const std::shared_ptr<const Resource>& TracerCore::CurrentResource() {
+  const uint64_t generation = ForkGeneration();
+  if (generation == resource_fork_generation_) return resource_;
+  resource_fork_generation_ = generation;
+  bool has_pid = false;
+  for (const auto& a : resource_->attributes) has_pid = has_pid || a.key == "process.pid";
+  if (has_pid) {
+    auto copy = std::make_shared<Resource>(*resource_);
+    for (auto& a : copy->attributes)
+      if (a.key == "process.pid") a.value = static_cast<int64_t>(getpid());
+    resource_ = std::move(copy);
+  }
+  return resource_;
 }
 
 void TracerCore::AddProcessor(std::shared_ptr<SpanProcessor> processor) {
@@ -102,7 +119,7 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
     djtrace::AddLink(*data, std::move(link), limits);
   }
   data->scope = scope;
-  data->resource = core->resource();
+  data->resource = core->CurrentResource();
   span.data_ = std::move(data);
   span.core_ = core;
 }

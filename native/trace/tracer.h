@@ -45,6 +45,9 @@ class TracerCore {
 
   const std::shared_ptr<const Sampler>& sampler() const { return sampler_; }
   const std::shared_ptr<const Resource>& resource() const { return resource_; }
+  // The resource for spans started now: after a fork (from Python or from C), a copy whose
+  // process.pid is the child's, made once per fork.
+  const std::shared_ptr<const Resource>& CurrentResource();
   const SpanLimits& limits() const { return limits_; }
   TracerCounters& counters() { return counters_; }
 
@@ -58,6 +61,7 @@ class TracerCore {
  private:
   std::shared_ptr<const Sampler> sampler_;
   std::shared_ptr<const Resource> resource_;
+  uint64_t resource_fork_generation_ = 0;
   SpanLimits limits_;
   std::shared_ptr<MultiSpanProcessor> processor_;
   std::atomic<bool> shutdown_{false};

@@ -55,7 +55,8 @@ def test_os_fork_children_export_their_own_spans(tmp_path: Path) -> None:
         from djtrace.sdk import TracerProvider, BatchSpanProcessor, Resource
         from djtrace.sdk.trace.export import OtlpJsonFileSpanExporter
 
-        provider = TracerProvider(resource=Resource.create({{"service.name": "fork"}}))
+        provider = TracerProvider(resource=Resource.create({{"service.name": "fork",
+                                                             "process.pid": os.getpid()}}))
         # A long delay: nothing is exported before the fork, so a child that inherited the
         # parent's queue would export the parent's spans too.
         provider.add_span_processor(BatchSpanProcessor(
@@ -95,11 +96,15 @@ def test_os_fork_children_export_their_own_spans(tmp_path: Path) -> None:
     trace_ids = [s["traceId"] for s in spans]
     assert len(set(span_ids)) == len(span_ids)
     assert len(set(trace_ids)) == len(trace_ids)
-    # each child's spans carry its own pid
+    # each child's spans carry its own pid, in the span and in the resource's process.pid
+    parent_pids = {s["_resource_pid"] for s in spans if s["name"].startswith("parent")}
+    assert len(parent_pids) == 1
     for s in spans:
         if s["name"].startswith("child"):
             pid_attr = next(a["value"]["intValue"] for a in s["attributes"] if a["key"] == "pid")
             assert int(pid_attr) != os.getpid()
+            assert s["_resource_pid"] == pid_attr
+            assert s["_resource_pid"] not in parent_pids
 
 
 def test_multiprocessing_fork_pool(tmp_path: Path) -> None:
