@@ -134,6 +134,23 @@ def stats() -> dict:
     return out
 
 
+def request_span() -> Any:
+    """The SERVER span of the Django request being served in this context.
+
+    Inside middleware, trace.get_current_span() is that middleware's own span (djtrace traces
+    each middleware); annotate the request with this instead. Outside a request it returns
+    OpenTelemetry's invalid span, on which every call is a harmless no-op.
+    """
+    from opentelemetry import trace
+
+    try:
+        from djtrace.integrations.django.handlers import current_request_span
+    except ImportError:
+        return trace.INVALID_SPAN
+    span = current_request_span()
+    return span if span is not None else trace.INVALID_SPAN
+
+
 def get_config() -> Config | None:
     """The configuration in force, once configure() has run."""
     return _config
@@ -155,5 +172,6 @@ __all__ = [
     "build_provider",
     "configure",
     "get_config",
+    "request_span",
     "stats",
 ]
