@@ -40,7 +40,7 @@ def suppressed() -> bool:
 
 
 def enter() -> contextvars.Token:
-    """Starts suppression; returns the token to pass to `exit()` (for code that can't use `with`)."""
+    """Starts suppression; returns the token for `exit()` (for code that cannot use `with`)."""
     return SUPPRESSED.set(True)
 
 

@@ -1,0 +1,1236 @@
+// Database spans and per-root query statistics for djtrace.integrations.django.db.
+//
+// The execute wrapper that Django calls for every query is `db_execute` itself (bound to the
+// connection's DbConnInfo with functools.partial), so one traced query costs one crossing into
+// native code: the SQL cache lookup (obfuscation, fingerprint and summary once per distinct
+// text), the walk up the Python frames to the application's call site, the span start, the
+// call of Django's next executor, and the span end with the statistics of the local root. This
+// file only converts Python objects and walks frames; the logic lives in sql/ and analysis/.
+#include <Python.h>
+#include <frameobject.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "analysis/query_stats.h"
+#include "python/common.h"
+#include "sql/cache.h"
+#include "sql/hash.h"
+#include "trace/clock.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace djtrace {
+
+// Defined in ext.cc; not (yet) declared in common.h.
+nb::object CurrentContext();
+bool ParentContext(nb::handle parent, SpanContextData& out);
+
+namespace {
+
+using analysis::CallSite;
+using analysis::CodeLocation;
+using analysis::QueryGroup;
+using analysis::QueryStats;
+using analysis::QueryStatsOptions;
+using SqlPtr = std::shared_ptr<const sql::ObfuscatedSql>;
+
+// What is known about one Django connection (alias), computed once when it connects.
+struct DbConnInfo {
+  sql::Dialect dialect = sql::Dialect::kGeneric;
+  std::string system_name;  // db.system.name: "postgresql", "sqlite", "mysql", "mariadb"
+  std::string alias;
+  std::string driver;       // for sqlcommenter's db_driver, e.g. "psycopg:3.2.1"
+  Attributes attributes;    // the same on every span of the connection
+  bool old_names = false;   // OTEL_SEMCONV_STABILITY_OPT_IN=database/dup
+};
+
+struct CodeEntry {
+  bool app = false;
+  std::shared_ptr<const CodeLocation> loc;
+};
+
+// Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
+struct QueryCollector {
+  std::shared_ptr<QueryStats> own;  // N+1 grouping for queries that belong to no root
+  std::shared_ptr<QueryStats> all;  // every query of the block: duplicates
+  nb::object parent;                // the collector that was active when this one started
+  uint64_t queries = 0;
+  uint64_t duration_ns = 0;
+  uint64_t errors = 0;
+  std::vector<QueryGroup> findings;
+  struct Executed {
+    SqlPtr sql;
+    CallSite site;
+    std::string relation;
+    uint64_t duration_ns;
+  };
+  std::vector<Executed> executed;  // capped at kMaxExecuted
+  static constexpr size_t kMaxExecuted = 10000;
+};
+
+struct DbState {
+  bool enabled = false;
+  std::unique_ptr<sql::SqlCache> cache;
+  // Context variables read on every query (owned references, kept for the process's life).
+  PyObject* suppress_var = nullptr;     // djtrace.integrations._suppress.SUPPRESSED
+  PyObject* otel_suppress_key = nullptr;  // OpenTelemetry's suppress_instrumentation key
+  PyObject* relation_var = nullptr;     // "Model.field" while a related object loads
+  PyObject* comment_var = nullptr;      // (route, controller) for sqlcommenter, or None
+  PyObject* collector_var = nullptr;    // the active QueryCollector, or None
+  // The local root the request/command hooks started in this context: a span, or an object
+  // whose `span` attribute is one (djtrace.integrations.django._state.ROOT).
+  PyObject* root_var = nullptr;
+  // The tracer, re-resolved whenever opentelemetry.trace._TRACER_PROVIDER changes.
+  PyObject* trace_module = nullptr;
+  PyObject* provider_attr = nullptr;
+  PyObject* cached_provider = nullptr;  // owned; identity only
+  bool tracer_resolved = false;
+  nb::object tracer_obj;
+  NativeTracer* tracer = nullptr;  // null: the tracer is not ours (fallback) or there is none
+  nb::object resolve_tracer;       // provider -> tracer or None
+  nb::object fallback;             // Python path for tracers that are not djtrace's
+  nb::object on_finding;           // called with a dict when a group becomes an N+1
+  nb::object client_kind;          // opentelemetry.trace.SpanKind.CLIENT
+  QueryStatsOptions stats_options;
+  bool n_plus_one = true;          // attach statistics to roots that have none
+  bool query_source = true;
+  bool root_spans = true;
+  bool sqlcommenter = false;
+  std::string framework;           // sqlcommenter's framework value, "django:5.2"
+  std::vector<std::string> skip_prefixes;
+  std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
+  int collectors_active = 0;
+};
+
+// Never destroyed: its Python references must not be released after the interpreter is gone.
+// db_shutdown (called at exit) drops them while the interpreter still runs.
+DbState& g_db = *new DbState();
+
+constexpr size_t kMaxCodeEntries = 16384;
+constexpr int kMaxFrames = 128;
+constexpr size_t kMaxSerializedParams = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Small conversions
+
+std::string_view View(PyObject* o) {
+  if (!o || !PyUnicode_Check(o)) return {};
+  Py_ssize_t n;
+  const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+  if (!s) {
+    PyErr_Clear();
+    return {};
+  }
+  return {s, static_cast<size_t>(n)};
+}
+
+// The value of a context variable (new reference), or null when unset.
+PyObject* VarGet(PyObject* var) {
+  if (!var) return nullptr;
+  PyObject* v = nullptr;
+  if (PyContextVar_Get(var, nullptr, &v) < 0) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  return v;
+}
+
+bool VarTrue(PyObject* var) {
+  PyObject* v = VarGet(var);
+  if (!v) return false;
+  bool r = v != Py_None && v != Py_False && PyObject_IsTrue(v) == 1;
+  Py_DECREF(v);
+  return r;
+}
+
+void ClearCodeCache() {
+  for (auto& [code, entry] : g_db.code_cache) Py_DECREF(code);
+  g_db.code_cache.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query source: the first frame of application code
+
+const CodeEntry& Classify(PyCodeObject* code) {
+  auto it = g_db.code_cache.find(reinterpret_cast<PyObject*>(code));
+  if (it != g_db.code_cache.end()) return it->second;
+  if (g_db.code_cache.size() >= kMaxCodeEntries) ClearCodeCache();
+  CodeEntry entry;
+  PyObject* filename = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename");
+  if (!filename) PyErr_Clear();
+  std::string_view path = View(filename);
+  bool app = !path.empty() && path[0] != '<';
+  if (app) {
+    for (const std::string& prefix : g_db.skip_prefixes) {
+      if (path.size() >= prefix.size() && path.compare(0, prefix.size(), prefix) == 0) {
+        app = false;
+        break;
+      }
+    }
+  }
+  if (app) {
+    PyObject* name = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_qualname");
+    if (!name) {
+      PyErr_Clear();
+      name = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_name");
+      if (!name) PyErr_Clear();
+    }
+    try {
+      entry.loc = analysis::MakeCodeLocation(std::string(path), std::string(View(name)));
+      entry.app = true;
+    } catch (...) {
+      entry.app = false;
+    }
+    Py_XDECREF(name);
+  }
+  Py_XDECREF(filename);
+  Py_INCREF(code);  // the key stays valid (and unique) while it is cached
+  return g_db.code_cache.emplace(reinterpret_cast<PyObject*>(code), std::move(entry)).first->second;
+}
+
+// Walks up from the current frame to the first frame whose code is not in a skipped
+// directory (Django, djtrace, site-packages, the standard library).
+bool FindCallSite(CallSite& out) {
+  PyFrameObject* frame = PyEval_GetFrame();  // borrowed
+  Py_XINCREF(frame);
+  for (int depth = 0; frame && depth < kMaxFrames; ++depth) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    const CodeEntry& entry = Classify(code);
+    Py_DECREF(code);
+    if (entry.app) {
+      out = CallSite::Make(entry.loc, PyFrame_GetLineNumber(frame));
+      Py_DECREF(frame);
+      return true;
+    }
+    PyFrameObject* back = PyFrame_GetBack(frame);
+    Py_DECREF(frame);
+    frame = back;
+  }
+  Py_XDECREF(frame);
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters, serialised only to be hashed (never exported, never kept)
+
+void PutU64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+
+bool SerializeParams(PyObject* o, std::string& out, int depth) {
+  if (out.size() > kMaxSerializedParams || depth > 8) return false;
+  if (o == Py_None) {
+    out.push_back('N');
+  } else if (PyBool_Check(o)) {
+    out.push_back(o == Py_True ? 'T' : 'F');
+  } else if (PyLong_Check(o)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    if (overflow) {
+      Py_hash_t h = PyObject_Hash(o);
+      if (h == -1) {
+        PyErr_Clear();
+        return false;
+      }
+      out.push_back('I');
+      PutU64(out, static_cast<uint64_t>(h));
+    } else {
+      out.push_back('i');
+      PutU64(out, static_cast<uint64_t>(v));
+    }
+  } else if (PyFloat_Check(o)) {
+    double d = PyFloat_AS_DOUBLE(o);
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    out.push_back('f');
+    PutU64(out, bits);
+  } else if (PyUnicode_Check(o)) {
+    Py_ssize_t n;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) {
+      PyErr_Clear();
+      return false;
+    }
+    out.push_back('s');
+    PutU64(out, static_cast<uint64_t>(n));
+    out.append(s, static_cast<size_t>(n));
+  } else if (PyBytes_Check(o)) {
+    out.push_back('b');
+    PutU64(out, static_cast<uint64_t>(PyBytes_GET_SIZE(o)));
+    out.append(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)));
+  } else if (PyByteArray_Check(o)) {
+    out.push_back('B');
+    PutU64(out, static_cast<uint64_t>(PyByteArray_GET_SIZE(o)));
+    out.append(PyByteArray_AS_STRING(o), static_cast<size_t>(PyByteArray_GET_SIZE(o)));
+  } else if (PyTuple_Check(o) || PyList_Check(o)) {
+    // Items are read one at a time: a list could change under a callee's __hash__.
+    const bool tuple = PyTuple_Check(o);
+    out.push_back(tuple ? '(' : '[');
+    for (Py_ssize_t i = 0; i < Py_SIZE(o); ++i) {
+      PyObject* item = tuple ? PyTuple_GET_ITEM(o, i) : PyList_GET_ITEM(o, i);
+      Py_INCREF(item);
+      bool ok = SerializeParams(item, out, depth + 1);
+      Py_DECREF(item);
+      if (!ok) return false;
+    }
+    out.push_back(')');
+  } else if (PyDict_Check(o)) {
+    out.push_back('{');
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+      if (!SerializeParams(k, out, depth + 1) || !SerializeParams(v, out, depth + 1)) return false;
+    }
+    out.push_back('}');
+  } else {
+    // Dates, decimals, UUIDs...: their hash is derived from their value. The type is part of
+    // the key so that equal hashes of different types do not meet.
+    Py_hash_t h = PyObject_Hash(o);
+    if (h == -1) {
+      PyErr_Clear();
+      return false;
+    }
+    out.push_back('o');
+    PutU64(out, reinterpret_cast<uint64_t>(Py_TYPE(o)));
+    PutU64(out, static_cast<uint64_t>(h));
+  }
+  return out.size() <= kMaxSerializedParams;
+}
+
+// The exact key of an execution, or false when its parameters cannot be hashed.
+bool ExactKeyOf(const SqlPtr& sql, std::string_view text, PyObject* params, bool many,
+                uint64_t& key) {
+  static thread_local std::string buf;
+  buf.clear();
+  if (params && params != Py_None) {
+    if (many && !PyList_Check(params) && !PyTuple_Check(params)) return false;  // an iterator
+    if (!SerializeParams(params, buf, 0)) return false;
+  }
+  key = analysis::ExactKey(sql->fingerprint, text, buf);
+  if (buf.capacity() > 4 * kMaxSerializedParams) std::string().swap(buf);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sqlcommenter
+
+void UrlEncode(std::string_view in, std::string& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : in) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '!' || c == '~' || c == '*' || c == '(' || c == ')') {
+      out.push_back(static_cast<char>(c));
+    } else if (c == '\'') {
+      out += "\\'";  // the specification's meta-character escape
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+}
+
+std::string Traceparent(const SpanContextData& c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s = "00-";
+  for (uint8_t b : c.trace_id) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 0xF]);
+  }
+  s.push_back('-');
+  for (uint8_t b : c.span_id) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 0xF]);
+  }
+  s.push_back('-');
+  s.push_back(kHex[c.trace_flags >> 4]);
+  s.push_back(kHex[c.trace_flags & 0xF]);
+  return s;
+}
+
+// The statement with a sqlcommenter comment, or null to send it unchanged (it already has a
+// comment, as the specification requires, or there is nothing to say).
+PyObject* CommentedSql(std::string_view sql, const SpanContextData& ctx, const DbConnInfo& info,
+                       bool escape_percent) {
+  if (sql.find("--") != std::string_view::npos || sql.find("/*") != std::string_view::npos)
+    return nullptr;
+  std::string_view route, controller;
+  PyObject* tags = VarGet(g_db.comment_var);
+  if (tags && PyTuple_Check(tags) && PyTuple_GET_SIZE(tags) >= 2) {
+    route = View(PyTuple_GET_ITEM(tags, 0));
+    controller = View(PyTuple_GET_ITEM(tags, 1));
+  }
+  // Keys in lexicographic order, values URL-encoded.
+  std::pair<std::string_view, std::string> pairs[6];
+  size_t n = 0;
+  if (!controller.empty()) pairs[n++] = {"controller", std::string(controller)};
+  if (!info.driver.empty()) pairs[n++] = {"db_driver", info.driver};
+  if (!g_db.framework.empty()) pairs[n++] = {"framework", g_db.framework};
+  if (!route.empty()) pairs[n++] = {"route", std::string(route)};
+  if (ctx.valid()) pairs[n++] = {"traceparent", Traceparent(ctx)};
+  if (ctx.valid() && !ctx.trace_state.empty()) pairs[n++] = {"tracestate", ctx.trace_state};
+  if (n == 0) {
+    Py_XDECREF(tags);
+    return nullptr;
+  }
+  std::string comment = "/*";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) comment.push_back(',');
+    UrlEncode(pairs[i].first, comment);
+    comment += "='";
+    UrlEncode(pairs[i].second, comment);
+    comment.push_back('\'');
+  }
+  comment += "*/";
+  Py_XDECREF(tags);
+  if (escape_percent) {
+    // The driver interpolates parameters with %-formatting: a literal % is written %%.
+    std::string escaped;
+    escaped.reserve(comment.size() + 16);
+    for (char c : comment) {
+      escaped.push_back(c);
+      if (c == '%') escaped.push_back('%');
+    }
+    comment.swap(escaped);
+  }
+  // Before a final semicolon, so that the comment stays within the statement.
+  size_t end = sql.size();
+  while (end > 0 && (sql[end - 1] == ' ' || sql[end - 1] == '\n' || sql[end - 1] == '\t' ||
+                     sql[end - 1] == '\r'))
+    --end;
+  std::string out;
+  out.reserve(sql.size() + comment.size() + 1);
+  if (end > 0 && sql[end - 1] == ';') {
+    out.append(sql.substr(0, end - 1));
+    out.push_back(' ');
+    out += comment;
+    out.append(sql.substr(end - 1));
+  } else {
+    out.append(sql);
+    out.push_back(' ');
+    out += comment;
+  }
+  return PyUnicode_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tracer in force
+
+// True when `g_db.tracer` / `g_db.tracer_obj` are up to date with the global provider.
+void RefreshTracer() {
+  PyObject* provider = PyObject_GetAttr(g_db.trace_module, g_db.provider_attr);
+  if (!provider) {
+    PyErr_Clear();
+    provider = Py_NewRef(Py_None);
+  }
+  if (g_db.tracer_resolved && provider == g_db.cached_provider) {
+    Py_DECREF(provider);
+    return;
+  }
+  Py_XDECREF(g_db.cached_provider);
+  g_db.cached_provider = provider;  // owned
+  g_db.tracer_resolved = true;
+  g_db.tracer = nullptr;
+  g_db.tracer_obj = nb::object();
+  try {
+    nb::object t = g_db.resolve_tracer(nb::handle(provider));
+    if (!t.is_none()) {
+      g_db.tracer_obj = t;
+      NativeTracer* nt = nullptr;
+      if (nb::try_cast<NativeTracer*>(t, nt) && nt) g_db.tracer = nt;
+    }
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace db tracer");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+struct RaisedError {
+  PyObject* type = nullptr;
+  PyObject* value = nullptr;
+  PyObject* tb = nullptr;
+  void Fetch() {
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value) PyException_SetTraceback(value, tb);
+  }
+  void Restore() {
+    PyErr_Restore(type, value, tb);
+    type = value = tb = nullptr;
+  }
+};
+
+// "module.QualName" as the official SDK writes exception.type (builtins without a module).
+std::string ExceptionTypeName(PyObject* type) {
+  std::string out;
+  PyObject* module = PyObject_GetAttrString(type, "__module__");
+  if (!module) PyErr_Clear();
+  PyObject* qualname = PyObject_GetAttrString(type, "__qualname__");
+  if (!qualname) PyErr_Clear();
+  std::string_view m = View(module), q = View(qualname);
+  if (!m.empty() && m != "builtins") {
+    out.assign(m);
+    out.push_back('.');
+  }
+  out.append(q.empty() ? std::string_view("Exception") : q);
+  Py_XDECREF(module);
+  Py_XDECREF(qualname);
+  return out;
+}
+
+// The first line of the message only: database errors add DETAIL lines that quote the values
+// of the offending row ("Key (email)=(...) already exists").
+std::string ExceptionMessage(PyObject* value) {
+  if (!value) return {};
+  PyObject* s = PyObject_Str(value);
+  if (!s) {
+    PyErr_Clear();
+    return {};
+  }
+  std::string_view v = View(s);
+  size_t nl = v.find('\n');
+  std::string out(v.substr(0, nl));
+  Py_DECREF(s);
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+void RecordError(LiveSpan& span, PyObject* type, PyObject* value) {
+  std::string type_name = ExceptionTypeName(type);
+  std::string message = ExceptionMessage(value);
+  span.SetAttribute("error.type", type_name);
+  Attributes attrs;
+  attrs.push_back({"exception.type", type_name});
+  attrs.push_back({"exception.message", message});
+  attrs.push_back({"exception.escaped", std::string("True")});
+  span.AddEvent("exception", 0, std::move(attrs));
+  span.SetStatus(StatusCode::kError, message.empty() ? std::string_view(type_name) : message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings as Python dicts
+
+nb::dict FindingDict(const QueryGroup& g, const DbConnInfo* info) {
+  nb::dict d;
+  d["sql"] = nb::str(g.sql->text.data(), g.sql->text.size());
+  d["summary"] = nb::str(g.sql->summary.data(), g.sql->summary.size());
+  std::string fp = analysis::FingerprintHex(g.fingerprint);
+  d["fingerprint"] = nb::str(fp.data(), fp.size());
+  d["count"] = g.count;
+  d["duration_ms"] = static_cast<double>(g.total_duration_ns) / 1e6;
+  if (g.site.known()) {
+    d["filepath"] = nb::str(g.site.code->filepath.data(), g.site.code->filepath.size());
+    d["lineno"] = g.site.lineno;
+    d["function"] = nb::str(g.site.code->function.data(), g.site.code->function.size());
+  } else {
+    d["filepath"] = nb::none();
+    d["lineno"] = nb::none();
+    d["function"] = nb::none();
+  }
+  d["relation"] = g.relation.empty() ? nb::object(nb::none())
+                                     : nb::object(nb::str(g.relation.data(), g.relation.size()));
+  if (info) {
+    d["db_system"] = nb::str(info->system_name.data(), info->system_name.size());
+    d["alias"] = nb::str(info->alias.data(), info->alias.size());
+  }
+  return d;
+}
+
+nb::dict StatsDict(const QueryStats& stats) {
+  analysis::QueryStatsSummary s = stats.Summary();
+  nb::dict d;
+  d["query_count"] = s.query_count;
+  d["duration_ms"] = static_cast<double>(s.total_duration_ns) / 1e6;
+  d["error_count"] = s.error_count;
+  d["duplicate_count"] = s.duplicate_count;
+  d["n_plus_one_count"] = s.n_plus_one_groups;
+  d["ungrouped"] = s.ungrouped;
+  d["cache_get_count"] = s.cache_get_count;
+  d["repeated_cache_get_count"] = s.repeated_cache_get_count;
+  nb::list findings;
+  for (const QueryGroup& g : stats.NPlusOneGroups()) findings.append(FindingDict(g, nullptr));
+  d["findings"] = findings;
+  return d;
+}
+
+std::shared_ptr<QueryStats> NewStats(const SpanLimits& limits) {
+  return std::make_shared<QueryStats>(g_db.stats_options, limits);
+}
+
+QueryStats* StatsOf(const LiveSpan& span) {
+  return dynamic_cast<QueryStats*>(span.root_state().get());
+}
+
+// ---------------------------------------------------------------------------------------------
+// One traced execution
+
+struct Execution {
+  const DbConnInfo* info = nullptr;
+  SqlPtr sql;
+  std::string_view text;
+  CallSite site;
+  PyObject* relation = nullptr;  // owned
+  std::shared_ptr<LocalRootState> root_state;
+  LiveSpan native_span;
+  nb::object py_span;      // when the provider has Python hooks
+  PySpan* py = nullptr;
+  LiveSpan* span = nullptr;  // whichever of the two is in use
+  bool end_may_block = false;
+  ~Execution() { Py_XDECREF(relation); }
+};
+
+// The driver cursor's rowcount (new reference, or null). Django hands the wrappers its own
+// CursorWrapper, whose attribute fallback (__getattr__, after a failed lookup that raises
+// internally) costs several thousand instructions; the DB-API cursor is its `cursor`.
+PyObject* RowCount(PyObject* context) {
+  static PyObject* const kCursor = PyUnicode_InternFromString("cursor");
+  static PyObject* const kRowcount = PyUnicode_InternFromString("rowcount");
+  if (!PyDict_Check(context)) return nullptr;
+  PyObject* wrapper = PyDict_GetItemWithError(context, kCursor);  // borrowed
+  if (!wrapper) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* rc = nullptr;
+  PyObject* inner = PyObject_GetAttr(wrapper, kCursor);
+  if (inner) {
+    rc = PyObject_GetAttr(inner, kRowcount);
+    Py_DECREF(inner);
+  } else {
+    PyErr_Clear();
+    rc = PyObject_GetAttr(wrapper, kRowcount);
+  }
+  if (!rc) PyErr_Clear();
+  return rc;
+}
+
+PyObject* CallExecutor(PyObject* executor, PyObject* sql, PyObject* params, PyObject* many,
+                       PyObject* context) {
+  PyObject* args[4] = {sql, params, many, context};
+  return PyObject_Vectorcall(executor, args, 4, nullptr);
+}
+
+// The parent of a query has no statistics to hand down: its local root was started without
+// attach_query_stats. A local root gets them now (a span the application started itself); a
+// span below a root that the request or command hooks announced in `root_var` gets that
+// root's, attached now if need be. Spans started before keep none, which only costs them the
+// lookup again.
+void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
+  auto usable = [](const LiveSpan& s) { return s.is_recording() && !s.has_ended(); };
+  if (parent.span.is_local_root()) {
+    if (usable(parent.span)) parent.span.set_root_state(NewStats(tracer->owner->core->limits()));
+    return;
+  }
+  PyObject* root_obj = VarGet(g_db.root_var);
+  if (!root_obj) return;
+  PySpan* root = nullptr;
+  if (!nb::try_cast<PySpan*>(nb::handle(root_obj), root) || !root) {
+    PyObject* span = PyObject_GetAttrString(root_obj, "span");
+    if (!span) PyErr_Clear();
+    if (span && (!nb::try_cast<PySpan*>(nb::handle(span), root) || !root)) root = nullptr;
+    Py_XDECREF(span);  // the root object keeps the span alive
+  }
+  if (root && root != &parent && root->span.is_local_root() && usable(root->span) &&
+      root->span.context().trace_id == parent.span.context().trace_id) {
+    if (!root->span.root_state()) root->span.set_root_state(NewStats(tracer->owner->core->limits()));
+    if (StatsOf(root->span)) parent.span.set_root_state(root->span.root_state());
+  }
+  Py_DECREF(root_obj);
+}
+
+enum class Mode { kUntraced, kTraced, kFallback };
+
+// Starts the span when the query is to be traced (no exception left set either way).
+Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* params, bool many) {
+  ex.info = &info;
+  if (g_db.suppress_var && VarTrue(g_db.suppress_var)) return Mode::kUntraced;
+  nb::object ctx = CurrentContext();
+  if (g_db.otel_suppress_key && PyDict_Check(ctx.ptr())) {
+    PyObject* v = PyDict_GetItemWithError(ctx.ptr(), g_db.otel_suppress_key);
+    if (!v && PyErr_Occurred()) PyErr_Clear();
+    if (v && PyObject_IsTrue(v) == 1) return Mode::kUntraced;
+  }
+  RefreshTracer();
+  NativeTracer* tracer = g_db.tracer;
+  if (!tracer) {
+    // A tracer that is not djtrace's (the official SDK, say) takes the Python path.
+    return g_db.tracer_obj.is_valid() && g_db.fallback.is_valid() ? Mode::kFallback
+                                                                   : Mode::kUntraced;
+  }
+
+  nb::object parent = SpanInContext(ctx);
+  PySpan* parent_span = nullptr;
+  SpanContextData remote_parent;
+  const SpanContextData* parent_ctx = nullptr;
+  if (!parent.is_none()) {
+    if (nb::try_cast<PySpan*>(parent, parent_span) && parent_span) {
+      if (parent_span->span.context().valid()) parent_ctx = &parent_span->span.context();
+      else parent_span = nullptr;
+    } else if (ParentContext(parent, remote_parent)) {
+      parent_ctx = &remote_parent;
+    }
+  }
+  if (!parent_ctx && !g_db.root_spans) return Mode::kUntraced;
+
+  if (parent_span && g_db.n_plus_one && !parent_span->span.root_state())
+    AttachMissingStats(*parent_span, tracer);
+
+  ex.text = View(sql);
+  if (!ex.text.empty()) ex.sql = g_db.cache->Get(ex.text, info.dialect);
+  if (g_db.query_source) FindCallSite(ex.site);
+  ex.relation = VarGet(g_db.relation_var);
+  std::string_view relation = View(ex.relation);
+
+  StartOptions o;
+  const std::string& summary = ex.sql ? ex.sql->summary : info.system_name;
+  o.name = summary.empty() ? info.system_name : summary;
+  o.kind = SpanKind::kClient;
+  o.parent = parent_ctx;
+  o.local_parent = parent_span ? &parent_span->span : nullptr;
+  Attributes& a = o.attributes;
+  a.reserve(info.attributes.size() + 12);
+  a = info.attributes;
+  if (ex.sql) {
+    a.push_back({"db.query.text", ex.sql->text});
+    if (!ex.sql->operation.empty()) a.push_back({"db.operation.name", ex.sql->operation});
+    if (!ex.sql->table.empty()) a.push_back({"db.collection.name", ex.sql->table});
+    if (info.old_names) {
+      a.push_back({"db.statement", ex.sql->text});
+      if (!ex.sql->operation.empty()) a.push_back({"db.operation", ex.sql->operation});
+      if (!ex.sql->table.empty()) a.push_back({"db.sql.table", ex.sql->table});
+    }
+  }
+  if (many) {
+    Py_ssize_t n = -1;
+    if (PyList_Check(params) || PyTuple_Check(params)) n = Py_SIZE(params);
+    if (n >= 0) a.push_back({"db.operation.batch.size", static_cast<int64_t>(n)});
+  }
+  if (ex.site.known()) {
+    a.push_back({"code.filepath", ex.site.code->filepath});
+    a.push_back({"code.lineno", static_cast<int64_t>(ex.site.lineno)});
+    a.push_back({"code.function", ex.site.code->function});
+  }
+  if (!relation.empty()) a.push_back({"djtrace.orm.relation", std::string(relation)});
+
+  PyTracerCore* owner = tracer->owner;
+  ex.end_may_block = owner->end_may_block;
+  if (owner->py_start_span.is_valid()) {
+    // A sampler or span processor written in Python: go through its hooks.
+    nb::object name = nb::str(o.name.data(), o.name.size());
+    nb::object attrs = FromAttributes(o.attributes);
+    ex.py_span = owner->py_start_span(g_db.tracer_obj, name, nb::none(), g_db.client_kind, attrs,
+                                      nb::none(), nb::none(), false, false);
+    if (!nb::try_cast<PySpan*>(ex.py_span, ex.py) || !ex.py) return Mode::kUntraced;
+    ex.span = &ex.py->span;
+  } else {
+    SpanStarter::Start(owner->core, tracer->scope, std::move(o), ex.native_span);
+    ex.span = &ex.native_span;
+  }
+  ex.root_state = ex.span->root_state();
+  return Mode::kTraced;
+}
+
+void EndNative(Execution& ex) {
+  if (ex.py) {
+    EndSpan(ex.py_span, *ex.py, nb::none());
+  } else if (ex.end_may_block) {
+    nb::gil_scoped_release release;
+    ex.native_span.End();
+  } else {
+    ex.native_span.End();
+  }
+}
+
+void AddToCollectors(PyObject* head, const QueryGroup& finding) {
+  for (PyObject* c = head; c && c != Py_None;) {
+    QueryCollector* qc = nullptr;
+    if (!nb::try_cast<QueryCollector*>(nb::handle(c), qc) || !qc) break;
+    qc->findings.push_back(finding);
+    c = qc->parent.ptr();
+  }
+}
+
+// Records the execution into the root's statistics and the active collectors. Returns the
+// finding to report when a group just became an N+1.
+bool Account(Execution& ex, PyObject* params, bool many, bool error, uint64_t duration_ns,
+             uint64_t end_time, QueryGroup& crossed) {
+  if (!ex.sql) return false;
+  QueryStats* stats = dynamic_cast<QueryStats*>(ex.root_state.get());
+  PyObject* collector = g_db.collectors_active > 0 ? VarGet(g_db.collector_var) : nullptr;
+  if (!stats && (!collector || collector == Py_None)) {
+    Py_XDECREF(collector);
+    return false;
+  }
+  analysis::QueryRecord q;
+  q.sql = &ex.sql;
+  q.site = &ex.site;
+  q.relation = View(ex.relation);
+  q.duration_ns = duration_ns;
+  q.end_unix_nano = end_time;
+  q.error = error;
+  q.has_exact_key = ExactKeyOf(ex.sql, ex.text, params, many, q.exact_key);
+  bool found = false;
+  if (stats) found = stats->Record(q, &crossed);
+  if (collector && collector != Py_None) {
+    QueryCollector* qc = nullptr;
+    if (nb::try_cast<QueryCollector*>(nb::handle(collector), qc) && qc) {
+      if (!stats && qc->own && qc->own->Record(q, &crossed)) found = true;
+      for (PyObject* c = collector; c && c != Py_None;) {
+        QueryCollector* each = nullptr;
+        if (!nb::try_cast<QueryCollector*>(nb::handle(c), each) || !each) break;
+        if (each->all) each->all->Record(q);
+        ++each->queries;
+        each->duration_ns += duration_ns;
+        if (error) ++each->errors;
+        if (each->executed.size() < QueryCollector::kMaxExecuted)
+          each->executed.push_back({ex.sql, ex.site, std::string(q.relation), duration_ns});
+        c = each->parent.ptr();
+      }
+      if (found) AddToCollectors(collector, crossed);
+    }
+  }
+  Py_XDECREF(collector);
+  return found;
+}
+
+PyObject* DbExecute(PyObject* info_obj, PyObject* executor, PyObject* sql, PyObject* params,
+                    PyObject* many_obj, PyObject* context) {
+  DbConnInfo* info = nullptr;
+  if (!g_db.enabled || !nb::try_cast<DbConnInfo*>(nb::handle(info_obj), info) || !info)
+    return CallExecutor(executor, sql, params, many_obj, context);
+  const bool many = many_obj == Py_True;
+
+  Execution ex;
+  Mode mode = Mode::kUntraced;
+  try {
+    mode = Start(ex, *info, sql, params, many);
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace db span start");
+    mode = Mode::kUntraced;
+  } catch (...) {
+    mode = Mode::kUntraced;
+  }
+  if (PyErr_Occurred()) PyErr_Clear();  // tracing never leaks an error into the query
+  if (mode == Mode::kFallback) {
+    PyObject* args[6] = {info_obj, executor, sql, params, many_obj, context};
+    return PyObject_Vectorcall(g_db.fallback.ptr(), args, 6, nullptr);
+  }
+  if (mode == Mode::kUntraced) return CallExecutor(executor, sql, params, many_obj, context);
+
+  PyObject* sent = sql;
+  PyObject* commented = nullptr;
+  if (g_db.sqlcommenter && !ex.text.empty()) {
+    try {
+      commented = CommentedSql(ex.text, ex.span->context(), *info, params != Py_None);
+    } catch (...) {
+      commented = nullptr;
+    }
+    if (!commented && PyErr_Occurred()) PyErr_Clear();
+    if (commented) sent = commented;
+  }
+
+  PyObject* result = CallExecutor(executor, sent, params, many_obj, context);
+  Py_XDECREF(commented);
+
+  RaisedError err;
+  if (!result) err.Fetch();
+  QueryGroup crossed;
+  bool found = false;
+  try {
+    const uint64_t end = NowUnixNano();
+    LiveSpan& span = *ex.span;
+    const SpanData* data = span.data();
+    const uint64_t start = data ? data->start_time_unix_nano : end;
+    const uint64_t duration = end > start ? end - start : 0;
+    if (span.is_recording()) {
+      if (result) {
+        PyObject* rc = RowCount(context);
+        if (rc && PyLong_Check(rc)) {
+          long long n = PyLong_AsLongLong(rc);
+          if (n == -1 && PyErr_Occurred()) PyErr_Clear();
+          if (n >= 0 && ex.sql) {
+            const std::string& op = ex.sql->operation;
+            const bool returns = op == "SELECT" || op == "WITH" || op == "SHOW" ||
+                                 op == "VALUES" || op == "PRAGMA" || op == "EXPLAIN";
+            span.SetAttribute(returns ? "db.response.returned_rows" : "djtrace.db.rows_affected",
+                              static_cast<int64_t>(n));
+          }
+        }
+        Py_XDECREF(rc);
+      } else {
+        RecordError(span, err.type, err.value);
+      }
+      found = Account(ex, params, many, !result, duration, end, crossed);
+    }
+    if (data) {
+      // End at `end`, the time the statistics saw.
+      if (ex.py) {
+        EndSpan(ex.py_span, *ex.py, nb::int_(end));
+      } else if (ex.end_may_block) {
+        nb::gil_scoped_release release;
+        ex.native_span.End(end);
+      } else {
+        ex.native_span.End(end);
+      }
+    } else {
+      EndNative(ex);
+    }
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace db span end");
+  } catch (...) {
+  }
+  if (PyErr_Occurred()) PyErr_Clear();
+
+  if (!result) {
+    err.Restore();
+    return nullptr;
+  }
+  if (found && g_db.on_finding.is_valid()) {
+    // May raise (strict mode): the query has run and its span has ended; the error reaches
+    // the code that issued it.
+    PyObject* finding = nullptr;
+    try {
+      finding = FindingDict(crossed, info).release().ptr();
+    } catch (...) {
+      if (PyErr_Occurred()) PyErr_Clear();
+    }
+    if (finding) {
+      PyObject* r = PyObject_CallOneArg(g_db.on_finding.ptr(), finding);
+      Py_DECREF(finding);
+      if (!r) {
+        Py_DECREF(result);
+        return nullptr;
+      }
+      Py_DECREF(r);
+    }
+  }
+  return result;
+}
+
+PyObject* KeepRef(nb::handle h) {
+  if (h.is_none()) return nullptr;
+  return nb::borrow(h).release().ptr();
+}
+
+void ReplaceRef(PyObject*& slot, nb::handle h) {
+  PyObject* old = slot;
+  slot = KeepRef(h);
+  Py_XDECREF(old);
+}
+
+// Fast entry point: avoids nanobind's overload dispatch for the hottest call.
+PyObject* DbExecuteFast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 6) {
+    PyErr_SetString(PyExc_TypeError,
+                    "db_execute(info, executor, sql, params, many, context) takes 6 arguments");
+    return nullptr;
+  }
+  return DbExecute(args[0], args[1], args[2], args[3], args[4], args[5]);
+}
+
+PyMethodDef g_db_execute_def = {"db_execute", reinterpret_cast<PyCFunction>(
+                                                  reinterpret_cast<void (*)()>(DbExecuteFast)),
+                                METH_FASTCALL,
+                                "db_execute(info, executor, sql, params, many, context): Django "
+                                "execute wrapper; bind info with functools.partial."};
+
+void BindDb(nb::module_& m) {
+  nb::class_<DbConnInfo>(m, "DbConnInfo")
+      .def(
+          "__init__",
+          [](DbConnInfo* self, const std::string& vendor, const std::string& system_name,
+             nb::handle namespace_, nb::handle server_address, nb::handle server_port,
+             const std::string& alias, const std::string& driver, bool old_names) {
+            new (self) DbConnInfo();
+            self->dialect = sql::DialectFromName(vendor);
+            self->system_name = system_name.empty() ? vendor : system_name;
+            self->alias = alias;
+            self->driver = driver;
+            self->old_names = old_names;
+            Attributes& a = self->attributes;
+            a.push_back({"db.system.name", self->system_name});
+            a.push_back({"db.system", self->system_name});
+            std::string ns(View(namespace_.ptr()));
+            if (!ns.empty()) {
+              a.push_back({"db.namespace", ns});
+              if (old_names) a.push_back({"db.name", ns});
+            }
+            std::string host(View(server_address.ptr()));
+            if (!host.empty()) {
+              a.push_back({"server.address", host});
+              if (old_names) a.push_back({"net.peer.name", host});
+            }
+            if (!server_port.is_none() && PyLong_Check(server_port.ptr())) {
+              int64_t port = PyLong_AsLongLong(server_port.ptr());
+              if (port == -1 && PyErr_Occurred()) PyErr_Clear();
+              if (port > 0) {
+                a.push_back({"server.port", port});
+                if (old_names) a.push_back({"net.peer.port", port});
+              }
+            }
+          },
+          "vendor"_a, "system_name"_a, "namespace"_a.none(), "server_address"_a.none(),
+          "server_port"_a.none(), "alias"_a, "driver"_a = "", "old_names"_a = false)
+      .def_prop_ro("alias", [](DbConnInfo& i) { return i.alias; })
+      .def_prop_ro("system_name", [](DbConnInfo& i) { return i.system_name; })
+      .def_prop_ro("dialect", [](DbConnInfo& i) { return std::string(sql::DialectName(i.dialect)); })
+      .def("attributes", [](DbConnInfo& i) { return FromAttributes(i.attributes); });
+
+  m.attr("db_execute") = nb::steal(PyCFunction_NewEx(&g_db_execute_def, nullptr, nullptr));
+
+  m.def(
+      "db_configure",
+      [](bool enabled, nb::handle suppress_var, nb::handle otel_suppress_key,
+         nb::handle relation_var, nb::handle comment_var, nb::handle collector_var,
+         nb::handle root_var, nb::handle trace_module, nb::object resolve_tracer, nb::object fallback,
+         nb::object on_finding, nb::object client_kind, std::vector<std::string> skip_prefixes,
+         uint32_t threshold, double min_duration_ms, uint32_t max_groups, bool n_plus_one,
+         bool query_source, bool root_spans, bool sqlcommenter, const std::string& framework,
+         size_t cache_capacity) {
+        if (!g_db.cache || g_db.cache->capacity() != cache_capacity) {
+          sql::SqlCacheOptions co;
+          co.capacity = cache_capacity;
+          g_db.cache = std::make_unique<sql::SqlCache>(co);
+        }
+        ReplaceRef(g_db.suppress_var, suppress_var);
+        ReplaceRef(g_db.otel_suppress_key, otel_suppress_key);
+        ReplaceRef(g_db.relation_var, relation_var);
+        ReplaceRef(g_db.comment_var, comment_var);
+        ReplaceRef(g_db.collector_var, collector_var);
+        ReplaceRef(g_db.root_var, root_var);
+        ReplaceRef(g_db.trace_module, trace_module);
+        if (!g_db.provider_attr) g_db.provider_attr = PyUnicode_InternFromString("_TRACER_PROVIDER");
+        g_db.resolve_tracer = std::move(resolve_tracer);
+        g_db.fallback = fallback.is_none() ? nb::object() : std::move(fallback);
+        g_db.on_finding = on_finding.is_none() ? nb::object() : std::move(on_finding);
+        g_db.client_kind = std::move(client_kind);
+        g_db.tracer_resolved = false;  // resolve again: the provider may be new
+        g_db.tracer = nullptr;
+        g_db.tracer_obj = nb::object();
+        QueryStatsOptions so;
+        so.n_plus_one_threshold = threshold;
+        so.n_plus_one_min_duration_ns =
+            min_duration_ms > 0 ? static_cast<uint64_t>(min_duration_ms * 1e6) : 0;
+        so.max_groups = max_groups;
+        so.repeated_cache_get_threshold = threshold;
+        g_db.stats_options = so;
+        g_db.n_plus_one = n_plus_one;
+        g_db.query_source = query_source;
+        g_db.root_spans = root_spans;
+        g_db.sqlcommenter = sqlcommenter;
+        g_db.framework = framework;
+        bool prefixes_changed = skip_prefixes != g_db.skip_prefixes;
+        g_db.skip_prefixes = std::move(skip_prefixes);
+        if (prefixes_changed) ClearCodeCache();
+        g_db.enabled = enabled && g_db.trace_module && g_db.resolve_tracer.is_valid();
+      },
+      "enabled"_a, "suppress_var"_a.none(), "otel_suppress_key"_a.none(), "relation_var"_a.none(),
+      "comment_var"_a.none(), "collector_var"_a.none(), "root_var"_a.none(), "trace_module"_a, "resolve_tracer"_a,
+      "fallback"_a.none(), "on_finding"_a.none(), "client_kind"_a, "skip_prefixes"_a,
+      "n_plus_one_threshold"_a = 5, "n_plus_one_min_duration_ms"_a = 0.0,
+      "n_plus_one_max_groups"_a = 256, "n_plus_one"_a = true, "query_source"_a = true,
+      "root_spans"_a = true, "sqlcommenter"_a = false, "framework"_a = "",
+      "sql_cache_capacity"_a = 4096);
+
+  m.def("db_disable", [] { g_db.enabled = false; });
+
+  // Drops every Python reference the database state holds (registered with atexit), so that
+  // nothing is released after the interpreter has finalised.
+  m.def("db_shutdown", [] {
+    g_db.enabled = false;
+    for (PyObject** slot : {&g_db.suppress_var, &g_db.otel_suppress_key, &g_db.relation_var,
+                            &g_db.comment_var, &g_db.collector_var, &g_db.root_var,
+                            &g_db.trace_module, &g_db.cached_provider}) {
+      Py_XDECREF(*slot);
+      *slot = nullptr;
+    }
+    g_db.tracer_resolved = false;
+    g_db.tracer = nullptr;
+    g_db.tracer_obj = nb::object();
+    g_db.resolve_tracer = nb::object();
+    g_db.fallback = nb::object();
+    g_db.on_finding = nb::object();
+    g_db.client_kind = nb::object();
+    ClearCodeCache();
+  });
+
+  m.def("db_forget_tracer", [] {
+    g_db.tracer_resolved = false;
+    g_db.tracer = nullptr;
+    g_db.tracer_obj = nb::object();
+  });
+
+  // Statistics of the local root of `span`: attach fresh ones (the request, task and command
+  // hooks call this when they start a root), read them, or count a cache read.
+  m.def(
+      "attach_query_stats",
+      [](nb::handle span) {
+        PySpan* ps = nullptr;
+        if (!nb::try_cast<PySpan*>(span, ps) || !ps || !ps->span.is_recording() ||
+            ps->span.has_ended() || !ps->owner)
+          return false;
+        if (StatsOf(ps->span)) return true;
+        ps->span.set_root_state(NewStats(ps->owner->core->limits()));
+        return true;
+      },
+      "span"_a.none());
+
+  m.def(
+      "query_stats",
+      [](nb::handle span) -> nb::object {
+        nb::object s = span.is_none() ? SpanInContext(nb::none()) : nb::borrow(span);
+        PySpan* ps = nullptr;
+        if (!nb::try_cast<PySpan*>(s, ps) || !ps) return nb::none();
+        QueryStats* stats = StatsOf(ps->span);
+        if (!stats) return nb::none();
+        return StatsDict(*stats);
+      },
+      "span"_a.none() = nb::none());
+
+  m.def(
+      "record_cache_get",
+      [](nb::handle key, bool hit) {
+        if (!g_db.enabled) return false;
+        nb::object s = SpanInContext(nb::none());
+        PySpan* ps = nullptr;
+        if (!nb::try_cast<PySpan*>(s, ps) || !ps) return false;
+        QueryStats* stats = StatsOf(ps->span);
+        if (!stats) return false;
+        uint64_t h;
+        std::string_view k = View(key.ptr());
+        if (PyUnicode_Check(key.ptr())) {
+          h = sql::HashBytes(k, 0x6b6579);
+        } else {
+          Py_hash_t ph = PyObject_Hash(key.ptr());
+          if (ph == -1) {
+            PyErr_Clear();
+            return false;
+          }
+          h = static_cast<uint64_t>(ph);
+        }
+        CallSite site;
+        if (g_db.query_source) FindCallSite(site);
+        return stats->RecordCacheGet(h, hit, site);
+      },
+      "key"_a.none(), "hit"_a);
+
+  m.def("db_call_site", []() -> nb::object {
+    CallSite site;
+    if (!FindCallSite(site)) return nb::none();
+    return nb::make_tuple(nb::str(site.code->filepath.data(), site.code->filepath.size()),
+                          site.lineno,
+                          nb::str(site.code->function.data(), site.code->function.size()));
+  });
+
+  m.def(
+      "db_obfuscate",
+      [](nb::handle sql, const std::string& vendor) -> nb::object {
+        std::string_view text = View(sql.ptr());
+        SqlPtr r;
+        if (g_db.cache) {
+          r = g_db.cache->Get(text, sql::DialectFromName(vendor));
+        } else {
+          r = std::make_shared<const sql::ObfuscatedSql>(
+              sql::Obfuscate(text, sql::DialectFromName(vendor)));
+        }
+        nb::dict d;
+        d["text"] = nb::str(r->text.data(), r->text.size());
+        d["operation"] = nb::str(r->operation.data(), r->operation.size());
+        d["table"] = nb::str(r->table.data(), r->table.size());
+        d["summary"] = nb::str(r->summary.data(), r->summary.size());
+        std::string fp = analysis::FingerprintHex(r->fingerprint);
+        d["fingerprint"] = nb::str(fp.data(), fp.size());
+        return d;
+      },
+      "sql"_a.none(), "vendor"_a);
+
+  m.def("db_cache_stats", []() -> nb::object {
+    nb::dict d;
+    if (g_db.cache) {
+      auto s = g_db.cache->stats();
+      d["hits"] = s.hits;
+      d["misses"] = s.misses;
+      d["uncached"] = s.uncached;
+      d["evictions"] = s.evictions;
+      d["size"] = s.size;
+    }
+    d["code_objects"] = g_db.code_cache.size();
+    return d;
+  });
+
+  m.def("db_clear_code_cache", [] { ClearCodeCache(); });
+
+  nb::class_<QueryCollector>(m, "QueryCollector")
+      .def(
+          "__init__",
+          [](QueryCollector* self, nb::object parent) {
+            new (self) QueryCollector();
+            self->parent = parent;
+            SpanLimits limits;
+            self->own = std::make_shared<QueryStats>(g_db.stats_options, limits);
+            QueryStatsOptions all_options = g_db.stats_options;
+            all_options.n_plus_one_threshold = 0;
+            all_options.max_exact_keys = 1 << 16;
+            self->all = std::make_shared<QueryStats>(all_options, limits);
+          },
+          "parent"_a.none())
+      .def_prop_ro("query_count", [](QueryCollector& c) { return c.queries; })
+      .def_prop_ro("duration_ms",
+                   [](QueryCollector& c) { return static_cast<double>(c.duration_ns) / 1e6; })
+      .def_prop_ro("error_count", [](QueryCollector& c) { return c.errors; })
+      .def_prop_ro("duplicate_count",
+                   [](QueryCollector& c) { return c.all->Summary().duplicate_count; })
+      .def("findings",
+           [](QueryCollector& c) {
+             nb::list out;
+             for (const QueryGroup& g : c.findings) out.append(FindingDict(g, nullptr));
+             return out;
+           })
+      .def("queries", [](QueryCollector& c) {
+        nb::list out;
+        for (const auto& e : c.executed) {
+          nb::dict d;
+          d["sql"] = nb::str(e.sql->text.data(), e.sql->text.size());
+          d["summary"] = nb::str(e.sql->summary.data(), e.sql->summary.size());
+          d["duration_ms"] = static_cast<double>(e.duration_ns) / 1e6;
+          if (e.site.known()) {
+            d["filepath"] = nb::str(e.site.code->filepath.data(), e.site.code->filepath.size());
+            d["lineno"] = e.site.lineno;
+            d["function"] = nb::str(e.site.code->function.data(), e.site.code->function.size());
+          } else {
+            d["filepath"] = nb::none();
+            d["lineno"] = nb::none();
+            d["function"] = nb::none();
+          }
+          d["relation"] = e.relation.empty()
+                              ? nb::object(nb::none())
+                              : nb::object(nb::str(e.relation.data(), e.relation.size()));
+          out.append(d);
+        }
+        return out;
+      });
+
+  m.def("db_collectors_adjust", [](int delta) {
+    g_db.collectors_active += delta;
+    if (g_db.collectors_active < 0) g_db.collectors_active = 0;
+    return g_db.collectors_active;
+  });
+}
+
+RegisterBindings g_register(&BindDb);
+
+}  // namespace
+}  // namespace djtrace

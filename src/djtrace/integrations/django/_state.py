@@ -1,0 +1,174 @@
+"""State shared by the Django integration's modules: the tracer, the request and local-root
+context variables, and the rules that say which exceptions are errors.
+
+Context variables follow a request through sync_to_async / async_to_sync threads and asyncio
+tasks (both copy the context), so every layer finds its request with one `get()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import SpanKind, StatusCode
+
+from djtrace._version import __version__
+
+SCOPE = "djtrace.django"
+KIND_INTERNAL = SpanKind.INTERNAL
+KIND_SERVER = SpanKind.SERVER
+KIND_CLIENT = SpanKind.CLIENT
+STATUS_ERROR = StatusCode.ERROR
+
+#: The request being traced in this context (a handlers.RequestSpan), None outside requests
+#: and in excluded requests. Layers that only make sense inside a request (middleware, views,
+#: DRF) do nothing without it.
+REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("djtrace_request", default=None)
+
+#: The local root djtrace started in this context (request or management command), for
+#: per-root statistics such as repeated cache reads.
+ROOT: contextvars.ContextVar["RootState | None"] = contextvars.ContextVar(
+    "djtrace_root", default=None)
+
+
+class _Holder:
+    tracer: Any = None
+
+
+_holder = _Holder()
+
+
+def tracer() -> Any:
+    """The tracer of the Django integration (from the global provider, fetched once)."""
+    t = _holder.tracer
+    if t is None:
+        t = _holder.tracer = _get_tracer()
+    return t
+
+
+def _get_tracer() -> Any:
+    provider = trace_api.get_tracer_provider()
+    if isinstance(provider, trace_api.ProxyTracerProvider):
+        import djtrace
+
+        if djtrace._provider is not None:  # noqa: SLF001 - configured but not global
+            provider = djtrace._provider  # noqa: SLF001
+    return provider.get_tracer(SCOPE, __version__)
+
+
+def reset_tracer() -> None:
+    """Forgets the cached tracer (tests that install another global provider)."""
+    _holder.tracer = None
+
+
+class RootState:
+    """Per-local-root statistics kept in Python: repeated cache reads by key.
+
+    Bounded: at most MAX_KEYS distinct keys are counted per root."""
+
+    __slots__ = ("span", "cache_gets")
+
+    MAX_KEYS = 512
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.cache_gets: dict | None = None
+
+    def count_cache_get(self, key: Any) -> None:
+        counts = self.cache_gets
+        if counts is None:
+            counts = self.cache_gets = {}
+        n = counts.get(key)
+        if n is not None:
+            counts[key] = n + 1
+        elif len(counts) < self.MAX_KEYS:
+            counts[key] = 1
+
+    def report(self, threshold: int, export_keys: bool) -> None:
+        """Records repeated cache reads on the root span (called just before it ends)."""
+        counts = self.cache_gets
+        if not counts or threshold <= 0:
+            return
+        repeated = [(k, n) for k, n in counts.items() if n >= threshold]
+        if not repeated:
+            return
+        span = self.span
+        span.set_attribute("djtrace.cache.repeated_gets", len(repeated))
+        for (alias, key, version), n in repeated:
+            attrs = {
+                "djtrace.cache.alias": alias,
+                "djtrace.cache.key_hash": key_hash(key, version),
+                "djtrace.cache.count": n,
+            }
+            if export_keys:
+                from djtrace.integrations.redaction import redact_text
+
+                attrs["djtrace.cache.key"] = redact_text(str(key))
+            span.add_event("djtrace.cache.repeated_get", attrs)
+
+
+def key_hash(key: Any, version: Any = None) -> str:
+    """A stable, non-reversible short hash of a cache key (the same across processes)."""
+    text = f"{version}:{key}" if version is not None else str(key)
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+# Exceptions Django turns into 4xx responses: not errors of the server.
+_CLIENT_ERROR_TYPES: tuple = ()
+
+
+def _client_error_types() -> tuple:
+    global _CLIENT_ERROR_TYPES
+    if not _CLIENT_ERROR_TYPES:
+        from django.core.exceptions import (
+            BadRequest,
+            PermissionDenied,
+            RequestDataTooBig,
+            SuspiciousOperation,
+            TooManyFieldsSent,
+        )
+        from django.http import Http404
+        from django.http.multipartparser import MultiPartParserError
+        from django.urls import Resolver404
+
+        types: list = [Http404, Resolver404, PermissionDenied, BadRequest, SuspiciousOperation,
+                       MultiPartParserError, RequestDataTooBig, TooManyFieldsSent]
+        _CLIENT_ERROR_TYPES = tuple(types)
+    return _CLIENT_ERROR_TYPES
+
+
+def exception_status(exc: BaseException) -> int:
+    """The HTTP status an exception will become (500 unless Django or DRF says otherwise)."""
+    if isinstance(exc, _client_error_types()):
+        from django.http import Http404
+
+        if isinstance(exc, Http404):
+            return 404
+        from django.core.exceptions import PermissionDenied
+
+        return 403 if isinstance(exc, PermissionDenied) else 400
+    code = getattr(exc, "status_code", None)  # DRF's APIException and the like
+    if isinstance(code, int) and 100 <= code <= 599:
+        return code
+    return 500
+
+
+def record_error(span: Any, exc: BaseException) -> None:
+    """Marks `span` as failed by `exc`, unless the exception means a 4xx response."""
+    if exception_status(exc) < 500:
+        return
+    try:
+        span.record_exception(exc)
+        span.set_attribute("error.type", qualified_name(type(exc)))
+        span.set_status(STATUS_ERROR, f"{type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001
+        from djtrace.sdk.trace import _report_internal_error
+
+        _report_internal_error("django record_error")
+
+
+def qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"

@@ -1,0 +1,242 @@
+"""One span per cache call: `cache.get`, `cache.set_many`, ...
+
+Each backend instance is wrapped as django.core.cache.caches creates it, method by method, so
+every backend (locmem, redis, memcached, database, file, third-party subclasses of BaseCache)
+is covered. Attributes:
+
+  djtrace.cache.alias, djtrace.cache.backend    the CACHES alias and the backend class path
+  db.system.name                                redis / memcached where the backend says so
+  server.address, server.port                   the first server of LOCATION, when remote
+  djtrace.cache.key_count                       keys a get_many / set_many / delete_many touches
+  cache.hit                                     get, has_key, get_or_set: whether it was found
+  djtrace.cache.hits, djtrace.cache.misses      get_many
+  djtrace.cache.key / djtrace.cache.keys        only with DJTRACE["cache_keys"], redacted
+
+Calls a backend makes to itself (BaseCache.get_many calling get, get_or_set calling get and
+add) are part of the outer call's span, not spans of their own. The async methods (aget, ...)
+of BaseCache run the sync ones in a thread and so are traced through them.
+
+Reads of the same key within one request or command are counted; keys read at least
+DJTRACE["cache_repeat_threshold"] times are reported on the local root span (see
+_state.RootState.report).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from djtrace.integrations import _suppress
+from djtrace.integrations.django import _state
+from djtrace.integrations.django import settings as dj_settings
+from djtrace.integrations.redaction import redact_text
+from djtrace.sdk.trace import _report_internal_error
+
+SUPPRESSED = _suppress.SUPPRESSED
+ROOT = _state.ROOT
+
+METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "incr", "decr",
+           "touch", "get_or_set", "has_key", "clear")
+_MANY = frozenset(("get_many", "set_many", "delete_many"))
+_MAX_EXPORTED_KEYS = 20
+
+
+class _Call:
+    """The outermost cache call in progress; nested calls report their hit here."""
+
+    __slots__ = ("hit",)
+
+    def __init__(self) -> None:
+        self.hit: bool | None = None
+
+
+_IN_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("djtrace_cache_call",
+                                                                         default=None)
+_MISSING = object()
+
+
+def _system(backend: Any) -> tuple[str | None, bool]:
+    """(db.system.name, remote) for a backend instance, from its classes' modules and names."""
+    for cls in type(backend).__mro__:
+        module = cls.__module__.lower()
+        name = cls.__name__.lower()
+        if "redis" in module or "redis" in name:
+            return "redis", True
+        if "memcached" in module or name in ("pymemcachecache", "pylibmccache",
+                                              "memcachedcache", "basememcachedcache"):
+            return "memcached", True
+        if name == "databasecache":
+            return None, True
+    return None, False
+
+
+def _server(backend: Any) -> tuple[str | None, int | None]:
+    servers = getattr(backend, "_servers", None)
+    if not servers:
+        return None, None
+    first = str(servers[0])
+    if "://" in first:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(first)
+            return parts.hostname, parts.port
+        except ValueError:
+            return None, None
+    if first.startswith("unix:") or first.startswith("/"):
+        return first, None
+    host, sep, port = first.rpartition(":")
+    if sep and port.isdigit():
+        return host, int(port)
+    return first, None
+
+
+def _key_count(op: str, args: tuple, kwargs: dict) -> int:
+    if op in _MANY:
+        value = args[0] if args else kwargs.get("data" if op == "set_many" else "keys", ())
+        try:
+            return len(value)
+        except TypeError:
+            return 0
+    return 0 if op == "clear" else 1
+
+
+def _keys_of(op: str, args: tuple, kwargs: dict) -> list:
+    if op == "clear":
+        return []
+    if op in _MANY:
+        value = args[0] if args else kwargs.get("data" if op == "set_many" else "keys", ())
+        return list(value)[:_MAX_EXPORTED_KEYS]
+    key = args[0] if args else kwargs.get("key")
+    return [] if key is None else [key]
+
+
+def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
+    name = f"cache.{op}"
+    is_get = op == "get"
+    is_many = op in _MANY
+    # Attributes known before the call; single-key operations need no copy per call.
+    fixed = dict(static)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        outer = _IN_CALL.get()
+        if outer is not None:  # the backend calling itself: part of the outer span
+            result = method(*args, **kwargs)
+            if is_get and outer.hit is None:
+                default = args[1] if len(args) > 1 else kwargs.get("default")
+                outer.hit = result is not default
+            return result
+        if SUPPRESSED.get():
+            return method(*args, **kwargs)
+        cfg = dj_settings.get()
+        if not cfg.cache_spans:
+            return method(*args, **kwargs)
+        attrs = fixed
+        if is_many or cfg.cache_keys:
+            attrs = dict(fixed)
+            if is_many:
+                attrs["djtrace.cache.key_count"] = _key_count(op, args, kwargs)
+            if cfg.cache_keys:
+                try:
+                    keys = [redact_text(str(k)) for k in _keys_of(op, args, kwargs)]
+                    if is_many:
+                        attrs["djtrace.cache.keys"] = keys
+                    elif keys:
+                        attrs["djtrace.cache.key"] = keys[0]
+                except Exception:  # noqa: BLE001
+                    _report_internal_error("django cache keys")
+        record = _Call()
+        token = _IN_CALL.set(record)
+        try:
+            with _state.tracer().start_as_current_span(name, None, kind, attrs) as span:
+                result = method(*args, **kwargs)
+                if is_get:
+                    default = args[1] if len(args) > 1 else kwargs.get("default")
+                    span.set_attribute("cache.hit", result is not default)
+                    if cfg.cache_repeat_threshold:
+                        root = ROOT.get()
+                        if root is not None:
+                            key = args[0] if args else kwargs.get("key")
+                            version = args[2] if len(args) > 2 else kwargs.get("version")
+                            try:
+                                root.count_cache_get((alias, key, version))
+                            except TypeError:  # an unhashable key
+                                pass
+                elif op == "has_key":
+                    span.set_attribute("cache.hit", bool(result))
+                elif op == "get_or_set":
+                    if record.hit is not None:
+                        span.set_attribute("cache.hit", record.hit)
+                elif op == "get_many":
+                    hits = len(result)
+                    span.set_attribute("djtrace.cache.hits", hits)
+                    span.set_attribute("djtrace.cache.misses",
+                                       max(attrs["djtrace.cache.key_count"] - hits, 0))
+                return result
+        finally:
+            _IN_CALL.reset(token)
+
+    call.__wrapped__ = method
+    call._djtrace_cache = True
+    return call
+
+
+def instrument(backend: Any, alias: str) -> Any:
+    """Wraps the cache methods of one backend instance (once)."""
+    if getattr(backend, "_djtrace_instrumented", False):
+        return backend
+    cls = type(backend)
+    system, remote = _system(backend)
+    static: dict[str, Any] = {
+        "djtrace.cache.alias": alias,
+        "djtrace.cache.backend": f"{cls.__module__}.{cls.__qualname__}",
+    }
+    if system:
+        static["db.system.name"] = system
+    if remote:
+        host, port = _server(backend)
+        if host:
+            static["server.address"] = host
+        if port:
+            static["server.port"] = port
+    kind = _state.KIND_CLIENT if remote else _state.KIND_INTERNAL
+    for op in METHODS:
+        method = getattr(backend, op, None)
+        if method is None or getattr(method, "_djtrace_cache", False):
+            continue
+        setattr(backend, op, _wrap(method, op, alias, static, kind))
+    backend._djtrace_instrumented = True
+    return backend
+
+
+_originals: dict[str, Any] = {}
+
+
+def install() -> None:
+    """Wraps every cache backend django.core.cache.caches creates. Idempotent."""
+    if _originals:
+        return
+    from django.core import cache as cache_module
+
+    handler_cls = cache_module.CacheHandler
+    orig = handler_cls.create_connection
+    _originals["create_connection"] = orig
+
+    def create_connection(self, alias):
+        backend = orig(self, alias)
+        try:
+            instrument(backend, alias)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django cache instrument")
+        return backend
+
+    create_connection.__wrapped__ = orig
+    handler_cls.create_connection = create_connection
+    # Backends created before install (a cache touched during start-up) get wrapped too.
+    try:
+        for alias in cache_module.caches.settings:
+            existing = getattr(cache_module.caches._connections, alias, None)
+            if existing is not None:
+                instrument(existing, alias)
+    except Exception:  # noqa: BLE001
+        _report_internal_error("django cache instrument existing")

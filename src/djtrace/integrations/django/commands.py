@@ -1,0 +1,167 @@
+"""Management commands: each `manage.py <command>` and each call_command gets a span
+`manage.py <name>` (a root span, or a child when called inside another traced operation, for
+instance call_command from a view or from another command).
+
+Attributes: djtrace.command.name; djtrace.command.args and djtrace.command.options (strings,
+`name=value` for options, redacted: sensitive option names lose their value, URLs their
+credentials; Django's own common options and non-scalar values such as stdout are left out);
+process.exit.code (0, a CommandError's returncode, a SystemExit code, or 1 for any other
+exception, which is also recorded with an error status).
+
+A command run from the command line (BaseCommand.run_from_argv) flushes its spans before the
+process goes on to exit. Commands in DJTRACE["excluded_commands"] get no span: by default the
+ones that serve or wait (runserver, shell, test, ...). The requests runserver serves are traced
+as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from djtrace.integrations import _suppress
+from djtrace.integrations.django import _state
+from djtrace.integrations.django import settings as dj_settings
+from djtrace.integrations.redaction import REDACTED, is_sensitive_key, redact_text
+from djtrace.sdk.trace import _report_internal_error
+
+SUPPRESSED = _suppress.SUPPRESSED
+
+# Options every command has; they say nothing about what the command did.
+_COMMON_OPTIONS = frozenset(("verbosity", "settings", "pythonpath", "traceback", "no_color",
+                             "force_color", "skip_checks", "stdout", "stderr"))
+_SCALARS = (str, int, float, bool)
+
+
+def command_name(command: Any) -> str:
+    module = type(command).__module__
+    if ".management.commands." in module:
+        return module.rsplit(".", 1)[1]
+    return getattr(command, "_djtrace_name", None) or type(command).__name__.lower()
+
+
+def _option_value(value: Any) -> str | None:
+    if value is None or isinstance(value, _SCALARS):
+        return redact_text(str(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+        return redact_text(",".join(str(v) for v in value))
+    return None
+
+
+def sanitised_options(options: dict) -> list[str]:
+    out = []
+    for key in sorted(options):
+        if key in _COMMON_OPTIONS:
+            continue
+        if is_sensitive_key(key):
+            out.append(f"{key}={REDACTED}")
+            continue
+        value = _option_value(options[key])
+        if value is not None:
+            out.append(f"{key}={value}")
+    return out
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    code = getattr(exc, "returncode", None)
+    return code if isinstance(code, int) else 1
+
+
+class _Flush:
+    pending = False
+
+
+def _flush() -> None:
+    from opentelemetry import trace as trace_api
+
+    provider = trace_api.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is None:
+        import djtrace
+
+        provider = djtrace._provider  # noqa: SLF001
+        flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        try:
+            flush(10000)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django command flush")
+
+
+_originals: dict[str, Any] = {}
+
+
+def install() -> None:
+    """Wraps BaseCommand.execute and run_from_argv. Idempotent."""
+    if _originals:
+        return
+    from django.core.management import base
+
+    orig_execute = base.BaseCommand.execute
+    orig_run = base.BaseCommand.run_from_argv
+    _originals.update(execute=orig_execute, run_from_argv=orig_run)
+
+    def execute(self, *args, **options):
+        try:
+            cfg = dj_settings.get()
+            name = command_name(self)
+            traced = (cfg.command_spans and cfg.instrument and name not in cfg.excluded_commands
+                      and not SUPPRESSED.get())
+            if traced:
+                attrs: dict[str, Any] = {"djtrace.command.name": name}
+                if args:
+                    attrs["djtrace.command.args"] = [redact_text(str(a)) for a in args]
+                opts = sanitised_options(options)
+                if opts:
+                    attrs["djtrace.command.options"] = opts
+                scope = _state.tracer().start_as_current_span(
+                    f"manage.py {name}", attributes=attrs, record_exception=False,
+                    set_status_on_exception=False)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django command start")
+            traced = False
+        if not traced:
+            return orig_execute(self, *args, **options)
+        with scope as span:
+            root = _state.RootState(span)
+            token = _state.ROOT.set(root)
+            _Flush.pending = True
+            try:
+                result = orig_execute(self, *args, **options)
+            except BaseException as exc:
+                code = _exit_code(exc)
+                span.set_attribute("process.exit.code", code)
+                if code != 0:
+                    span.record_exception(exc)
+                    span.set_attribute("error.type", _state.qualified_name(type(exc)))
+                    span.set_status(_state.STATUS_ERROR, f"{type(exc).__name__}: {exc}")
+                raise
+            else:
+                span.set_attribute("process.exit.code", 0)
+                return result
+            finally:
+                try:
+                    root.report(cfg.cache_repeat_threshold, cfg.cache_keys)
+                except Exception:  # noqa: BLE001
+                    _report_internal_error("django command report")
+                try:
+                    _state.ROOT.reset(token)
+                except ValueError:
+                    pass
+
+    def run_from_argv(self, argv):
+        try:
+            return orig_run(self, argv)
+        finally:
+            if _Flush.pending:
+                _Flush.pending = False
+                _flush()
+
+    execute.__wrapped__ = orig_execute
+    run_from_argv.__wrapped__ = orig_run
+    base.BaseCommand.execute = execute
+    base.BaseCommand.run_from_argv = run_from_argv

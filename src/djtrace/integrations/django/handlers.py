@@ -1,0 +1,648 @@
+"""The SERVER span of each request, for WSGI, ASGI and Django's test clients alike.
+
+The span starts in BaseHandler.get_response / get_response_async (every handler funnels
+through them, so it covers every middleware) or, when the project placed
+djtrace.middleware.TracingMiddleware in MIDDLEWARE, at that position instead (the handler hook
+then stands down for that handler). It ends when the response is closed: a WSGI server closes
+it after sending the last byte, ASGIHandler after its last message, the test client at once (or
+when a streaming body is consumed). A request whose ASGI client goes away before that is ended
+by the ASGIHandler.handle hook.
+
+Streaming bodies are produced with the request's context attached, so spans made while
+generating them are children of the request span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import propagate
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.propagators.textmap import Getter
+
+from djtrace import _native
+from djtrace.integrations import _suppress
+from djtrace.integrations.django import _state
+from djtrace.integrations.django import settings as dj_settings
+from djtrace.integrations.redaction import redact_query_string, redact_url
+from djtrace.sdk.trace import _report_internal_error
+
+REQUEST = _state.REQUEST
+ROOT = _state.ROOT
+
+_KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
+
+try:
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _OTEL_SUPPRESS_KEY
+except ImportError:  # pragma: no cover
+    _OTEL_SUPPRESS_KEY = None
+
+
+class _MetaGetter(Getter):
+    """Reads propagation headers from request.META (HTTP_TRACEPARENT for `traceparent`)."""
+
+    def get(self, carrier: Any, key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return None if value is None else [value]
+
+    def keys(self, carrier: Any) -> list[str]:
+        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
+
+
+_META_GETTER = _MetaGetter()
+
+
+class _PropagationKeys:
+    """The META keys the global propagator reads, recomputed when the propagator changes, so
+    that a request without any of them skips extraction entirely."""
+
+    propagator: Any = None
+    keys: tuple = ()
+
+
+_prop_keys = _PropagationKeys()
+
+
+def _meta_keys() -> tuple:
+    propagator = propagate.get_global_textmap()
+    if propagator is not _prop_keys.propagator:
+        try:
+            fields = propagator.fields
+        except Exception:  # noqa: BLE001 - a propagator without fields: always extract
+            fields = None
+        _prop_keys.keys = (
+            tuple("HTTP_" + f.upper().replace("-", "_") for f in fields) if fields is not None
+            else None)
+        _prop_keys.propagator = propagator
+    return _prop_keys.keys
+
+
+def _extract(meta: dict) -> Any:
+    keys = _meta_keys()
+    if keys is not None:
+        for k in keys:
+            if k in meta:
+                break
+        else:
+            return None
+    try:
+        return propagate.extract(meta, getter=_META_GETTER)
+    except Exception:  # noqa: BLE001 - a malformed header must never break the request
+        _report_internal_error("django propagation extract")
+        return None
+
+
+def _split_host(host: str) -> tuple[str, int | None]:
+    if host.startswith("["):  # [v6]:port
+        end = host.find("]")
+        if end != -1:
+            rest = host[end + 1:]
+            port = rest[1:] if rest.startswith(":") else ""
+            return host[1:end], int(port) if port.isdigit() else None
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return name, int(port)
+    return host, None
+
+
+EXCLUDED = object()
+
+
+class RequestSpan:
+    """One traced request: its span, the context tokens to undo, and what layers below need."""
+
+    __slots__ = ("span", "request", "tracer", "scope", "parent_token", "req_token", "root_token",
+                 "root", "ended", "errored", "routed", "cfg", "method", "trace_middleware",
+                 "trace_views", "trace_drf", "ctx")
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.errored = False
+        self.routed = False
+        self.ctx = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def leave(self) -> None:
+        """Detaches the request's context from the current one (the span stays open)."""
+        for var, token in ((ROOT, self.root_token), (REQUEST, self.req_token)):
+            try:
+                var.reset(token)
+            except ValueError:  # reset from another context: nothing to undo here
+                pass
+        try:
+            self.scope.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django request leave")
+        if self.parent_token is not None:
+            try:
+                context_api.detach(self.parent_token)
+            except Exception:  # noqa: BLE001
+                pass
+            self.parent_token = None
+
+    def end(self) -> None:
+        """Ends the span (once): called by the response's closers."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            if not self.routed:
+                self.record_route()
+            cfg = self.cfg
+            if self.root.cache_gets:
+                self.root.report(cfg.cache_repeat_threshold, cfg.cache_keys)
+            self.span.end()
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django request end")
+
+    def aborted(self) -> None:
+        """The client went away (ASGI) before the response was complete."""
+        try:
+            self.span.set_attribute("djtrace.http.client_aborted", True)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django request aborted")
+
+    def fail(self, exc: BaseException) -> None:
+        """An exception escaped the handler, a streaming body, or reached Django's handler."""
+        if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            self.aborted()
+            return
+        if self.errored or _state.exception_status(exc) < 500:
+            return
+        self.errored = True
+        span = self.span
+        span.record_exception(exc)
+        span.set_attribute("error.type", _state.qualified_name(type(exc)))
+        span.set_status(_state.STATUS_ERROR, f"{type(exc).__name__}: {exc}")
+
+    # -- response ------------------------------------------------------------------------------
+
+    def respond(self, response: Any) -> None:
+        """Records the response and arranges for the span to end when it is closed."""
+        try:
+            self._record_response(response)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django response attributes")
+        closers = getattr(response, "_resource_closers", None)
+        if closers is None:
+            self.end()
+            return
+        try:
+            if getattr(response, "streaming", False) and not hasattr(response, "file_to_stream"):
+                self.ctx = context_api.get_current()
+                content = response.streaming_content
+                if response.is_async:
+                    response.streaming_content = _aiter_in_context(content, self)
+                else:
+                    response.streaming_content = _iter_in_context(content, self)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django streaming response")
+        closers.append(self.end)
+
+    def record_route(self) -> None:
+        """http.route and the span name, once the URL is resolved."""
+        self.routed = True
+        match = getattr(self.request, "resolver_match", None)
+        if match is not None:
+            route = match.route or "/"
+            self.span.set_attribute("http.route", route)
+            self.span.update_name(f"{self.method} {route}")
+
+    def _record_response(self, response: Any) -> None:
+        span = self.span
+        cfg = self.cfg
+        status = response.status_code
+        span.set_attribute("http.response.status_code", status)
+        if cfg.semconv_old:
+            span.set_attribute("http.status_code", status)
+        if status >= 500 and not self.errored:
+            self.errored = True
+            span.set_attribute("error.type", str(status))
+            span.set_status(_state.STATUS_ERROR)
+        self.record_route()
+        request = self.request
+        if cfg.capture_enduser:
+            user_id = _authenticated_user_id(request)
+            if user_id is not None:
+                span.set_attribute("enduser.id", user_id)
+        if cfg.capture_response_headers is not None:
+            rx = cfg.capture_response_headers
+            sanitize = cfg.sanitize_headers
+            for name, value in response.items():
+                if rx.fullmatch(name):
+                    redacted = sanitize is not None and sanitize.search(name)
+                    span.set_attribute(
+                        "http.response.header." + name.lower().replace("-", "_"),
+                        ["[REDACTED]" if redacted else str(value)])
+
+
+def _authenticated_user_id(request: Any) -> str | None:
+    # Only a user that authentication already loaded: evaluating a lazy request.user here
+    # would cost the application a session and a user query it never asked for.
+    user = request.__dict__.get("user")
+    if user is None:
+        return None
+    wrapped = getattr(user, "_wrapped", user)
+    if wrapped is None or wrapped.__class__ is object:  # django.utils.functional.empty
+        return None
+    try:
+        if not wrapped.is_authenticated:
+            return None
+        pk = wrapped.pk
+    except Exception:  # noqa: BLE001
+        return None
+    return None if pk is None else str(pk)
+
+
+def _iter_in_context(content: Any, rs: RequestSpan):
+    ctx = rs.ctx
+    it = iter(content)
+    try:
+        while True:
+            token = context_api.attach(ctx)
+            req_token = REQUEST.set(rs)
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            finally:
+                REQUEST.reset(req_token)
+                context_api.detach(token)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        rs.fail(exc)
+        raise
+    finally:
+        close = getattr(content, "close", None)
+        if close is not None:
+            close()
+
+
+async def _aiter_in_context(content: Any, rs: RequestSpan):
+    ctx = rs.ctx
+    it = content.__aiter__()
+    try:
+        while True:
+            token = context_api.attach(ctx)
+            req_token = REQUEST.set(rs)
+            try:
+                chunk = await it.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                REQUEST.reset(req_token)
+                context_api.detach(token)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        rs.fail(exc)
+        raise
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _url_for_exclusion(request: Any, meta: dict) -> str:
+    host = meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")
+    return f"{request.scheme}://{host}{request.path}"
+
+
+def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
+    """Starts the request span and attaches the request's context; returns the RequestSpan,
+    EXCLUDED for an excluded URL, or None when this request is already traced."""
+    current = REQUEST.get()
+    if current is not None and current.request is request:
+        return None
+    meta = request.META
+    if cfg.excluded_re is not None and cfg.excluded_re.search(_url_for_exclusion(request, meta)):
+        return EXCLUDED
+
+    method = request.method or "GET"
+    if method not in _KNOWN_METHODS:
+        upper = method.upper()
+        if upper in _KNOWN_METHODS:
+            method_attr = upper
+        else:
+            method_attr = method if cfg.capture_all_methods else "_OTHER"
+    else:
+        method_attr = method
+    name_method = "HTTP" if method_attr == "_OTHER" else method_attr
+    scheme = request.scheme
+    path = request.path
+    attrs = {
+        "http.request.method": method_attr,
+        "url.scheme": scheme,
+        "url.path": path,
+    }
+    if method_attr != method:
+        attrs["http.request.method_original"] = method
+    query = meta.get("QUERY_STRING")
+    if query:
+        query = redact_query_string(query)
+        attrs["url.query"] = query
+    host_header = meta.get("HTTP_HOST")
+    if host_header:
+        host, port = _split_host(host_header)
+    else:
+        host, port = meta.get("SERVER_NAME", ""), None
+    if port is None:
+        raw_port = meta.get("SERVER_PORT")
+        if raw_port and str(raw_port).isdigit():
+            port = int(raw_port)
+        else:
+            port = 443 if scheme == "https" else 80
+    if host:
+        attrs["server.address"] = host
+    attrs["server.port"] = port
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    client = forwarded.split(",", 1)[0].strip() if forwarded else meta.get("REMOTE_ADDR")
+    if client:
+        attrs["client.address"] = client
+    user_agent = meta.get("HTTP_USER_AGENT")
+    if user_agent:
+        attrs["user_agent.original"] = user_agent
+    protocol = meta.get("SERVER_PROTOCOL")
+    if protocol:
+        version = protocol.rpartition("/")[2]
+    else:
+        scope = getattr(request, "scope", None)
+        version = scope.get("http_version") if scope is not None else None
+    if version:
+        attrs["network.protocol.version"] = version
+    if cfg.capture_request_headers is not None:
+        _capture_request_headers(meta, cfg, attrs)
+    if cfg.semconv_old:
+        _old_request_attributes(meta, attrs, method_attr, scheme, path, query, host_header,
+                                version)
+
+    parent_ctx = _extract(meta)
+    rs = RequestSpan()
+    rs.request = request
+    rs.cfg = cfg
+    rs.method = name_method
+    tracer = rs.tracer = _state.tracer()
+    rs.parent_token = context_api.attach(parent_ctx) if parent_ctx is not None else None
+    try:
+        scope = tracer.start_as_current_span(
+            name_method, kind=_state.KIND_SERVER, attributes=attrs, record_exception=False,
+            set_status_on_exception=False, end_on_exit=False)
+        span = scope.__enter__()
+    except BaseException:
+        if rs.parent_token is not None:
+            context_api.detach(rs.parent_token)
+        raise
+    rs.scope = scope
+    rs.span = span
+    recording = span.is_recording()
+    rs.trace_middleware = recording and cfg.middleware_spans
+    rs.trace_views = recording and cfg.view_spans
+    rs.trace_drf = recording and cfg.drf_spans
+    root = rs.root = _state.RootState(span)
+    rs.req_token = REQUEST.set(rs)
+    rs.root_token = ROOT.set(root)
+    asgi_scope = getattr(request, "scope", None)
+    if type(asgi_scope) is dict:
+        asgi_scope["djtrace.request_span"] = rs
+    return rs
+
+
+def _capture_request_headers(meta: dict, cfg: Any, attrs: dict) -> None:
+    rx = cfg.capture_request_headers
+    sanitize = cfg.sanitize_headers
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].lower().replace("_", "-")
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key.lower().replace("_", "-")
+        else:
+            continue
+        if rx.fullmatch(name):
+            redacted = sanitize is not None and sanitize.search(name)
+            attrs["http.request.header." + name.replace("-", "_")] = [
+                "[REDACTED]" if redacted else str(value)]
+
+
+def _old_request_attributes(meta: dict, attrs: dict, method: str, scheme: str, path: str,
+                            query: str | None, host_header: str | None,
+                            version: str | None) -> None:
+    # The names of the HTTP semantic conventions before 1.21 (OTEL_SEMCONV_STABILITY_OPT_IN=
+    # http/dup), as the official instrumentations emit them.
+    attrs["http.method"] = method
+    attrs["http.scheme"] = scheme
+    server_name = meta.get("SERVER_NAME")
+    if server_name:
+        attrs["http.server_name"] = server_name
+    server_port = meta.get("SERVER_PORT")
+    if server_port and str(server_port).isdigit():
+        attrs["net.host.port"] = int(server_port)
+    host = host_header or server_name
+    if host_header:
+        attrs["http.host"] = host_header
+    target = path + ("?" + query if query else "")
+    attrs["http.target"] = target
+    if host:
+        attrs["http.url"] = redact_url(f"{scheme}://{host}{target}")
+    remote = meta.get("REMOTE_ADDR")
+    if remote:
+        attrs["net.peer.ip"] = remote
+    remote_port = meta.get("REMOTE_PORT")
+    if remote_port and str(remote_port).isdigit():
+        attrs["net.peer.port"] = int(remote_port)
+    user_agent = meta.get("HTTP_USER_AGENT")
+    if user_agent:
+        attrs["http.user_agent"] = user_agent
+    if version:
+        attrs["http.flavor"] = version
+
+
+def _suppress_enter() -> tuple:
+    # An excluded request records nothing: djtrace's integrations and official
+    # instrumentations see the suppression flags, and spans user code starts get a parent
+    # that is valid but not sampled, so the default (parent-based) sampler drops them too
+    # instead of exporting them as orphan roots.
+    token = _suppress.enter()
+    ctx = context_api.set_value(_OTEL_SUPPRESS_KEY, True) if _OTEL_SUPPRESS_KEY else None
+    unsampled = NonRecordingSpan(SpanContext(_native.new_trace_id(), _native.new_span_id(),
+                                             is_remote=False, trace_flags=TraceFlags(0)))
+    otel_token = context_api.attach(trace_api.set_span_in_context(unsampled, ctx))
+    return token, otel_token
+
+
+def _suppress_exit(tokens: tuple) -> None:
+    token, otel_token = tokens
+    if otel_token is not None:
+        context_api.detach(otel_token)
+    try:
+        _suppress.exit(token)
+    except ValueError:
+        pass
+
+
+def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
+    """Runs `call(request)` (the rest of the handler) inside the request's span."""
+    try:
+        rs = begin(request, cfg)
+    except Exception:  # noqa: BLE001
+        _report_internal_error("django request start")
+        rs = None
+    if rs is None:
+        return call(request)
+    if rs is EXCLUDED:
+        tokens = _suppress_enter()
+        try:
+            return call(request)
+        finally:
+            _suppress_exit(tokens)
+    try:
+        response = call(request)
+    except BaseException as exc:
+        try:
+            rs.fail(exc)
+            rs.leave()
+        finally:
+            rs.end()
+        raise
+    try:
+        rs.respond(response)
+    finally:
+        rs.leave()
+    return response
+
+
+async def trace_async(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
+    """The async twin of trace_sync."""
+    try:
+        rs = begin(request, cfg)
+    except Exception:  # noqa: BLE001
+        _report_internal_error("django request start")
+        rs = None
+    if rs is None:
+        return await call(request)
+    if rs is EXCLUDED:
+        tokens = _suppress_enter()
+        try:
+            return await call(request)
+        finally:
+            _suppress_exit(tokens)
+    try:
+        response = await call(request)
+    except BaseException as exc:
+        try:
+            rs.fail(exc)
+            rs.leave()
+        finally:
+            rs.end()
+        raise
+    try:
+        rs.respond(response)
+    finally:
+        rs.leave()
+    return response
+
+
+def current_route() -> str | None:
+    """The URL pattern of the request being served in this context, once resolved."""
+    rs = REQUEST.get()
+    if rs is None:
+        return None
+    match = getattr(rs.request, "resolver_match", None)
+    return (match.route or "/") if match is not None else None
+
+
+def current_request_span() -> Any:
+    """The SERVER span of the request being served in this context, or None."""
+    rs = REQUEST.get()
+    return rs.span if rs is not None else None
+
+
+# -- handler hooks ---------------------------------------------------------------------------
+
+_originals: dict[str, Any] = {}
+
+
+def _on_request_exception(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    # got_request_exception is sent from inside the `except` that converts an exception
+    # Django did not map to a 4xx response into a 500: record it on the request span.
+    rs = REQUEST.get()
+    if rs is None or rs.ended:
+        return
+    exc = sys.exc_info()[1]
+    if exc is not None:
+        try:
+            rs.fail(exc)
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django request exception")
+
+
+def install() -> None:
+    """Hooks BaseHandler (get_response, get_response_async, load_middleware) and
+    ASGIHandler.handle. Idempotent."""
+    if _originals:
+        return
+    from django.core.handlers import base
+    from django.core.signals import got_request_exception
+
+    orig_get = base.BaseHandler.get_response
+    orig_get_async = base.BaseHandler.get_response_async
+    orig_load = base.BaseHandler.load_middleware
+    _originals.update(get_response=orig_get, get_response_async=orig_get_async,
+                      load_middleware=orig_load)
+
+    def get_response(self, request):
+        cfg = dj_settings.get()
+        if not cfg.instrument or self.__dict__.get("_djtrace_placed"):
+            return orig_get(self, request)
+        return trace_sync(lambda r: orig_get(self, r), request, cfg)
+
+    async def get_response_async(self, request):
+        cfg = dj_settings.get()
+        if not cfg.instrument or self.__dict__.get("_djtrace_placed"):
+            return await orig_get_async(self, request)
+        return await trace_async(lambda r: orig_get_async(self, r), request, cfg)
+
+    def load_middleware(self, is_async=False):
+        orig_load(self, is_async)
+        try:
+            from djtrace.integrations.django.middleware import tracing_middleware_placed
+
+            self._djtrace_placed = tracing_middleware_placed()
+        except Exception:  # noqa: BLE001
+            _report_internal_error("django load_middleware")
+
+    get_response.__wrapped__ = orig_get
+    get_response_async.__wrapped__ = orig_get_async
+    load_middleware.__wrapped__ = orig_load
+    base.BaseHandler.get_response = get_response
+    base.BaseHandler.get_response_async = get_response_async
+    base.BaseHandler.load_middleware = load_middleware
+    got_request_exception.connect(_on_request_exception, dispatch_uid="djtrace.request_exception")
+
+    try:
+        from django.core.handlers import asgi
+    except ImportError:  # pragma: no cover - part of Django
+        return
+    orig_handle = asgi.ASGIHandler.handle
+    _originals["asgi_handle"] = orig_handle
+
+    async def handle(self, scope, receive, send):
+        try:
+            await orig_handle(self, scope, receive, send)
+        finally:
+            rs = scope.get("djtrace.request_span") if type(scope) is dict else None
+            if rs is not None and not rs.ended:
+                # The client went away before the response was sent: end the span here.
+                rs.aborted()
+                rs.end()
+
+    handle.__wrapped__ = orig_handle
+    asgi.ASGIHandler.handle = handle

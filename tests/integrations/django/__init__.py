@@ -1,0 +1,1 @@
+"""Tests of the Django integration, with their own small project (project/)."""

@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("project.web.urls")),
+    path("shop/", include("project.shop.urls")),
+]

@@ -1,0 +1,481 @@
+"""Spans below the request: middleware, views, DRF, templates, cache, signals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import caches
+from django.test import AsyncClient, Client, override_settings
+from opentelemetry.trace import SpanKind, StatusCode
+from ._helpers import unmask
+
+pytestmark = pytest.mark.django_db
+
+MIDDLEWARE_CHAIN = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "project.web.middleware.MixinMiddleware",
+    "project.web.middleware.function_middleware",
+    "project.web.middleware.DualModeMiddleware",
+]
+
+
+def chain_of(spans, leaf):
+    """Names from the root down to `leaf`."""
+    names = []
+    span = leaf
+    while span is not None:
+        names.append(span.name)
+        span = spans.parent_of(span)
+    return names[::-1]
+
+
+# -- middleware ------------------------------------------------------------------------------
+
+def test_one_span_per_middleware_nested_in_chain_order(spans):
+    response = Client().get("/page/")
+    assert response["X-Mixin"] == "1" and response["X-Function"] == "1"
+    assert response["X-Dual"] == "sync"
+    view = spans.one("page")
+    assert chain_of(spans, view) == ["GET page/", *MIDDLEWARE_CHAIN, "page"]
+    for name in MIDDLEWARE_CHAIN:
+        span = spans.one(name)
+        assert span.kind is SpanKind.INTERNAL
+        assert span.status.status_code is StatusCode.UNSET
+
+
+def test_view_hooks_get_their_own_spans(spans):
+    Client().get("/deferred/")
+    innermost = spans.one("project.web.middleware.DualModeMiddleware")
+    hooks = [s.name for s in spans.children(innermost)]
+    # process_view hooks in MIDDLEWARE order, the view, then process_template_response
+    # (reverse order) and the deferred rendering.
+    assert hooks == [
+        "django.middleware.csrf.CsrfViewMiddleware.process_view",
+        "project.web.middleware.MixinMiddleware.process_view",
+        "template_response",
+        "project.web.middleware.MixinMiddleware.process_template_response",
+        "render web/page.html",
+    ]
+
+
+def test_process_exception_hook_span(spans):
+    from django.utils.deprecation import MiddlewareMixin
+
+    class Recover(MiddlewareMixin):
+        def process_exception(self, request, exception):
+            from django.http import HttpResponse
+
+            return HttpResponse("recovered", status=502)
+
+    import project.web.middleware as mw
+
+    mw.Recover = Recover
+    try:
+        with override_settings(MIDDLEWARE=["project.web.middleware.Recover"]):
+            response = Client().get("/boom/")
+    finally:
+        del mw.Recover
+    assert response.status_code == 502
+    view = spans.one("boom")
+    assert view.status.status_code is StatusCode.ERROR
+    hook = spans.one("project.web.middleware.Recover.process_exception")
+    assert spans.parent_of(hook).name == "project.web.middleware.Recover"
+    assert spans.one("GET boom/").attributes["http.response.status_code"] == 502
+
+
+def test_middleware_spans_under_asgi_with_async_only_middleware(spans):
+    chain = ["project.web.middleware.AsyncOnlyMiddleware", *MIDDLEWARE_CHAIN]
+
+    async def go():
+        return await AsyncClient().get("/page/")
+
+    with override_settings(MIDDLEWARE=chain):
+        response = asyncio.run(go())
+    assert response["X-Async-Only"] == "1"
+    assert response["X-Dual"] == "async"
+    view = spans.one("page")
+    assert chain_of(spans, view) == ["GET page/", *chain, "page"]
+
+
+def test_middleware_spans_can_be_switched_off(spans):
+    with override_settings(DJTRACE={"middleware_spans": False}):
+        Client().get("/page/")
+    names = spans.names()
+    assert not [n for n in names if "Middleware" in n or "middleware" in n]
+    assert spans.parent_of(spans.one("page")).name == "GET page/"
+
+
+def test_middleware_spans_switched_on_after_the_chain_was_built(spans):
+    client = Client()
+    with override_settings(DJTRACE={"middleware_spans": False}):
+        client.get("/page/")  # loads the middleware chain
+    spans.clear()
+    client.get("/page/")
+    assert spans.one("django.middleware.common.CommonMiddleware")
+
+
+def test_middleware_exception_is_recorded_on_its_span(spans):
+    from django.utils.deprecation import MiddlewareMixin
+
+    class Broken(MiddlewareMixin):
+        def process_request(self, request):
+            raise KeyError("middleware bug")
+
+    import project.web.middleware as mw
+
+    mw.Broken = Broken
+    try:
+        with override_settings(MIDDLEWARE=["project.web.middleware.Broken"]):
+            assert Client(raise_request_exception=False).get("/page/").status_code == 500
+    finally:
+        del mw.Broken
+    span = spans.one("project.web.middleware.Broken")
+    assert span.status.status_code is StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in span.events] == ["KeyError"]
+    assert spans.one("GET").status.status_code is StatusCode.ERROR
+
+
+# -- views -----------------------------------------------------------------------------------
+
+def test_function_view_span(spans):
+    Client().get("/items/5/")
+    view = spans.one("item_detail")
+    assert view.kind is SpanKind.INTERNAL
+    assert view.attributes["code.function.name"] == "project.web.views.item_detail"
+
+
+def test_class_based_view_named_with_its_handler(spans):
+    Client().get("/items/")
+    Client().post("/items/")
+    Client().put("/items/")
+    assert spans.one("ItemView.get").attributes["code.function.name"] == \
+        "project.web.views.ItemView.get"
+    assert spans.one("ItemView.post")
+    assert spans.one("ItemView.http_method_not_allowed")
+
+
+def test_view_spans_can_be_switched_off(spans):
+    with override_settings(DJTRACE={"view_spans": False}):
+        Client().get("/items/5/")
+    assert spans.by_name("item_detail") == []
+    assert spans.one("GET items/<int:pk>/")
+
+
+# -- DRF -------------------------------------------------------------------------------------
+
+def test_drf_viewset_actions_and_serializer_spans(spans):
+    client = Client()
+    created = client.post("/api/notes/", {"title": "first", "body": "b"},
+                          content_type="application/json")
+    assert created.status_code == 201
+    create = spans.one("NoteViewSet.create")
+    assert create.attributes["code.function.name"] == "project.web.views.NoteViewSet.create"
+    below = [s.name for s in spans.children(create)]
+    assert below[:3] == ["NoteViewSet.perform_authentication", "NoteViewSet.check_permissions",
+                         "NoteViewSet.check_throttles"]
+    assert "NoteSerializer.is_valid" in below
+    assert "NoteSerializer.save" in below
+    assert "NoteSerializer.to_representation" in below
+    assert spans.one("NoteSerializer.is_valid").attributes["djtrace.drf.valid"] is True
+    assert spans.one("NoteViewSet.check_permissions").attributes[
+        "djtrace.drf.permissions"] == ("AllowAny",)
+
+    spans.clear()
+    client.get("/api/notes/")
+    listing = spans.one("NoteViewSet.list")
+    rep = spans.one("NoteSerializer.to_representation")
+    assert rep.attributes["djtrace.drf.many"] is True
+    assert spans.parent_of(rep) is not None
+    assert spans.parent_of(rep).name == "NoteViewSet.list"
+    assert listing.status.status_code is StatusCode.UNSET
+
+    spans.clear()
+    note_id = created.json()["id"]
+    client.get(f"/api/notes/{note_id}/")
+    assert spans.one("NoteViewSet.retrieve")
+    assert spans.one("GET api/notes/(?P<pk>[^/.]+)/$")
+
+
+def test_drf_validation_error_is_a_400_not_an_error(spans):
+    response = Client().post("/api/notes/", {"title": "invalid"},
+                             content_type="application/json")
+    assert response.status_code == 400
+    valid = spans.one("NoteSerializer.is_valid")
+    assert valid.attributes["djtrace.drf.valid"] is False
+    assert valid.attributes["djtrace.drf.exception"] == \
+        "rest_framework.exceptions.ValidationError"
+    assert valid.status.status_code is StatusCode.UNSET
+    request = spans.one("POST api/notes/$")
+    assert request.status.status_code is StatusCode.UNSET
+    view = spans.one("NoteViewSet.create")
+    events = [e for e in view.events if e.name == "djtrace.drf.handled_exception"]
+    assert events[0].attributes["http.response.status_code"] == 400
+    for s in spans.spans:
+        assert s.status.status_code is StatusCode.UNSET, s.name
+
+
+def test_drf_permission_denied(spans):
+    response = Client().get("/api/protected/")
+    assert response.status_code == 403
+    check = spans.one("ProtectedView.check_permissions")
+    assert check.attributes["djtrace.drf.exception"] == \
+        "rest_framework.exceptions.NotAuthenticated"
+    assert check.attributes["http.response.status_code"] in (401, 403)
+    assert check.status.status_code is StatusCode.UNSET
+    assert spans.by_name("ProtectedView.check_throttles") == []  # never reached
+    assert spans.one("GET api/protected/").status.status_code is StatusCode.UNSET
+
+
+def test_drf_authentication_and_throttle_spans(spans):
+    User.objects.create_user("bob", password="pw")
+    client = Client()
+    client.login(username="bob", password="pw")
+    spans.clear()
+    assert client.get("/api/protected/").status_code == 200
+    auth = spans.one("ProtectedView.perform_authentication")
+    assert auth.attributes["djtrace.drf.authenticator"] == "SessionAuthentication"
+    assert spans.one("ProtectedView.check_throttles").attributes["djtrace.drf.throttles"] == \
+        ("BurstThrottle",)
+    spans.clear()
+    assert client.get("/api/throttled/?throttle=1").status_code == 429
+    throttle = spans.one("ThrottledView.check_throttles")
+    assert throttle.attributes["djtrace.drf.exception"] == "rest_framework.exceptions.Throttled"
+    assert throttle.attributes["http.response.status_code"] == 429
+    assert throttle.status.status_code is StatusCode.UNSET
+
+
+def test_drf_unhandled_exception_is_a_500_error(spans):
+    response = Client(raise_request_exception=False).get("/api/failing/")
+    assert response.status_code == 500
+    assert spans.one("FailingApiView.get").status.status_code is StatusCode.ERROR
+    assert spans.one("GET api/failing/").status.status_code is StatusCode.ERROR
+
+
+def test_drf_serializer_outside_a_request(spans):
+    from project.web.serializers import EchoSerializer
+
+    serializer = EchoSerializer(data={"text": "hi"})
+    assert serializer.is_valid()
+    assert serializer.data == {"text": "hi"}
+    assert serializer.data == {"text": "hi"}  # the second read is cached: no second span
+    assert spans.names() == ["EchoSerializer.is_valid", "EchoSerializer.to_representation"]
+
+
+def test_drf_spans_can_be_switched_off(spans):
+    with override_settings(DJTRACE={"drf_spans": False}):
+        Client().post("/api/echo/", {"text": "x"}, content_type="application/json")
+    assert [n for n in spans.names() if "Echo" in n] == ["EchoView.post"]
+
+
+# -- templates -------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_template_spans_for_extends_and_includes(spans):
+    Client().get("/")
+    index = spans.one("render web/index.html")
+    base = spans.one("render web/base.html")
+    items = spans.by_name("render web/_item.html")
+    assert spans.parent_of(base) is index  or spans.parent_of(base).context == index.context
+    assert len(items) == 2  # one include per loop iteration
+    for item in items:
+        # the include runs inside the parent's block, rendered by base.html
+        assert spans.parent_of(item).name == "render web/base.html"
+    assert spans.parent_of(index).name == "index"
+    assert index.attributes["djtrace.template.engine"] == "django"
+
+
+def test_template_from_a_string_and_render_to_string(spans):
+    from django.template import Context, Template
+    from django.template.loader import render_to_string
+
+    Template("{{ x }}").render(Context({"x": 1}))
+    render_to_string("web/page.html", {"title": "t"})
+    assert spans.names() == ["render <string>", "render web/_item.html", "render web/page.html"]
+
+
+def test_jinja2_templates_with_extends_and_include(spans):
+    response = Client().get("/jinja/")
+    assert b"jinja" in response.content and b"row" in response.content
+    page = spans.one("render web/page.jinja")
+    base = spans.one("render web/base.jinja")
+    row = spans.one("render web/_row.jinja")
+    assert page.attributes["djtrace.template.engine"] == "jinja2"
+    assert spans.parent_of(base).context.span_id == page.context.span_id
+    assert spans.parent_of(row).context.span_id == base.context.span_id
+    assert spans.parent_of(page).name == "jinja_page"
+
+
+def test_template_spans_can_be_switched_off(spans):
+    with override_settings(DJTRACE={"template_spans": False}):
+        Client().get("/page/")
+    assert not [n for n in spans.names() if n.startswith("render")]
+
+
+# -- cache -----------------------------------------------------------------------------------
+
+def test_every_cache_method_gets_a_span(spans):
+    cache = caches["default"]
+    cache.set("a", 1)
+    cache.get("a")
+    cache.get("missing")
+    cache.add("b", 2)
+    cache.get_many(["a", "b", "c"])
+    cache.set_many({"c": 3, "d": 4})
+    cache.incr("a")
+    cache.decr("a")
+    cache.touch("a", 10)
+    cache.has_key("a")
+    cache.get_or_set("e", 5)
+    cache.get_or_set("e", 6)
+    cache.delete("a")
+    cache.delete_many(["b", "c"])
+    cache.clear()
+    names = spans.names()
+    assert names == ["cache.set", "cache.get", "cache.get", "cache.add", "cache.get_many",
+                     "cache.set_many", "cache.incr", "cache.decr", "cache.touch",
+                     "cache.has_key", "cache.get_or_set", "cache.get_or_set", "cache.delete",
+                     "cache.delete_many", "cache.clear"]
+    s = spans.spans
+    assert s[1].attributes["cache.hit"] is True
+    assert s[2].attributes["cache.hit"] is False
+    assert s[4].attributes["djtrace.cache.hits"] == 2
+    assert s[4].attributes["djtrace.cache.misses"] == 1
+    assert s[4].attributes["djtrace.cache.key_count"] == 3
+    assert s[5].attributes["djtrace.cache.key_count"] == 2
+    assert "djtrace.cache.key_count" not in s[0].attributes  # single-key: implied
+    assert s[9].attributes["cache.hit"] is True
+    assert s[10].attributes["cache.hit"] is False  # get_or_set that had to set
+    assert s[11].attributes["cache.hit"] is True
+    for span in s:
+        a = span.attributes
+        assert span.kind is SpanKind.INTERNAL
+        assert a["djtrace.cache.alias"] == "default"
+        assert a["djtrace.cache.backend"] == "django.core.cache.backends.locmem.LocMemCache"
+        assert "db.system.name" not in a
+        assert "djtrace.cache.key" not in a and "djtrace.cache.keys" not in a
+    assert "'a'" not in str([dict(x.attributes) for x in s])
+
+
+def test_cache_calls_are_children_of_the_view(spans):
+    Client().get("/")
+    view = spans.one("index")
+    for name in ("cache.set", "cache.get"):
+        assert spans.parent_of(spans.one(name)).context.span_id == view.context.span_id
+
+
+def test_cache_keys_only_when_enabled_and_redacted(spans):
+    cache = caches["default"]
+    with override_settings(DJTRACE={"cache_keys": True}):
+        cache.get("user:42:token=abc123")
+        cache.get_many(["k1", "session=xyz"])
+    single, many = spans.spans
+    assert unmask(single.attributes["djtrace.cache.key"]) == "user:42:token=REDACTED"
+    assert unmask(many.attributes["djtrace.cache.keys"]) == ("k1", "session=REDACTED")
+
+
+def test_async_cache_methods_are_traced_through_the_sync_ones(spans):
+    cache = caches["default"]
+
+    async def go():
+        await cache.aset("x", 1)
+        return await cache.aget("x")
+
+    assert asyncio.run(go()) == 1
+    assert spans.names() == ["cache.set", "cache.get"]
+
+
+def test_repeated_cache_reads_are_flagged_on_the_root(spans):
+    from djtrace.integrations.django._state import key_hash
+
+    Client().get("/cache-reads/")
+    root = spans.one("GET cache-reads/")
+    assert root.attributes["djtrace.cache.repeated_gets"] == 1
+    events = [e for e in root.events if e.name == "djtrace.cache.repeated_get"]
+    assert len(events) == 1
+    a = events[0].attributes
+    assert a["djtrace.cache.count"] == 6
+    assert a["djtrace.cache.alias"] == "default"
+    assert a["djtrace.cache.key_hash"] == key_hash("hot:key")
+    assert "djtrace.cache.key" not in a
+    spans.clear()
+    with override_settings(DJTRACE={"cache_repeat_threshold": 7}):
+        Client().get("/cache-reads/")
+    assert "djtrace.cache.repeated_gets" not in spans.one("GET cache-reads/").attributes
+    spans.clear()
+    with override_settings(DJTRACE={"cache_repeat_threshold": 0}):
+        Client().get("/cache-reads/")
+    assert "djtrace.cache.repeated_gets" not in spans.one("GET cache-reads/").attributes
+
+
+def test_cache_spans_can_be_switched_off(spans):
+    with override_settings(DJTRACE={"cache_spans": False}):
+        caches["default"].get("x")
+    assert spans.spans == []
+
+
+def test_redis_cache_backend(spans, redis_server):
+    cache = caches["redis"]
+    cache.set("r", "v")
+    assert cache.get("r") == "v"
+    cache.delete("r")
+    gets = [s for s in spans.spans if s.name.startswith("cache.")]
+    assert [s.name for s in gets] == ["cache.set", "cache.get", "cache.delete"]
+    for s in gets:
+        assert s.kind is SpanKind.CLIENT
+        assert s.attributes["db.system.name"] == "redis"
+        assert s.attributes["djtrace.cache.backend"] == \
+            "django.core.cache.backends.redis.RedisCache"
+        assert s.attributes["server.address"] == "127.0.0.1"
+        assert s.attributes["server.port"] == int(redis_server.rsplit(":", 1)[1].split("/")[0])
+    assert gets[1].attributes["cache.hit"] is True
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+def test_signal_receiver_spans_are_off_by_default(spans):
+    Client().get("/signal/")
+    assert not [n for n in spans.names() if n.startswith("signal")]
+
+
+def test_signal_receiver_spans_when_enabled(spans):
+    from project.web.signals import fast_receiver, order_placed, slow_receiver
+
+    with override_settings(DJTRACE={"signal_spans": True}):
+        Client().get("/signal/")
+        responses = order_placed.send(sender=None)
+    view = spans.one("send_signal")
+    receivers = [s for s in spans.children(view) if s.name.startswith("signal")]
+    assert [s.name for s in receivers] == ["signal project.web.signals.fast_receiver",
+                                           "signal project.web.signals.slow_receiver"]
+    assert receivers[0].attributes["code.function.name"] == \
+        "project.web.signals.fast_receiver"
+    # send() still names the receivers the application connected.
+    assert [r for r, _ in responses] == [fast_receiver, slow_receiver]
+    assert [v for _, v in responses] == ["fast", "slow"]
+
+
+def test_known_signals_are_named(spans):
+    User.objects.create_user("carol", password="pw")
+    client = Client()
+    with override_settings(DJTRACE={"signal_spans": True}):
+        spans.clear()
+        client.post("/login/", {"username": "carol", "password": "pw"})
+    span = spans.one("signal user_logged_in django.contrib.auth.models.update_last_login")
+    assert span.attributes["djtrace.signal.name"] == "user_logged_in"
+    assert spans.parent_of(span).name == "login_view"
+
+
+def test_only_slow_receivers_with_a_threshold(spans):
+    with override_settings(DJTRACE={"signal_spans": True, "signal_min_duration_ms": 10}):
+        Client().get("/signal/")
+    receivers = [s for s in spans.spans if s.name.startswith("signal project.")]
+    assert [s.name for s in receivers] == ["signal project.web.signals.slow_receiver"]
+    assert receivers[0].end_time - receivers[0].start_time >= 10_000_000
