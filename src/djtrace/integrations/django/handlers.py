@@ -413,6 +413,11 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     asgi_scope = getattr(request, "scope", None)
     if type(asgi_scope) is dict:
         asgi_scope["djtrace.request_span"] = rs
+    elif recording and "wsgi.version" in meta:
+        # The WSGI server's access log is written after the span ends: leave it the ids.
+        logging_integration = sys.modules.get("djtrace.integrations.logging")
+        if logging_integration is not None and logging_integration.is_installed():
+            logging_integration.remember_request(meta, span)
     return rs
 
 
