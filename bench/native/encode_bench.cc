@@ -2,6 +2,7 @@
 // request spans (10 attributes, one event every other span). Prints one JSON line.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,13 +52,16 @@ std::vector<djtrace::SpanData> MakeSpans(size_t n) {
   return spans;
 }
 
+// Seconds per measurement (1 by default; shorter for `make bench-quick`).
+double g_budget = 1.0;
+
 template <typename Fn>
 double SpansPerSecond(size_t spans_per_batch, Fn fn) {
   using Clock = std::chrono::steady_clock;
   size_t done = 0;
   auto start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  while (elapsed() < 1.0) {
+  while (elapsed() < g_budget) {
     for (int i = 0; i < 20; ++i) fn();
     done += 20 * spans_per_batch;
   }
@@ -66,7 +70,8 @@ double SpansPerSecond(size_t spans_per_batch, Fn fn) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) g_budget = std::atof(argv[1]);
   const size_t batch = 512;
   std::vector<djtrace::SpanData> spans = MakeSpans(batch);
   std::vector<const djtrace::SpanData*> view;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the side-by-side benchmark (issue 7): djtrace, the official OpenTelemetry stack and
+# ddtrace (when it installs here), untraced as the reference, interleaved in one session; the
+# report and charts go to bench/results/<timestamp>/ and bench/results/latest/.
+#   bash scripts/bench.sh            full session (about 20 minutes on 2 cores)
+#   bash scripts/bench.sh --quick    a short session (under two minutes once set up)
+# Extra arguments go to bench/run.py (--rounds N, --only macro,unreachable,inproc,celery,micro).
+# Nothing here gates on time: the report marks each goal pass or miss.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command_line="bash scripts/bench.sh${*:+ $*}"
+setup_start=$(date +%s)
+
+bash scripts/bootstrap.sh
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+"${pip[@]}" -r requirements/bench.txt
+# ddtrace is kept out of .venv (it brings a pytest plugin and its own wrapt): it goes into a
+# directory of its own that only the ddtrace configuration puts on its PYTHONPATH. When it
+# cannot be installed here, the report says so and the other configurations still run.
+if [ ! -d build/bench/ddtrace/ddtrace ]; then
+  mkdir -p build/bench
+  "${pip[@]}" --target build/bench/ddtrace -r requirements/bench-ddtrace.txt \
+    || echo "bench: ddtrace did not install; it will be reported as not measured"
+fi
+
+# PostgreSQL and Redis instances of the benchmark's own (data under var/bench, ports of their
+# own), so that a test session stopping the shared ones cannot stop a benchmark half-way.
+export DJTRACE_VAR=${DJTRACE_BENCH_VAR:-$PWD/var/bench}
+export DJTRACE_PG_PORT=${DJTRACE_BENCH_PG_PORT:-54339}
+export DJTRACE_REDIS_PORT=${DJTRACE_BENCH_REDIS_PORT:-63809}
+started=()
+for service in postgres redis; do
+  port=$([ "$service" = postgres ] && echo "$DJTRACE_PG_PORT" || echo "$DJTRACE_REDIS_PORT")
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    bash scripts/services.sh start "$service"
+    started+=("$service")
+  fi
+done
+stop_started() {
+  if [ ${#started[@]} -gt 0 ]; then bash scripts/services.sh stop "${started[@]}"; fi
+}
+trap stop_started EXIT
+
+export BENCH_SETUP_SECONDS=$(( $(date +%s) - setup_start ))
+.venv/bin/python bench/run.py --command "$command_line" "$@"
