@@ -11,8 +11,16 @@ VAR=${DJTRACE_VAR:-$PWD/var}
 PG_PORT=${DJTRACE_PG_PORT:-54329}
 REDIS_PORT=${DJTRACE_REDIS_PORT:-63799}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-PG_DATA=$VAR/postgres
-PG_SOCK=$VAR/postgres-socket
+# As root the server runs as `postgres`, which may not be able to enter this checkout's
+# directories (a clone under /root, say): its files then live under /var/tmp, one directory
+# per checkout.
+if [ "$(id -u)" -eq 0 ] && [ -z "${DJTRACE_VAR:-}" ]; then
+  PG_HOME=/var/tmp/djtrace-pg-$(printf '%s' "$PWD" | md5sum | cut -c1-12)
+else
+  PG_HOME=$VAR
+fi
+PG_DATA=$PG_HOME/postgres
+PG_SOCK=$PG_HOME/postgres-socket
 REDIS_DIR=$VAR/redis
 
 as_pg() {
@@ -21,8 +29,8 @@ as_pg() {
 
 start_postgres() {
   [ -n "$PG_BIN" ] || { echo "services: PostgreSQL is not installed (scripts/bootstrap.sh)"; exit 1; }
-  mkdir -p "$VAR" "$PG_SOCK"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_SOCK"; chmod o+x "$VAR"; fi
+  mkdir -p "$PG_HOME" "$PG_SOCK"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_SOCK"; chmod o+x "$PG_HOME"; fi
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     mkdir -p "$PG_DATA"
     [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DATA"
