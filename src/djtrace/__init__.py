@@ -62,7 +62,10 @@ def build_provider(cfg: Config) -> Any:
     from djtrace.sdk.trace.export import BatchSpanProcessor
     from djtrace.sdk.trace.sampling import _FromName
 
-    attributes = {**process_attributes(), **host_attributes(), **cfg.resource_attributes}
+    # The command line is left out: it can carry secrets (`--api-token ...`), and the resource
+    # is not redacted (it is configuration, shared by every span).
+    process = {k: v for k, v in process_attributes().items() if k != "process.command_args"}
+    attributes = {**process, **host_attributes(), **cfg.resource_attributes}
     if cfg.service_name:
         attributes[SERVICE_NAME] = cfg.service_name
     resource = Resource.create(attributes)
