@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
+import yaml  # noqa: E402 - requirements/test.txt
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "order_service"
@@ -407,8 +407,7 @@ def exported_span_names(var: Path) -> list[str]:
 
 def test_uwsgi_serves_the_example_with_the_shipped_ini(embedded_var):
     uwsgi = Path(sys.executable).with_name("uwsgi")
-    if not uwsgi.exists():
-        pytest.skip("uWSGI is not installed")
+    assert uwsgi.exists(), "uWSGI is installed by scripts/bootstrap.sh (requirements/test.txt)"
     (embedded_var / "traces.jsonl").unlink(missing_ok=True)
     port = free_port()
     serve_and_get([str(uwsgi), "--ini", str(DEPLOY / "uwsgi.ini"), "--http-socket",
@@ -421,7 +420,6 @@ def test_uwsgi_serves_the_example_with_the_shipped_ini(embedded_var):
 
 
 def test_uvicorn_serves_the_asgi_application(embedded_var):
-    pytest.importorskip("uvicorn")
     (embedded_var / "traces.jsonl").unlink(missing_ok=True)
     port = free_port()
     serve_and_get([sys.executable, "-m", "uvicorn", "order_service.asgi:application",

@@ -66,8 +66,7 @@ def django_db_setup(_postgres_server, django_db_setup):  # noqa: F811 - the serv
 
 @pytest.fixture(scope="session")
 def redis_server():
-    """A Redis server on loopback for the cache tests (skipped when redis-py is missing)."""
-    pytest.importorskip("redis")
+    """A Redis server on loopback for the cache tests."""
     from support import services
 
     started = not _port_open(services.REDIS_PORT)

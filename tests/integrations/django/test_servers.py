@@ -48,7 +48,7 @@ def _wait_for(predicate, timeout: float = 10.0):
 
 @pytest.fixture(scope="module")
 def uvicorn_server():
-    uvicorn = pytest.importorskip("uvicorn")
+    import uvicorn
     from django.core.asgi import get_asgi_application
 
     port = _free_port()
@@ -119,7 +119,7 @@ def test_asgi_streaming_ends_after_the_body(spans, uvicorn_server):
 
 
 def test_asgi_remote_parent_from_an_instrumented_client(spans, uvicorn_server):
-    httpx = pytest.importorskip("httpx")
+    import httpx
     with httpx.Client() as client:
         assert client.get(uvicorn_server + "/plain/").status_code == 200
     server = _server_spans(spans, "GET plain/")[0]
@@ -155,7 +155,6 @@ def test_asgi_excluded_url_through_uvicorn(spans, uvicorn_server, monkeypatch):
 # -- Gunicorn --------------------------------------------------------------------------------
 
 def test_wsgi_through_gunicorn_with_preload_and_two_workers(tmp_path):
-    pytest.importorskip("gunicorn")
     port = _free_port()
     with OtlpHttpReceiver() as receiver:
         env = dict(os.environ)
