@@ -281,6 +281,51 @@ bool QueryStats::RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& sit
   return true;
 }
 
+TaskSendGroup* QueryStats::FindOrAddTaskSend(uint64_t key, std::string_view task_name,
+                                             const CallSite& site) noexcept {
+  for (auto& g : task_sends_)
+    if (g.key == key) return &g;
+  if (task_sends_.size() >= options_.max_task_send_groups) return nullptr;
+  try {
+    TaskSendGroup g;
+    g.key = key;
+    g.task_name.assign(task_name);
+    Truncate(g.task_name, kMaxTaskNameChars);
+    g.site = site;
+    return &task_sends_.emplace_back(std::move(g));
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+bool QueryStats::RecordTaskSend(std::string_view task_name, const CallSite& site,
+                                uint64_t now_unix_nano, TaskSendGroup* crossed) noexcept {
+  // The name hashed in full (the kept copy may be cut); site.id is 0 when unknown.
+  static constexpr char kEmpty[] = "";
+  if (task_name.empty()) task_name = std::string_view(kEmpty, 0);
+  const uint64_t key = sql::HashCombine(sql::HashBytes(task_name, 0x7461736b), site.id);  // "task"
+  std::lock_guard<std::mutex> lock(mu_);
+  ++summary_.task_send_count;
+  TaskSendGroup* g = FindOrAddTaskSend(key, task_name, site);
+  if (!g) {
+    ++summary_.ungrouped_task_sends;
+    return false;
+  }
+  ++g->count;
+  if (g->repeated() || options_.task_send_threshold == 0 || ended_ ||
+      g->count < options_.task_send_threshold)
+    return false;
+  g->flagged_at_unix_nano = now_unix_nano ? now_unix_nano : 1;
+  try {
+    repeated_sends_.push_back(static_cast<uint32_t>(g - task_sends_.data()));
+    ++summary_.repeated_task_send_groups;
+    if (crossed) *crossed = *g;
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
 QueryStatsSummary QueryStats::Summary() const noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   return summary_;
@@ -302,6 +347,14 @@ std::vector<CacheKeyStats> QueryStats::RepeatedCacheGets() const {
   return out;
 }
 
+std::vector<TaskSendGroup> QueryStats::RepeatedTaskSends() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<TaskSendGroup> out;
+  out.reserve(repeated_sends_.size());
+  for (uint32_t pos : repeated_sends_) out.push_back(task_sends_[pos]);
+  return out;
+}
+
 void QueryStats::OnRootEnd(SpanData& root) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   if (ended_) return;
@@ -319,6 +372,10 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
     if (summary_.error_count) put(kErrorCount, static_cast<int64_t>(summary_.error_count));
     if (summary_.repeated_cache_get_count)
       put(kCacheRepeatedGets, static_cast<int64_t>(summary_.repeated_cache_get_count));
+    if (summary_.task_send_count) {
+      put(kTaskSendCount, static_cast<int64_t>(summary_.task_send_count));
+      put(kRepeatedTaskSendCount, static_cast<int64_t>(summary_.repeated_task_send_groups));
+    }
 
     const uint32_t max_ev_attrs = limits_.max_event_attributes;
     const uint32_t max_ev_len = limits_.max_attribute_length;
@@ -328,7 +385,8 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       const QueryGroup& g = groups_[pos];
       Event e;
       e.name = std::string(kNPlusOneEvent);
-      e.time_unix_nano = g.flagged_at_unix_nano > 1 ? g.flagged_at_unix_nano : root.end_time_unix_nano;
+      e.time_unix_nano =
+          g.flagged_at_unix_nano > 1 ? g.flagged_at_unix_nano : root.end_time_unix_nano;
       auto ev = [&](std::string_view key, AttrValue v) {
         Put(e.attributes, e.dropped_attributes_count, key, std::move(v), max_ev_attrs, max_ev_len);
       };
@@ -355,6 +413,21 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.key_hash",
           FingerprintHex(k.key_hash), max_ev_attrs, max_ev_len);
       AddCallSite(e, k.site, limits_);
+      PutEvent(root, std::move(e), limits_);
+    }
+    reported = 0;
+    for (uint32_t pos : repeated_sends_) {
+      if (reported++ >= options_.max_reported_groups) break;
+      const TaskSendGroup& g = task_sends_[pos];
+      Event e;
+      e.name = std::string(kRepeatedTaskSendEvent);
+      e.time_unix_nano =
+          g.flagged_at_unix_nano > 1 ? g.flagged_at_unix_nano : root.end_time_unix_nano;
+      Put(e.attributes, e.dropped_attributes_count, kTaskName, g.task_name, max_ev_attrs,
+          max_ev_len);
+      Put(e.attributes, e.dropped_attributes_count, kRepeatedTaskSendCount,
+          static_cast<int64_t>(g.count), max_ev_attrs, max_ev_len);
+      AddCallSite(e, g.site, limits_);
       PutEvent(root, std::move(e), limits_);
     }
   } catch (...) {

@@ -1,6 +1,8 @@
 // Query statistics of one local root (a request, a task, a command): how many queries ran, how
 // long they took, which (statement, call site) pairs repeated often enough to be an N+1, and how
-// many executions repeated an earlier one exactly (same text, same parameters).
+// many executions repeated an earlier one exactly (same text, same parameters). The same root
+// also counts the Celery task messages it sends: one task sent many times from one line is the
+// N+1 of task queues (a group or a bulk task would do).
 //
 // One QueryStats hangs off the root span as its LocalRootState; every database span of that root
 // records into it when it ends, and the root span receives the summary attributes and one event
@@ -63,6 +65,11 @@ struct QueryStatsOptions {
   uint32_t repeated_cache_get_threshold = 5;
   // Distinct cache keys remembered per root.
   uint32_t max_cache_keys = 256;
+  // Sends of one (task name, call site) within a root that make a repeated task send. 0 turns
+  // detection off (sends are still counted).
+  uint32_t task_send_threshold = 5;
+  // Distinct (task name, call site) pairs tracked per root; further sends are only counted.
+  uint32_t max_task_send_groups = 256;
 };
 
 // One (statement fingerprint, call site) pair and what ran of it.
@@ -100,6 +107,16 @@ struct CacheKeyStats {
   uint32_t hits = 0;
 };
 
+// Task messages of one (task name, call site) sent within a root.
+struct TaskSendGroup {
+  uint64_t key = 0;       // of the task name and the call site
+  std::string task_name;  // cut to kMaxTaskNameChars
+  CallSite site;
+  uint32_t count = 0;
+  uint64_t flagged_at_unix_nano = 0;  // when the group became a repeated send; 0: it is not one
+  bool repeated() const noexcept { return flagged_at_unix_nano != 0; }
+};
+
 struct QueryStatsSummary {
   uint64_t query_count = 0;
   uint64_t total_duration_ns = 0;
@@ -114,6 +131,10 @@ struct QueryStatsSummary {
   uint64_t cache_get_count = 0;
   // Cache gets of a key this root had already read.
   uint64_t repeated_cache_get_count = 0;
+  uint64_t task_send_count = 0;
+  uint64_t repeated_task_send_groups = 0;
+  // Sends of (task name, call site) pairs beyond max_task_send_groups.
+  uint64_t ungrouped_task_sends = 0;
 };
 
 // The key that identifies one execution exactly: the statement text as sent (literals
@@ -132,16 +153,24 @@ class QueryStats final : public LocalRootState {
   // Adds one cache read of the key with hash `key_hash`. Returns true when this read made the
   // key a repeated get (reaching repeated_cache_get_threshold), once per key.
   bool RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site) noexcept;
+  // Adds one task message sent. Returns true when this send made its (task name, call site)
+  // group a repeated send (exactly once per group), and then copies the group to `*crossed` if
+  // that is not null. `now_unix_nano` is the time of the event (0: the root's end time).
+  bool RecordTaskSend(std::string_view task_name, const CallSite& site, uint64_t now_unix_nano = 0,
+                      TaskSendGroup* crossed = nullptr) noexcept;
 
   QueryStatsSummary Summary() const noexcept;
   // The groups that are N+1s, in the order they became one.
   std::vector<QueryGroup> NPlusOneGroups() const;
   // Keys read at least repeated_cache_get_threshold times, in the order they got there.
   std::vector<CacheKeyStats> RepeatedCacheGets() const;
+  // The task send groups that are repeated sends, in the order they became one.
+  std::vector<TaskSendGroup> RepeatedTaskSends() const;
   const QueryStatsOptions& options() const noexcept { return options_; }
 
   // Writes the summary attributes and one "djtrace.n_plus_one" event per N+1 group (at most
-  // max_reported_groups) onto the root span, within the span limits.
+  // max_reported_groups; likewise for repeated cache gets and repeated task sends) onto the
+  // root span, within the span limits.
   void OnRootEnd(SpanData& root) noexcept override;
 
   // Attribute and event names written on the root span.
@@ -153,12 +182,22 @@ class QueryStats final : public LocalRootState {
   static constexpr std::string_view kCacheRepeatedGets = "djtrace.cache.repeated_get_count";
   static constexpr std::string_view kNPlusOneEvent = "djtrace.n_plus_one";
   static constexpr std::string_view kRepeatedCacheGetEvent = "djtrace.cache.repeated_get";
+  // Written only when the root sent task messages. The event's count attribute has the name of
+  // the root's group count, as with the N+1 names.
+  static constexpr std::string_view kTaskSendCount = "djtrace.celery.send_count";
+  static constexpr std::string_view kRepeatedTaskSendCount = "djtrace.celery.repeated_send.count";
+  static constexpr std::string_view kRepeatedTaskSendEvent = "djtrace.celery.repeated_send";
+  static constexpr std::string_view kTaskName = "celery.task_name";
+  // Longer task names are cut (in code points) when kept; the full name still tells groups apart.
+  static constexpr uint32_t kMaxTaskNameChars = 256;
 
  private:
   QueryGroup* FindOrAddGroup(uint64_t fingerprint, const QueryRecord& q) noexcept;
   // True if `key` was seen before; remembers it otherwise (while there is room).
   bool SeenExact(uint64_t key) noexcept;
   CacheKeyStats* FindOrAddCacheKey(uint64_t key_hash, const CallSite& site) noexcept;
+  TaskSendGroup* FindOrAddTaskSend(uint64_t key, std::string_view task_name,
+                                   const CallSite& site) noexcept;
 
   const QueryStatsOptions options_;
   const SpanLimits limits_;
@@ -172,6 +211,8 @@ class QueryStats final : public LocalRootState {
   bool zero_key_seen_ = false;
   std::vector<CacheKeyStats> cache_keys_;  // linear: roots read few distinct keys
   std::vector<uint32_t> repeated_cache_;   // positions in cache_keys_
+  std::vector<TaskSendGroup> task_sends_;  // linear: roots send few distinct tasks
+  std::vector<uint32_t> repeated_sends_;   // positions in task_sends_, in flagging order
   bool ended_ = false;
 };
 

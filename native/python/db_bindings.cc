@@ -67,6 +67,7 @@ struct QueryCollector {
   uint64_t duration_ns = 0;
   uint64_t errors = 0;
   std::vector<QueryGroup> findings;
+  std::vector<analysis::TaskSendGroup> task_send_findings;  // see record_task_send
   struct Executed {
     SqlPtr sql;
     CallSite site;
@@ -525,6 +526,7 @@ void RecordError(LiveSpan& span, PyObject* type, PyObject* value) {
 
 nb::dict FindingDict(const QueryGroup& g, const DbConnInfo* info) {
   nb::dict d;
+  d["kind"] = "n_plus_one";
   d["sql"] = nb::str(g.sql->text.data(), g.sql->text.size());
   d["summary"] = nb::str(g.sql->summary.data(), g.sql->summary.size());
   std::string fp = analysis::FingerprintHex(g.fingerprint);
@@ -560,6 +562,8 @@ nb::dict StatsDict(const QueryStats& stats) {
   d["ungrouped"] = s.ungrouped;
   d["cache_get_count"] = s.cache_get_count;
   d["repeated_cache_get_count"] = s.repeated_cache_get_count;
+  d["task_send_count"] = s.task_send_count;
+  d["repeated_task_send_count"] = s.repeated_task_send_groups;
   nb::list findings;
   for (const QueryGroup& g : stats.NPlusOneGroups()) findings.append(FindingDict(g, nullptr));
   d["findings"] = findings;
@@ -947,6 +951,40 @@ PyMethodDef g_db_execute_def = {"db_execute", reinterpret_cast<PyCFunction>(
                                 "db_execute(info, executor, sql, params, many, context): Django "
                                 "execute wrapper; bind info with functools.partial."};
 
+// ---------------------------------------------------------------------------------------------
+// Task sends (djtrace.integrations.celery.producer): per-root counts of Celery task messages
+
+nb::dict TaskSendDict(const analysis::TaskSendGroup& g) {
+  nb::dict d;
+  d["kind"] = "repeated_task_send";
+  d["task_name"] = nb::str(g.task_name.data(), g.task_name.size());
+  d["count"] = g.count;
+  if (g.site.known()) {
+    d["filepath"] = nb::str(g.site.code->filepath.data(), g.site.code->filepath.size());
+    d["lineno"] = g.site.lineno;
+    d["function"] = nb::str(g.site.code->function.data(), g.site.code->function.size());
+  } else {
+    d["filepath"] = nb::none();
+    d["lineno"] = nb::none();
+    d["function"] = nb::none();
+  }
+  return d;
+}
+
+// The statistics of the current span's local root, attached now if the root has none yet (as
+// its first query would attach them), or null outside djtrace spans.
+std::shared_ptr<LocalRootState> StateForSend() {
+  nb::object s = SpanInContext(nb::none());
+  PySpan* ps = nullptr;
+  if (!nb::try_cast<PySpan*>(s, ps) || !ps || !ps->owner) return nullptr;
+  if (!ps->span.root_state() && ps->span.is_recording() && !ps->span.has_ended()) {
+    NativeTracer tracer;  // AttachMissingStats reads only the owner's span limits
+    tracer.owner = ps->owner;
+    AttachMissingStats(*ps, &tracer);
+  }
+  return StatsOf(ps->span) ? ps->span.root_state() : nullptr;
+}
+
 void BindDb(nb::module_& m) {
   nb::class_<DbConnInfo>(m, "DbConnInfo")
       .def(
@@ -1026,6 +1064,7 @@ void BindDb(nb::module_& m) {
             min_duration_ms > 0 ? static_cast<uint64_t>(min_duration_ms * 1e6) : 0;
         so.max_groups = max_groups;
         so.repeated_cache_get_threshold = threshold;
+        so.task_send_threshold = g_db.stats_options.task_send_threshold;  // task_send_configure
         g_db.stats_options = so;
         g_db.n_plus_one = n_plus_one;
         g_db.query_source = query_source;
@@ -1199,6 +1238,12 @@ void BindDb(nb::module_& m) {
              for (const QueryGroup& g : c.findings) out.append(FindingDict(g, nullptr));
              return out;
            })
+      .def("task_send_findings",
+           [](QueryCollector& c) {
+             nb::list out;
+             for (const auto& g : c.task_send_findings) out.append(TaskSendDict(g));
+             return out;
+           })
       .def("queries", [](QueryCollector& c) {
         nb::list out;
         for (const auto& e : c.executed) {
@@ -1228,6 +1273,59 @@ void BindDb(nb::module_& m) {
     if (g_db.collectors_active < 0) g_db.collectors_active = 0;
     return g_db.collectors_active;
   });
+
+  // Settings of the Celery integration: the repeated-send threshold of roots started from now
+  // on, and the directories that are not application code when the database integration has
+  // not set them (a worker without Django).
+  m.def(
+      "task_send_configure",
+      [](uint32_t threshold, std::vector<std::string> skip_prefixes) {
+        g_db.stats_options.task_send_threshold = threshold;
+        if (g_db.skip_prefixes.empty() && !skip_prefixes.empty()) {
+          g_db.skip_prefixes = std::move(skip_prefixes);
+          ClearCodeCache();
+        }
+      },
+      "threshold"_a, "skip_prefixes"_a);
+
+  // Counts one task message sent in the current local root (and in the active djtrace.testing
+  // collectors) by (task name, call site). Returns the finding as a dict when this send made
+  // its group a repeated send, None otherwise.
+  m.def(
+      "record_task_send",
+      [](nb::handle task_name) -> nb::object {
+        PyObject* collector = g_db.collectors_active > 0 ? VarGet(g_db.collector_var) : nullptr;
+        QueryCollector* head = nullptr;
+        if (collector && collector != Py_None &&
+            (!nb::try_cast<QueryCollector*>(nb::handle(collector), head) || !head))
+          head = nullptr;
+        nb::object result = nb::none();
+        try {
+          std::shared_ptr<LocalRootState> state = StateForSend();
+          QueryStats* stats = dynamic_cast<QueryStats*>(state.get());
+          if (!stats && head) stats = head->own.get();  // sends outside any root
+          if (stats) {
+            CallSite site;
+            FindCallSite(site);
+            analysis::TaskSendGroup crossed;
+            if (stats->RecordTaskSend(View(task_name.ptr()), site, NowUnixNano(), &crossed)) {
+              for (PyObject* c = collector; head && c && c != Py_None;) {
+                QueryCollector* each = nullptr;
+                if (!nb::try_cast<QueryCollector*>(nb::handle(c), each) || !each) break;
+                each->task_send_findings.push_back(crossed);
+                c = each->parent.ptr();
+              }
+              result = TaskSendDict(crossed);
+            }
+          }
+        } catch (...) {
+          Py_XDECREF(collector);
+          throw;
+        }
+        Py_XDECREF(collector);
+        return result;
+      },
+      "task_name"_a.none());
 }
 
 RegisterBindings g_register(&BindDb);

@@ -288,9 +288,21 @@ class QueryReport:
     @property
     def n_plus_one(self) -> list:
         """The N+1 groups found during the block, in any request, command or span root, and
-        among queries outside any root: dicts with sql, summary, count, duration_ms, filepath,
-        lineno, function, relation."""
+        among queries outside any root: dicts with kind ("n_plus_one"), sql, summary, count,
+        duration_ms, filepath, lineno, function, relation."""
         return self._collector.findings()
+
+    @property
+    def repeated_task_sends(self) -> list:
+        """The Celery tasks sent repeatedly from one call site within one root during the block
+        (see djtrace.integrations.celery): dicts with kind ("repeated_task_send"), task_name,
+        count, filepath, lineno, function."""
+        return self._collector.task_send_findings()
+
+    @property
+    def findings(self) -> list:
+        """Everything the N+1 helpers fail on: n_plus_one, then repeated_task_sends."""
+        return self.n_plus_one + self.repeated_task_sends
 
     def describe(self) -> str:
         lines = []
@@ -319,22 +331,28 @@ def capture_queries() -> Iterator[QueryReport]:
         yield QueryReport(collector)
 
 
-def _n_plus_one_message(findings: list) -> str:
+def _n_plus_one_message(report: QueryReport) -> str:
     from djtrace.integrations.django.db import describe_finding
 
-    return "\n".join(["N+1 queries detected:"] + ["  " + describe_finding(f) for f in findings])
+    lines = []
+    for title, findings in (("N+1 queries detected:", report.n_plus_one),
+                            ("Repeated task sends detected:", report.repeated_task_sends)):
+        if findings:
+            lines += [title] + ["  " + describe_finding(f) for f in findings]
+    return "\n".join(lines)
 
 
 @contextmanager
 def assert_no_n_plus_one() -> Iterator[QueryReport]:
     """Fails (AssertionError) when an N+1 happens within the block; the message names the ORM
     relation, the call site and the SQL of each one. The threshold is DJTRACE's
-    n_plus_one_threshold (default 5 executions of one statement from one line)."""
+    n_plus_one_threshold (default 5 executions of one statement from one line). One Celery task
+    sent repeatedly from one line counts too (task_send_repeat_threshold, default 5)."""
     with _collect() as collector:
         report = QueryReport(collector)
         yield report
-    if report.n_plus_one:
-        raise AssertionError(_n_plus_one_message(report.n_plus_one))
+    if report.findings:
+        raise AssertionError(_n_plus_one_message(report))
 
 
 @contextmanager

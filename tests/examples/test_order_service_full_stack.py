@@ -308,6 +308,14 @@ def test_management_command_trace(run):
         [consumer] = [s for s in producer.children if s.kind == CONSUMER]
         assert consumer.service == WORKER and consumer.trace_id == command.trace_id
         assert named(consumer, "send_confirmation_email")
+    # process_order sent once per order from one line: reported like an N+1 (5 is the threshold).
+    assert command.attributes.get("djtrace.celery.send_count") == 5
+    assert command.attributes.get("djtrace.celery.repeated_send.count") == 1
+    [(_, event)] = [e for e in command.events if e[0] == "djtrace.celery.repeated_send"]
+    assert event["celery.task_name"] == "orders.tasks.process_order"
+    assert event["djtrace.celery.repeated_send.count"] == 5
+    assert event["code.filepath"].endswith("orders/management/commands/process_pending_orders.py")
+    assert event["code.function"] == "Command.handle"
 
 
 def test_n_plus_one_is_flagged_on_the_bad_listing_only(run):

@@ -214,6 +214,9 @@ DJTRACE = {
     # Flag a statement run this many times from one call site in one request, task or
     # command (an event `djtrace.n_plus_one` on its root span).
     "n_plus_one_threshold": 5,
+    # The same for one Celery task sent this many times from one line, as the loop of
+    # process_pending_orders does (a group would send one message): `djtrace.celery.repeated_send`.
+    "task_send_repeat_threshold": 5,
 }
 if EMBEDDED:
     DJTRACE["exporters"] = ["console", "file"]

@@ -210,3 +210,157 @@ def test_with_the_official_sdk_provider(tmp_path):
                             timeout=120, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# -- repeated task sends ----------------------------------------------------------------------
+
+REPEAT_QUEUE = "inproc-repeat"
+
+
+@pytest.fixture
+def repeat_settings(app):
+    """Overrides the repeated-send settings for one test; the messages sent are purged."""
+    def override(**values):
+        _settings.set_overrides(values)
+        _state.load_settings()
+
+    yield override
+    for key in ("task_send_repeat_threshold", "task_send_repeat_strict"):
+        _settings._overrides.pop(key, None)
+    _state.load_settings()
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(REPEAT_QUEUE)
+
+
+def send_add(app, times: int) -> int:
+    """Sends inproc.add `times` times from one line; returns that line."""
+    for _ in range(times):
+        app.add.apply_async((1, 1), queue=REPEAT_QUEUE)
+    return send_add.__code__.co_firstlineno + 3
+
+
+def repeated_sends(span) -> list:
+    return [e for e in span.events if e.name == "djtrace.celery.repeated_send"]
+
+
+def test_one_task_sent_six_times_from_one_line_is_a_repeated_send(app, memory, repeat_settings):
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        line = send_add(app, 6)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert root.attributes["djtrace.celery.send_count"] == 6
+    assert root.attributes["djtrace.celery.repeated_send.count"] == 1
+    [event] = repeated_sends(root)
+    assert event.attributes["celery.task_name"] == "inproc.add"
+    assert event.attributes["djtrace.celery.repeated_send.count"] == 6
+    assert event.attributes["code.filepath"] == __file__
+    assert event.attributes["code.lineno"] == line
+    assert event.attributes["code.function"] == "send_add"
+
+
+def test_four_sends_are_not_a_repeated_send(app, memory, repeat_settings):
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        send_add(app, 4)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert root.attributes["djtrace.celery.send_count"] == 4
+    assert root.attributes["djtrace.celery.repeated_send.count"] == 0
+    assert repeated_sends(root) == []
+
+
+def test_each_call_site_is_a_group_of_its_own(app, memory, repeat_settings):
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        for _ in range(3):
+            app.add.apply_async((1, 1), queue=REPEAT_QUEUE)
+            app.add.apply_async((2, 2), queue=REPEAT_QUEUE)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert root.attributes["djtrace.celery.send_count"] == 6
+    assert repeated_sends(root) == []  # 3 + 3, not 6
+
+    memory.clear()
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        first = send_add(app, 5)
+        second = send_add_again(app, 5)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert root.attributes["djtrace.celery.repeated_send.count"] == 2
+    assert sorted(e.attributes["code.lineno"] for e in repeated_sends(root)) == sorted(
+        [first, second])
+
+
+def send_add_again(app, times: int) -> int:
+    for _ in range(times):
+        app.add.apply_async((1, 1), queue=REPEAT_QUEUE)
+    return send_add_again.__code__.co_firstlineno + 2
+
+
+def test_each_root_counts_its_own_sends(app, memory, repeat_settings):
+    tracer = trace.get_tracer("tests")
+    for _ in range(2):
+        with tracer.start_as_current_span("command"):
+            send_add(app, 3)
+    for root in [s for s in memory.get_finished_spans() if s.name == "command"]:
+        assert root.attributes["djtrace.celery.send_count"] == 3
+        assert repeated_sends(root) == []
+
+
+def test_sends_outside_any_root_are_not_counted(app, memory, repeat_settings):
+    send_add(app, 6)  # no current span: nothing to report on, and no error
+    from djtrace import _native
+
+    assert _native.record_task_send("inproc.add") is None
+
+
+def test_strict_mode_raises_once_after_the_message_is_sent(app, memory, repeat_settings):
+    from djtrace.integrations.celery.producer import RepeatedTaskSendError
+
+    repeat_settings(task_send_repeat_strict=True)
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        send_add(app, 4)
+        with pytest.raises(RepeatedTaskSendError) as info:
+            send_add(app, 1)
+        send_add(app, 1)  # the group was reported: no second error
+    message = str(info.value)
+    assert message.startswith("repeated task sends: 5 × inproc.add from ")
+    assert f"{__file__}:{send_add.__code__.co_firstlineno + 3} in send_add" in message
+    assert message.endswith("use a group or a bulk task")
+    assert info.value.finding["task_name"] == "inproc.add"
+    assert info.value.finding["kind"] == "repeated_task_send"
+    # The fifth message went out and its span ended before the error.
+    sends = [s for s in memory.get_finished_spans() if s.kind is SpanKind.PRODUCER]
+    assert len(sends) == 6
+
+
+def test_threshold_zero_turns_the_detection_off(app, memory, repeat_settings):
+    repeat_settings(task_send_repeat_threshold=0, task_send_repeat_strict=True)
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        send_add(app, 8)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert root.attributes["djtrace.celery.send_count"] == 8
+    assert repeated_sends(root) == []
+
+
+def test_a_lower_threshold_takes_effect(app, memory, repeat_settings):
+    repeat_settings(task_send_repeat_threshold=2)
+    with trace.get_tracer("tests").start_as_current_span("command"):
+        send_add(app, 2)
+    [root] = [s for s in memory.get_finished_spans() if s.name == "command"]
+    assert repeated_sends(root)[0].attributes["djtrace.celery.repeated_send.count"] == 2
+
+
+@pytest.mark.parametrize("raw", ["lots", "-1", "1", True])
+def test_a_bad_threshold_is_a_config_error_naming_key_and_value(raw, monkeypatch):
+    from djtrace import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _settings.set_overrides({"task_send_repeat_threshold": raw})
+    assert "task_send_repeat_threshold" in str(info.value)
+    assert repr(raw) in str(info.value)
+    monkeypatch.setenv("DJTRACE_TASK_SEND_REPEAT_THRESHOLD", str(raw))
+    with pytest.raises(ConfigError) as info:
+        _settings.value("task_send_repeat_threshold")
+    assert "DJTRACE_TASK_SEND_REPEAT_THRESHOLD" in str(info.value)
+
+
+def test_the_threshold_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DJTRACE_TASK_SEND_REPEAT_THRESHOLD", "12")
+    assert _settings.value("task_send_repeat_threshold") == 12
+    monkeypatch.setenv("DJTRACE_TASK_SEND_REPEAT_STRICT", "yes")
+    assert _settings.value("task_send_repeat_strict") is True

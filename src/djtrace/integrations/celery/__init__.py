@@ -28,10 +28,23 @@ djtrace.celery.args / djtrace.celery.kwargs (see arguments.py).
 Events: "celery.retry", "celery.rejected", "celery.revoked", "exception" (failures: status
 ERROR).
 
+Repeated task sends: the task messages sent within one local root (request, task, command) are
+counted by (task name, call site). When one task is sent task_send_repeat_threshold times from
+one line, as a loop does, the root span gets a "djtrace.celery.repeated_send" event
+(celery.task_name, djtrace.celery.repeated_send.count, code.filepath, code.lineno,
+code.function), reported like an N+1: a group or a bulk task would send one message. Roots
+that sent tasks also carry djtrace.celery.send_count and djtrace.celery.repeated_send.count
+(groups found). Warnings follow n_plus_one_warn, the djtrace.testing N+1 helpers fail on them,
+and strict mode raises RepeatedTaskSendError at the send that completes one (see producer.py).
+
 DJTRACE keys (also DJTRACE_<KEY> environment variables):
     celery_task_args             False  record task arguments (as bounded strings)
     celery_task_args_max_length  1024   characters per argument attribute
     celery_flush_timeout_ms      5000   bound of the flush when a worker process exits
+    task_send_repeat_threshold   5      sends of one task from one call site within one root
+                                        that make a repeated send (0: off; 1 is refused)
+    task_send_repeat_strict      False  raise RepeatedTaskSendError at the send that
+                                        completes one (test suites; n_plus_one_strict does too)
 """
 
 from __future__ import annotations

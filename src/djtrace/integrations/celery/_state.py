@@ -3,7 +3,10 @@ in force (plain globals for the hot paths) and the attribute names."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from djtrace._version import __version__
+from djtrace.config import ConfigError
 from djtrace.integrations import _settings
 from djtrace.integrations._tracing import TracerHandle
 
@@ -14,16 +17,37 @@ _settings.define("celery_task_args", False, _settings.parse_bool)
 _settings.define("celery_task_args_max_length", 1024, _settings.parse_non_negative_int)
 _settings.define("celery_flush_timeout_ms", 5000, _settings.parse_non_negative_int)
 
+
+def _parse_threshold(name: str, raw: Any) -> int:
+    # 1 would flag every task sent: like n_plus_one_threshold, it is refused.
+    value = _settings.parse_non_negative_int(name, raw)
+    if value == 1:
+        raise ConfigError(f"{name} must be 0 (off) or at least 2, got {raw!r}")
+    return value
+
+
+_settings.define("task_send_repeat_threshold", 5, _parse_threshold)
+_settings.define("task_send_repeat_strict", False, _settings.parse_bool)
+
 record_args = False
 args_max_length = 1024
 flush_timeout_ms = 5000
+repeat_threshold = 5
+repeat_strict = False
 
 
 def load_settings() -> None:
-    global record_args, args_max_length, flush_timeout_ms
+    global record_args, args_max_length, flush_timeout_ms, repeat_threshold, repeat_strict
     record_args = _settings.value("celery_task_args")
     args_max_length = _settings.value("celery_task_args_max_length")
     flush_timeout_ms = _settings.value("celery_flush_timeout_ms")
+    repeat_threshold = _settings.value("task_send_repeat_threshold")
+    repeat_strict = _settings.value("task_send_repeat_strict")
+    from djtrace import _native
+    from djtrace.integrations._callsite import skip_prefixes
+
+    # Roots started from now on count task sends against this threshold.
+    _native.task_send_configure(repeat_threshold, skip_prefixes())
 
 
 # Message headers this integration adds (besides the propagator's own fields).

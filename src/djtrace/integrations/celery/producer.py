@@ -9,11 +9,23 @@ signals could not end a span whose publish failed.
 
 The span is not made current while kombu publishes: the broker's own commands are not part of
 the application's trace (the Redis integration skips kombu's connections anyway).
+
+Each message sent is also counted, natively, in the statistics of the current local root
+(request, task, command) by (task name, call site): one task sent task_send_repeat_threshold
+times (default 5) from one line of one root is reported like an N+1, since a group or a bulk
+task usually does the same in one message. The root gets `djtrace.celery.send_count`,
+`djtrace.celery.repeated_send.count` and one `djtrace.celery.repeated_send` event per such group
+(celery.task_name, djtrace.celery.repeated_send.count, code.filepath, code.lineno,
+code.function); a warning follows the N+1 warning setting of the Django integration, and strict
+mode (task_send_repeat_strict, or n_plus_one_strict) raises RepeatedTaskSendError from the send
+that completes the group, after the message has gone.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -24,6 +36,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.trace import Status, StatusCode
 
+from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations import _tracing as tr
 from djtrace.integrations.celery import _state as st
@@ -40,6 +53,9 @@ _handle = st.handle
 _send_names = st._send_names
 _propagation = tr.propagation
 _get_context = context_api.get_current
+_record_task_send = _native.record_task_send
+_DB_MODULE = "djtrace.integrations.django.db"
+n_plus_one_logger = logging.getLogger("djtrace.n_plus_one")
 
 #: The beat schedule entry being sent (set by the beat wrapper in lifecycle.py).
 beat_entry: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -171,6 +187,49 @@ def _fail(span: Any, exc: BaseException) -> None:
     span.end()
 
 
+class RepeatedTaskSendError(AssertionError):
+    """Raised in strict mode at the send that makes one task, sent from one line within one
+    root, a repeated send (the message has been sent)."""
+
+    def __init__(self, message: str, finding: dict | None = None) -> None:
+        super().__init__(message)
+        self.finding = finding
+
+
+def describe_repeated_send(f: dict) -> str:
+    """One human line for a repeated task send finding."""
+    where = (f"{f['filepath']}:{f['lineno']} in {f['function']}" if f.get("filepath")
+             else "an unknown call site")
+    return (f"repeated task sends: {f['count']} × {f['task_name']} from {where}: "
+            "use a group or a bulk task")
+
+
+def _db_settings() -> Any:
+    # The Django database integration's resolved settings (N+1 warnings and strict mode), None
+    # in a process without it; never imported from here.
+    module = sys.modules.get(_DB_MODULE)
+    return getattr(module, "_settings", None) if module is not None else None
+
+
+def _on_repeated_send(finding: dict) -> None:
+    db = _db_settings()
+    if db is not None and db.warn:
+        n_plus_one_logger.warning("djtrace: %s", describe_repeated_send(finding))
+    if st.repeat_strict or (db is not None and db.n_plus_one_strict):
+        raise RepeatedTaskSendError(describe_repeated_send(finding), finding)
+
+
+def _count_send(name: str) -> None:
+    """Counts the message in the current root; may raise RepeatedTaskSendError (strict)."""
+    try:
+        finding = _record_task_send(name)  # None at once outside djtrace roots
+    except Exception:  # noqa: BLE001
+        tr._report_internal_error("celery task send count")
+        return
+    if finding is not None:
+        _on_repeated_send(finding)
+
+
 def wrap_sender(send: Any, amqp: Any) -> Any:
     """The traced version of one app's send_task_message."""
     if getattr(send, "__djtrace_wrapped__", None) is not None:
@@ -190,6 +249,7 @@ def wrap_sender(send: Any, amqp: Any) -> Any:
             _fail(span, exc)
             raise
         span.end()
+        _count_send(name)
         return result
 
     send_task_message.__djtrace_wrapped__ = send

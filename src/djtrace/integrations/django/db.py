@@ -57,9 +57,12 @@ n_plus_one_threshold          5         Executions of one (statement, call site)
 n_plus_one_min_duration_ms    0         ...whose total time is at least this.
 n_plus_one_max_groups         256       Distinct (statement, call site) pairs kept per root.
 n_plus_one_warn               None      Log a warning (logger "djtrace.n_plus_one") for each
-                                        N+1 found; None: when settings.DEBUG is True.
+                                        N+1 found (and each repeated Celery task send, see
+                                        djtrace.integrations.celery); None: when
+                                        settings.DEBUG is True.
 n_plus_one_strict             False     Raise NPlusOneError at the query that completes an
-                                        N+1 (for test suites).
+                                        N+1 (for test suites; RepeatedTaskSendError at the
+                                        task send that completes a repeated send).
 sqlcommenter                  False     Append a sqlcommenter comment (traceparent, route,
                                         controller, framework, db_driver; URL-encoded) to
                                         the SQL sent to the database. The span's
@@ -78,8 +81,6 @@ import contextvars
 import functools
 import logging
 import os
-import sys
-import sysconfig
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -237,7 +238,12 @@ def current_settings() -> DbSettings:
 
 
 def describe_finding(f: dict) -> str:
-    """One human line for an N+1 finding: relation, count, call site and SQL."""
+    """One human line for an N+1 finding: relation, count, call site and SQL (or for a repeated
+    task send, its `kind` being "repeated_task_send": task name, count and call site)."""
+    if f.get("kind") == "repeated_task_send":
+        from djtrace.integrations.celery.producer import describe_repeated_send
+
+        return describe_repeated_send(f)
     where = (f"{f['filepath']}:{f['lineno']} in {f['function']}" if f.get("filepath")
              else "an unknown call site")
     via = f"lazy loading of {f['relation']}, " if f.get("relation") else ""
@@ -257,34 +263,9 @@ def _on_finding(finding: dict) -> None:
 
 def _skip_prefixes() -> list[str]:
     """Directories whose frames are not application code."""
-    dirs: set[str] = set()
-    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            path = sysconfig.get_paths().get(name)
-        except Exception:  # noqa: BLE001
-            path = None
-        if path:
-            dirs.add(path)
-    try:
-        import site
+    from djtrace.integrations._callsite import skip_prefixes
 
-        dirs.update(site.getsitepackages())
-        dirs.add(site.getusersitepackages())
-    except Exception:  # noqa: BLE001 - some virtualenvs lack these
-        pass
-    for mod in ("django", "djtrace", "asgiref", "opentelemetry"):
-        module = sys.modules.get(mod)
-        paths = getattr(module, "__path__", None)
-        if paths:
-            dirs.update(paths)
-    dirs.add(os.path.dirname(os.__file__))  # the standard library, whatever sysconfig says
-    out = set()
-    for d in dirs:
-        if not d:
-            continue
-        for variant in (d, os.path.realpath(d)):
-            out.add(variant.rstrip(os.sep) + os.sep)
-    return sorted(out)
+    return skip_prefixes()
 
 
 def _resolve_tracer(provider: Any) -> Any:
