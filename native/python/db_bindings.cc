@@ -12,6 +12,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 
 #include "analysis/query_stats.h"
 #include "python/common.h"
+#include "python/frame_walk.h"
 #include "sql/cache.h"
 #include "sql/hash.h"
 #include "trace/clock.h"
@@ -56,6 +58,15 @@ struct DbConnInfo {
 struct CodeEntry {
   bool app = false;
   std::shared_ptr<const CodeLocation> loc;
+  // The lines of the last instructions a call site was found at. PyCode_Addr2Line scans the
+  // line table from its start, which costs more than the rest of the walk, and application code
+  // issues its queries from the same few instructions again and again.
+  struct Line {
+    int addr = -1;
+    int lineno = 0;
+  };
+  std::array<Line, 4> lines;
+  uint8_t next_line = 0;
 };
 
 // Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
@@ -153,7 +164,22 @@ bool VarTrue(PyObject* var) {
   return r;
 }
 
+// A direct-mapped memo in front of code_cache: a query's walk looks up some twenty code objects,
+// and a hash-map lookup (a division, a chain) costs more than the rest of a frame's visit. The
+// entries point into code_cache's nodes, which stay put until ClearCodeCache clears both.
+struct CodeMemo {
+  PyObject* code = nullptr;
+  CodeEntry* entry = nullptr;
+};
+std::array<CodeMemo, 512> g_code_memo;
+
+CodeMemo& MemoSlot(PyObject* code) {
+  uint64_t h = reinterpret_cast<uintptr_t>(code) * 0x9E3779B97F4A7C15ull;  // Fibonacci hashing
+  return g_code_memo[h >> (64 - 9)];
+}
+
 void ClearCodeCache() {
+  g_code_memo.fill({});
   for (auto& [code, entry] : g_db.code_cache) Py_DECREF(code);
   g_db.code_cache.clear();
 }
@@ -161,9 +187,14 @@ void ClearCodeCache() {
 // ---------------------------------------------------------------------------------------------
 // Query source: the first frame of application code
 
-const CodeEntry& Classify(PyCodeObject* code) {
+CodeEntry& Classify(PyCodeObject* code) {
+  CodeMemo& memo = MemoSlot(reinterpret_cast<PyObject*>(code));
+  if (memo.code == reinterpret_cast<PyObject*>(code)) return *memo.entry;
   auto it = g_db.code_cache.find(reinterpret_cast<PyObject*>(code));
-  if (it != g_db.code_cache.end()) return it->second;
+  if (it != g_db.code_cache.end()) {
+    memo = {it->first, &it->second};
+    return it->second;
+  }
   if (g_db.code_cache.size() >= kMaxCodeEntries) ClearCodeCache();
   CodeEntry entry;
   PyObject* filename = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename");
@@ -195,12 +226,45 @@ const CodeEntry& Classify(PyCodeObject* code) {
   }
   Py_XDECREF(filename);
   Py_INCREF(code);  // the key stays valid (and unique) while it is cached
-  return g_db.code_cache.emplace(reinterpret_cast<PyObject*>(code), std::move(entry)).first->second;
+  auto added = g_db.code_cache.emplace(reinterpret_cast<PyObject*>(code), std::move(entry)).first;
+  MemoSlot(added->first) = {added->first, &added->second};  // after any clear above
+  return added->second;
 }
+
+#if DJTRACE_FRAME_WALK
+// PyCode_Addr2Line(code, addr), remembered in the code's entry: exact, since the cache holds the
+// code object, whose line table never changes.
+int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
+  for (const CodeEntry::Line& line : entry.lines) {
+    if (line.addr == addr) return line.lineno;
+  }
+  int lineno = PyCode_Addr2Line(code, addr);
+  entry.lines[entry.next_line] = {addr, lineno};
+  entry.next_line = (entry.next_line + 1) % entry.lines.size();
+  return lineno;
+}
+
+int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
+  try {
+    CodeEntry& entry = Classify(code);
+    if (!entry.app) return 0;
+    // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
+    int lineno = djtrace_frame_set_lineno(frame);
+    if (!lineno) lineno = LineAt(entry, code, djtrace_frame_addr(frame));
+    *static_cast<CallSite*>(ctx) = CallSite::Make(entry.loc, lineno);
+    return 1;
+  } catch (...) {
+    return -1;  // out of memory: no call site, and no exception through the C walk
+  }
+}
+#endif
 
 // Walks up from the current frame to the first frame whose code is not in a skipped
 // directory (Django, djtrace, site-packages, the standard library).
 bool FindCallSite(CallSite& out) {
+#if DJTRACE_FRAME_WALK
+  return djtrace_walk_frames(kMaxFrames, VisitFrame, &out) > 0;
+#else
   PyFrameObject* frame = PyEval_GetFrame();  // borrowed
   Py_XINCREF(frame);
   for (int depth = 0; frame && depth < kMaxFrames; ++depth) {
@@ -218,6 +282,7 @@ bool FindCallSite(CallSite& out) {
   }
   Py_XDECREF(frame);
   return false;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------

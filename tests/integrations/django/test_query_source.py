@@ -1,0 +1,232 @@
+"""Query source (code.filepath / code.lineno / code.function): the native frame walk finds the
+first application frame and the line it is executing, through generators, lambdas, methods,
+coroutines, threads and library frames, up to its depth limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import django
+import pytest
+
+from _dbhelpers import db_spans, line_of, make_shop
+from djtrace import _native
+
+pytestmark = pytest.mark.django_db
+
+HERE = Path(__file__)
+MAX_FRAMES = 128  # kMaxFrames in native/python/db_bindings.cc
+
+# Library frames: code compiled under Django's directory, which the walk skips (the file need not
+# exist: only the code's file name counts).
+_LIB: dict = {}
+exec(
+    compile(
+        "def descend(n, fn):\n"
+        "    if n <= 1:\n"
+        "        return fn()\n"
+        "    return descend(n - 1, fn)\n"
+        "def tracer(frame, event, arg):\n"
+        "    if event == 'line' and frame.f_code is TRACED[0]:\n"
+        "        SEEN.append((db_call_site(), frame.f_lineno))\n"
+        "    return tracer\n",
+        os.path.join(os.path.dirname(django.__file__), "_djtrace_test_library.py"),
+        "exec",
+    ),
+    _LIB,
+)
+_LIB["db_call_site"] = _native.db_call_site
+through_library = _LIB["descend"]  # through_library(n, fn): fn() under n library frames
+
+
+def here(frame) -> tuple:
+    """What the walk must report for `frame`, by Python's own account."""
+    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname)
+
+
+def query_site(span) -> tuple:
+    a = span.attributes
+    return (a["code.filepath"], a["code.lineno"], a["code.function"])
+
+
+@pytest.fixture
+def shop(spans):
+    make_shop()
+    spans.clear()
+
+
+# An ORM query in a generator of a method, consumed through two levels of application code.
+class Reports:
+    def names(self):
+        return list(self._rows())
+
+    def _rows(self):
+        from project.shop.models import Customer
+
+        for customer in Customer.objects.order_by("id"):  # query: generator
+            yield customer.name
+
+
+def _outer_helper():
+    return _inner_helper()
+
+
+def _inner_helper():
+    return Reports().names()
+
+
+def test_orm_query_in_a_generator_of_a_method_under_two_helpers(shop, spans):
+    assert len(_outer_helper()) == 6
+    [q] = db_spans(spans)
+    assert query_site(q) == (str(HERE), line_of("generator", HERE), "Reports._rows")
+
+
+def test_orm_query_in_a_lambda_called_by_the_standard_library(shop, spans):
+    from project.shop.models import Customer
+
+    found = []
+    with contextlib.ExitStack() as stack:  # calls the lambda from contextlib's frames
+        stack.callback(lambda: found.append(Customer.objects.count()))  # query: lambda
+    assert found == [6]
+    [q] = db_spans(spans)
+    assert query_site(q) == (
+        str(HERE),
+        line_of("lambda", HERE),
+        "test_orm_query_in_a_lambda_called_by_the_standard_library.<locals>.<lambda>",
+    )
+
+
+def test_orm_query_under_deep_application_recursion(shop, spans):
+    from project.shop.models import Customer
+
+    def recurse(n):
+        if n:
+            return recurse(n - 1)
+        return Customer.objects.filter(name__startswith="c").count()  # query: recursion
+
+    recurse(40)
+    [q] = db_spans(spans)
+    assert query_site(q) == (
+        str(HERE),
+        line_of("recursion", HERE),
+        "test_orm_query_under_deep_application_recursion.<locals>.recurse",
+    )
+
+
+def _execute_in_worker():
+    info = _native.DbConnInfo("postgresql", "postgresql", "shop", "db.internal", 5433, "default")
+    execute = _native.db_execute
+    return execute(info, lambda *a: "ok", "SELECT 1", None, False, {})  # query: thread
+
+
+def test_query_from_a_thread(spans):
+    # The worker's frames (threading, concurrent.futures) are the standard library's; the
+    # thread's own stack ends there, at the first frame it ran.
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(_execute_in_worker).result() == "ok"
+        site = pool.submit(lambda: (_native.db_call_site(), here(sys._getframe()))).result()
+    [q] = db_spans(spans)
+    assert query_site(q) == (str(HERE), line_of("thread", HERE), "_execute_in_worker")
+    assert site[0] == site[1]
+
+
+def test_call_site_is_the_line_executing_in_every_kind_of_frame(spans):
+    def plain():
+        return _native.db_call_site(), here(sys._getframe())
+
+    def generator():
+        yield _native.db_call_site(), here(sys._getframe())
+        yield through_library(5, lambda: (_native.db_call_site(), here(sys._getframe())))
+
+    async def coroutine():
+        await asyncio.sleep(0)
+        return _native.db_call_site(), here(sys._getframe())
+
+    async def async_generator():
+        yield _native.db_call_site(), here(sys._getframe())
+
+    async def consume():
+        return [x async for x in async_generator()]
+
+    class Service:
+        @classmethod
+        def run(cls):
+            return through_library(10, plain)
+
+    results = [
+        plain(),
+        through_library(20, plain),
+        Service.run(),
+        *generator(),
+        asyncio.run(coroutine()),
+        *asyncio.run(consume()),
+    ]
+    for site, expected in results:
+        assert site == expected
+    # The lambda in the generator is the application frame of its own call.
+    assert results[4][0][2].endswith("generator.<locals>.<lambda>")
+
+
+def test_depth_limit(spans):
+    def probe():
+        # The walk starts at the innermost frame: the library frame that calls db_call_site.
+        return through_library(depth, _native.db_call_site), sys._getframe().f_lineno
+
+    depth = MAX_FRAMES - 1  # the application frame is the last one the walk looks at
+    site, line = probe()
+    assert site == (str(HERE), line, "test_depth_limit.<locals>.probe")
+    depth = MAX_FRAMES  # ...and now one too far
+    assert probe()[0] is None
+
+
+def test_frame_under_a_tracer(spans):
+    # A debugger or tracer in a library (pdb, coverage's Python tracer) makes queries while
+    # the application frame it traces is stopped at a line.
+    def traced():
+        a = 1
+        b = a + 1
+        return b
+
+    _LIB["TRACED"], _LIB["SEEN"] = [traced.__code__], []
+    sys.settrace(_LIB["tracer"])
+    try:
+        traced()
+    finally:
+        sys.settrace(None)
+    seen = _LIB["SEEN"]
+    first = traced.__code__.co_firstlineno
+    assert [line for _, line in seen] == [first + 1, first + 2, first + 3]
+    function = "test_frame_under_a_tracer.<locals>.traced"
+    assert [site for site, _ in seen] == [(str(HERE), line, function) for _, line in seen]
+
+
+def test_greenlets(spans):
+    import greenlet  # requirements/test.txt
+
+    def run():
+        first = (_native.db_call_site(), here(sys._getframe()))
+        greenlet.getcurrent().parent.switch()
+        return [first, (through_library(3, _native.db_call_site), here(sys._getframe()))]
+
+    g = greenlet.greenlet(run)
+    g.switch()
+    between = (_native.db_call_site(), here(sys._getframe()))
+    for site, expected in [*g.switch(), between]:
+        assert site == expected
+
+
+def test_no_references_kept(spans):
+    def probe():
+        return _native.db_call_site()
+
+    for _ in range(10):
+        through_library(30, probe)
+    before = sys.getrefcount(probe.__code__), sys.getrefcount(through_library.__code__)
+    for _ in range(1000):
+        through_library(30, probe)
+    assert (sys.getrefcount(probe.__code__), sys.getrefcount(through_library.__code__)) == before
