@@ -87,6 +87,11 @@ nb::object SpanInContext(nb::handle context);
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o);
+// Makes a span object current (its token kept on the span) and undoes it: span.__enter__ and
+// span.__exit__ (which also records `exc`, not None, as the span's flags say, and ends the
+// span when it was started to end on exit).
+nb::object SpanEnter(nb::handle self_h);
+void SpanExit(nb::handle self_h, nb::handle exc);
 // Reports a call on an ended span (debug log and counter, on the Python side).
 void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).

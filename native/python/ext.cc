@@ -379,12 +379,27 @@ void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time) {
   NativeEnd(self, ToTime(end_time));
 }
 
+// A copy of the context `current` (may be null) as a new OpenTelemetry Context. Context is a
+// dict subclass that adds neither __new__ nor __init__, so it is made as dict makes it, without
+// the type call (its argument tuple and keyword parsing cost more than the copy).
+PyObject* NewContext(PyObject* current) {
+  auto* type = reinterpret_cast<PyTypeObject*>(g_ctx.context_type);
+  static PyObject* const empty = PyTuple_New(0);
+  if (empty && PyType_IsSubtype(type, &PyDict_Type) && type->tp_new == PyDict_Type.tp_new &&
+      type->tp_init == PyDict_Type.tp_init) {
+    PyObject* ctx = type->tp_new(type, empty, nullptr);
+    if (ctx && current && PyDict_Update(ctx, current) < 0) Py_CLEAR(ctx);
+    return ctx;
+  }
+  return current ? PyObject_CallOneArg(g_ctx.context_type, current)
+                 : PyObject_CallNoArgs(g_ctx.context_type);
+}
+
 PyObject* Attach(PyObject* span_obj) {
   if (g_ctx.var) {
     PyObject* current = nullptr;
     if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
-    PyObject* ctx = current ? PyObject_CallOneArg(g_ctx.context_type, current)
-                            : PyObject_CallNoArgs(g_ctx.context_type);
+    PyObject* ctx = NewContext(current);
     Py_XDECREF(current);
     if (!ctx) return nullptr;
     // The Context type forbids item assignment from Python; the dict beneath is fresh and ours.

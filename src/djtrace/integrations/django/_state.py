@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind, StatusCode
 
+from djtrace import _native
 from djtrace._version import __version__
 
 SCOPE = "djtrace.django"
@@ -167,6 +168,32 @@ def record_error(span: Any, exc: BaseException) -> None:
         from djtrace.sdk.trace import _report_internal_error
 
         _report_internal_error("django record_error")
+
+
+#: traced_call mode: exceptions go to record_error (4xx-mapped ones are not errors).
+DJANGO_ERRORS = 1
+
+
+def _traced_call_python(tracer: Any, name: str, attributes: Any, mode: int, fn: Any,
+                        *args: Any, **kwargs: Any) -> Any:
+    """traced_call for a tracer that is not djtrace's native one (or whose provider runs a
+    sampler or span processor written in Python): the same thing through the API."""
+    if mode & DJANGO_ERRORS:
+        with tracer.start_as_current_span(name, attributes=attributes, record_exception=False,
+                                          set_status_on_exception=False) as span:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                record_error(span, exc)
+                raise
+    with tracer.start_as_current_span(name, attributes=attributes):
+        return fn(*args, **kwargs)
+
+
+_native.set_traced_call_hooks(record_error, _traced_call_python, REQUEST)
+#: traced_call(tracer, name, attributes, mode, fn, *args, **kwargs): fn(*args, **kwargs) in a
+#: new current INTERNAL span, in one native call.
+traced_call = _native.traced_call
 
 
 def qualified_name(cls: type) -> str:

@@ -22,12 +22,15 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from djtrace import _native
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
 from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 _record_error = _state.record_error
+_traced_call = _state.traced_call
+_DJANGO_ERRORS = _state.DJANGO_ERRORS
 
 PUBLIC_PATHS = (
     "djtrace.middleware.TracingMiddleware",
@@ -122,17 +125,10 @@ class _Proxy:
 
 
 class _SyncProxy(_Proxy):
-    def __call__(self, request: Any) -> Any:
-        rs = REQUEST.get()
-        if rs is None or not rs.trace_middleware:
-            return self._djtrace_inner(request)
-        with rs.tracer.start_as_current_span(self._djtrace_name, record_exception=False,
-                                             set_status_on_exception=False) as span:
-            try:
-                return self._djtrace_inner(request)
-            except Exception as exc:
-                _record_error(span, exc)
-                raise
+    # Native: `self._djtrace_inner(request)`, inside a span named `self._djtrace_name` (made
+    # current, exceptions recorded as record_error does) while the request in REQUEST has
+    # trace_middleware set. No Python frame of ours per middleware and request.
+    __call__ = _native.middleware_call
 
 
 class _AsyncProxy(_Proxy):
@@ -154,13 +150,7 @@ def _sync_hook(method: Any, name: str) -> Any:
         rs = REQUEST.get()
         if rs is None or not rs.trace_middleware:
             return method(*args)
-        with rs.tracer.start_as_current_span(name, record_exception=False,
-                                             set_status_on_exception=False) as span:
-            try:
-                return method(*args)
-            except Exception as exc:
-                _record_error(span, exc)
-                raise
+        return _traced_call(rs.tracer, name, None, _DJANGO_ERRORS, method, *args)
 
     return hook
 

@@ -23,6 +23,8 @@ from djtrace.integrations.django import settings as dj_settings
 from djtrace.sdk.trace import _report_internal_error
 
 SUPPRESSED = _suppress.SUPPRESSED
+REQUEST = _state.REQUEST  # a request that is not recorded (sampled out) gets no template spans
+_traced_call = _state.traced_call
 _ATTRS_DJANGO = {"djtrace.template.engine": "django"}
 _ATTRS_JINJA2 = {"djtrace.template.engine": "jinja2"}
 _names: dict[Any, str] = {}
@@ -40,11 +42,12 @@ def _span_name(template_name: Any) -> str:
 def _render_wrapper(orig: Any) -> Any:
     @functools.wraps(orig)
     def render(self, context):
-        if SUPPRESSED.get() or not dj_settings.get().template_spans:
+        rs = REQUEST.get()
+        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
+                or not dj_settings.get().template_spans):
             return orig(self, context)
-        with _state.tracer().start_as_current_span(_span_name(self.name),
-                                                   attributes=_ATTRS_DJANGO):
-            return orig(self, context)
+        return _traced_call(_state.tracer(), _span_name(self.name), _ATTRS_DJANGO, 0, orig,
+                            self, context)
 
     render.__wrapped__ = orig
     return render
@@ -77,11 +80,12 @@ def _parent_name(node: Any, context: Any) -> Any:
 def _extends_wrapper(orig: Any) -> Any:
     @functools.wraps(orig)
     def render(self, context):
-        if SUPPRESSED.get() or not dj_settings.get().template_spans:
+        rs = REQUEST.get()
+        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
+                or not dj_settings.get().template_spans):
             return orig(self, context)
-        with _state.tracer().start_as_current_span(_span_name(_parent_name(self, context)),
-                                                   attributes=_ATTRS_DJANGO):
-            return orig(self, context)
+        return _traced_call(_state.tracer(), _span_name(_parent_name(self, context)),
+                            _ATTRS_DJANGO, 0, orig, self, context)
 
     render.__wrapped__ = orig
     return render

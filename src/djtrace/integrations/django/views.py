@@ -21,6 +21,8 @@ from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 _record_error = _state.record_error
+_traced_call = _state.traced_call
+_DJANGO_ERRORS = _state.DJANGO_ERRORS
 
 
 class ViewInfo:
@@ -117,13 +119,8 @@ def traced_view(callable_: Any, view: Any) -> Any:
         if rs is None or not rs.trace_views:
             return callable_(request, *args, **kwargs)
         name, attrs = info.name_for(request.method)
-        with rs.tracer.start_as_current_span(name, attributes=attrs, record_exception=False,
-                                             set_status_on_exception=False) as span:
-            try:
-                return callable_(request, *args, **kwargs)
-            except Exception as exc:
-                _record_error(span, exc)
-                raise
+        return _traced_call(rs.tracer, name, attrs, _DJANGO_ERRORS, callable_, request, *args,
+                            **kwargs)
 
     traced.__wrapped__ = callable_
     return traced

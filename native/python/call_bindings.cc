@@ -1,0 +1,193 @@
+// traced_call: a function call wrapped in a span, in one native call. The integrations' hottest
+// wrappers (Django middleware, their hooks, views, templates) would otherwise spend five
+// Python-level calls per span on `with tracer.start_as_current_span(...)`: the scope object,
+// its __enter__ and __exit__, keyword parsing, and the exception bookkeeping of the block.
+#include <vector>
+
+#include "common.h"
+
+namespace djtrace {
+namespace {
+
+// (span, exception) -> None: how an integration records an exception (Django's rule: an
+// exception Django turns into a 4xx response is not an error).
+PyObject* g_error_hook = nullptr;
+// traced_call's own signature, in Python: for tracers that are not djtrace's native ones, or
+// whose provider has a sampler or span processor written in Python.
+PyObject* g_fallback = nullptr;
+
+constexpr int kUseErrorHook = 1;  // `mode` bit: exceptions go to g_error_hook
+
+// fn(*fn_args, **kwnames) inside a new current INTERNAL span; `args`/`nargs` are traced_call's
+// own arguments, handed to the Python fallback when the tracer is not a native one.
+PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes, long mode,
+                     PyObject* fn, PyObject* const* fn_args, Py_ssize_t fn_nargs,
+                     PyObject* kwnames) {
+  NativeTracer* tracer = nullptr;
+  if (!nb::try_cast<NativeTracer*>(nb::handle(tracer_obj), tracer) || !tracer ||
+      tracer->owner->py_start_current.is_valid()) {
+    if (!g_fallback) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
+    // traced_call's own arguments, for the Python version of it.
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    std::vector<PyObject*> all(static_cast<size_t>(5 + fn_nargs + nkw));
+    PyObject* mode_obj = PyLong_FromLong(mode);
+    if (!mode_obj) return nullptr;
+    all[0] = tracer_obj;
+    all[1] = name;
+    all[2] = attributes;
+    all[3] = mode_obj;
+    all[4] = fn;
+    for (Py_ssize_t i = 0; i < fn_nargs + nkw; ++i) all[static_cast<size_t>(5 + i)] = fn_args[i];
+    PyObject* r = PyObject_Vectorcall(g_fallback, all.data(), 5 + fn_nargs, kwnames);
+    Py_DECREF(mode_obj);
+    return r;
+  }
+
+  nb::object span;
+  try {
+    int flags = kAttachOnEnter | kEndOnExit |
+                ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
+    span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal),
+                   SpanInContext(nb::none()), attributes, nb::none(), nb::none(), flags,
+                   StartOptions());
+    SpanEnter(span);
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace traced_call start");
+    span = nb::object();
+  } catch (const std::exception&) {
+    span = nb::object();
+  }
+  if (!span.is_valid()) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
+
+  PyObject* result = PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
+  if (result) {
+    SpanExit(span, nb::none());
+    return result;
+  }
+  // The exception propagates unchanged; the span records it on the way.
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && tb) PyException_SetTraceback(value, tb);
+  if (value && (mode & kUseErrorHook) && g_error_hook &&
+      PyErr_GivenExceptionMatches(value, PyExc_Exception)) {
+    PyObject* r = PyObject_CallFunctionObjArgs(g_error_hook, span.ptr(), value, nullptr);
+    if (r) {
+      Py_DECREF(r);
+    } else {
+      PyErr_WriteUnraisable(g_error_hook);
+    }
+  }
+  try {
+    SpanExit(span, value ? nb::handle(value) : nb::none());
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace traced_call end");
+  } catch (const std::exception&) {
+  }
+  PyErr_Restore(type, value, tb);
+  return nullptr;
+}
+
+PyObject* TracedCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs < 5) {
+    PyErr_SetString(PyExc_TypeError,
+                    "traced_call(tracer, name, attributes, mode, fn, *args, **kwargs)");
+    return nullptr;
+  }
+  long mode = PyLong_AsLong(args[3]);
+  if (mode == -1 && PyErr_Occurred()) return nullptr;
+  return CallInSpan(args[0], args[1], args[2], mode, args[4], args + 5, nargs - 5, kwnames);
+}
+
+// The request being traced (djtrace.integrations.django._state.REQUEST) and the attribute
+// names read off it and off middleware proxies.
+PyObject* g_request_var = nullptr;
+PyObject* g_str_inner = nullptr;
+PyObject* g_str_name = nullptr;
+PyObject* g_str_trace_middleware = nullptr;
+PyObject* g_str_tracer = nullptr;
+
+// __call__ of the Django middleware proxies (djtrace.integrations.django.middleware): the
+// wrapped middleware inside a span named after it while the request records middleware spans,
+// the wrapped middleware alone otherwise. Native, so that the ten or so middleware of a
+// request add no Python frame of ours.
+PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs < 1) {
+    PyErr_SetString(PyExc_TypeError, "middleware_call(self, request)");
+    return nullptr;
+  }
+  PyObject* self = args[0];
+  PyObject* inner = PyObject_GetAttr(self, g_str_inner);
+  if (!inner) return nullptr;
+  PyObject* tracer = nullptr;
+  PyObject* rs = nullptr;
+  if (g_request_var && PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
+    PyErr_Clear();
+    rs = nullptr;
+  }
+  if (rs && rs != Py_None) {
+    PyObject* flag = PyObject_GetAttr(rs, g_str_trace_middleware);
+    int on = flag ? PyObject_IsTrue(flag) : -1;
+    Py_XDECREF(flag);
+    if (on == 1) tracer = PyObject_GetAttr(rs, g_str_tracer);
+    if (PyErr_Occurred()) PyErr_Clear();  // a RequestSpan without the fields: not traced
+  }
+  Py_XDECREF(rs);
+  PyObject* result;
+  PyObject* name = tracer ? PyObject_GetAttr(self, g_str_name) : nullptr;
+  if (name) {
+    result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args + 1, nargs - 1,
+                        kwnames);
+    Py_DECREF(name);
+  } else {
+    if (tracer) PyErr_Clear();
+    result = PyObject_Vectorcall(inner, args + 1, nargs - 1, kwnames);
+  }
+  Py_XDECREF(tracer);
+  Py_DECREF(inner);
+  return result;
+}
+
+PyMethodDef g_middleware_call_def = {
+    "middleware_call",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareCall)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "middleware_call(self, request): __call__ of djtrace's Django middleware proxies."};
+
+PyMethodDef g_traced_call_def = {
+    "traced_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(TracedCall)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "traced_call(tracer, name, attributes, mode, fn, *args, **kwargs): fn(*args, **kwargs) "
+    "inside a new current INTERNAL span `name`; mode 1 hands exceptions to the error hook "
+    "instead of recording them on the span."};
+
+void Replace(PyObject*& slot, nb::object value) {
+  PyObject* old = slot;
+  slot = value.is_none() ? nullptr : value.release().ptr();
+  Py_XDECREF(old);
+}
+
+void Bind(nb::module_& m) {
+  g_str_inner = PyUnicode_InternFromString("_djtrace_inner");
+  g_str_name = PyUnicode_InternFromString("_djtrace_name");
+  g_str_trace_middleware = PyUnicode_InternFromString("trace_middleware");
+  g_str_tracer = PyUnicode_InternFromString("tracer");
+  m.attr("traced_call") = nb::steal(PyCFunction_NewEx(&g_traced_call_def, nullptr, nullptr));
+  // An instancemethod binds `self` when read off an instance, as a Python function would.
+  nb::object middleware_call =
+      nb::steal(PyCFunction_NewEx(&g_middleware_call_def, nullptr, nullptr));
+  m.attr("middleware_call") = nb::steal(PyInstanceMethod_New(middleware_call.ptr()));
+  m.def(
+      "set_traced_call_hooks",
+      [](nb::object error_hook, nb::object fallback, nb::object request_var) {
+        Replace(g_error_hook, std::move(error_hook));
+        Replace(g_fallback, std::move(fallback));
+        Replace(g_request_var, std::move(request_var));
+      },
+      "error_hook"_a.none(), "fallback"_a.none(), "request_var"_a.none() = nb::none());
+}
+
+RegisterBindings g_register(Bind);
+
+}  // namespace
+}  // namespace djtrace
