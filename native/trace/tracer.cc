@@ -48,6 +48,18 @@ bool TracerCore::Shutdown(std::chrono::milliseconds timeout) {
   return processor_->Shutdown(timeout);
 }
 
+namespace {
+
+bool DistinctWithinCount(const Attributes& attrs, uint32_t max_count) {
+  if (attrs.size() > max_count) return false;
+  for (size_t i = 1; i < attrs.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (attrs[i].key == attrs[j].key) return false;
+  return true;
+}
+
+}  // namespace
+
 void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
                         const std::shared_ptr<const InstrumentationScope>& scope,
                         StartOptions&& options, LiveSpan& span) {
@@ -102,10 +114,17 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
       options.start_time_unix_nano ? options.start_time_unix_nano : NowUnixNano();
   const SpanLimits& limits = core->limits();
   if (!options.attributes.empty()) {
-    data->attributes.reserve(options.attributes.size());
-    for (auto& a : options.attributes)
-      SetAttribute(data->attributes, data->dropped_attributes_count, a.key, std::move(a.value),
-                   limits.max_attributes, limits.max_span_attribute_length);
+    if (DistinctWithinCount(options.attributes, limits.max_attributes)) {
+      // The common case (distinct keys, within the count limit): setting them one by one would
+      // keep them all in this order, so the vector is taken over instead of copied key by key.
+      data->attributes = std::move(options.attributes);
+      for (auto& a : data->attributes) ApplyLengthLimit(a.value, limits.max_span_attribute_length);
+    } else {
+      data->attributes.reserve(options.attributes.size());
+      for (auto& a : options.attributes)
+        SetAttribute(data->attributes, data->dropped_attributes_count, a.key, std::move(a.value),
+                     limits.max_attributes, limits.max_span_attribute_length);
+    }
   }
   for (auto& [link_ctx, link_attrs] : options.links) {
     Link link;
