@@ -753,6 +753,21 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
     }
   }
   if (!parent_ctx && !g_db.root_spans) return Mode::kUntraced;
+  if (parent_span && !parent_span->span.is_recording() &&
+      !tracer->owner->py_start_span.is_valid()) {
+    // A child of a span that was sampled out (90% of requests at 10% sampling): when the
+    // sampler drops this one too, as a parent-based sampler does, nothing below is needed.
+    TracerCore& core = *tracer->owner->core;
+    ParentInfo unsampled;
+    unsampled.valid = true;
+    unsampled.remote = false;
+    unsampled.sampled = false;
+    if (core.sampler()->ShouldSample(unsampled, parent_ctx->trace_id) == SamplingDecision::kDrop) {
+      core.counters().spans_started.fetch_add(1, std::memory_order_relaxed);
+      core.counters().spans_sampled_out.fetch_add(1, std::memory_order_relaxed);
+      return Mode::kUntraced;
+    }
+  }
 
   if (parent_span && g_db.n_plus_one && !parent_span->span.root_state())
     AttachMissingStats(*parent_span, tracer);

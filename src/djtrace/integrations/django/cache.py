@@ -23,7 +23,7 @@ _state.RootState.report).
 
 from __future__ import annotations
 
-import contextvars
+import threading
 from typing import Any
 
 from djtrace.integrations import _suppress
@@ -34,6 +34,7 @@ from djtrace.sdk.trace import _report_internal_error
 
 SUPPRESSED = _suppress.SUPPRESSED
 ROOT = _state.ROOT
+REQUEST = _state.REQUEST
 
 METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "incr", "decr",
            "touch", "get_or_set", "has_key", "clear")
@@ -50,9 +51,15 @@ class _Call:
         self.hit: bool | None = None
 
 
-_IN_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("djtrace_cache_call",
-                                                                         default=None)
-_MISSING = object()
+class _InCall(threading.local):
+    """The outermost cache call in progress on this thread (greenlet, under gevent). A
+    backend calls itself synchronously, on the thread of the outer call, so a thread-local is
+    enough, at a fraction of a context variable's set and reset."""
+
+    call: _Call | None = None
+
+
+_IN_CALL = _InCall()
 
 
 def _system(backend: Any) -> tuple[str | None, bool]:
@@ -117,17 +124,19 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     is_many = op in _MANY
     # Attributes known before the call; single-key operations need no copy per call.
     fixed = dict(static)
+    in_call = _IN_CALL
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        outer = _IN_CALL.get()
+        outer = in_call.call
         if outer is not None:  # the backend calling itself: part of the outer span
             result = method(*args, **kwargs)
             if is_get and outer.hit is None:
                 default = args[1] if len(args) > 1 else kwargs.get("default")
                 outer.hit = result is not default
             return result
-        if SUPPRESSED.get():
-            return method(*args, **kwargs)
+        rs = REQUEST.get()
+        if (rs is not None and not rs.recording) or SUPPRESSED.get():
+            return method(*args, **kwargs)  # a request sampled out, or suppressed
         cfg = dj_settings.get()
         if not cfg.cache_spans:
             return method(*args, **kwargs)
@@ -145,8 +154,7 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                         attrs["djtrace.cache.key"] = keys[0]
                 except Exception:  # noqa: BLE001
                     _report_internal_error("django cache keys")
-        record = _Call()
-        token = _IN_CALL.set(record)
+        record = in_call.call = _Call()
         try:
             with _state.tracer().start_as_current_span(name, None, kind, attrs) as span:
                 result = method(*args, **kwargs)
@@ -174,7 +182,7 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                                        max(attrs["djtrace.cache.key_count"] - hits, 0))
                 return result
         finally:
-            _IN_CALL.reset(token)
+            in_call.call = None
 
     call.__wrapped__ = method
     call._djtrace_cache = True

@@ -117,8 +117,8 @@ class RequestSpan:
     """One traced request: its span, the context tokens to undo, and what layers below need."""
 
     __slots__ = ("span", "request", "tracer", "scope", "parent_token", "req_token", "root_token",
-                 "root", "ended", "errored", "routed", "cfg", "method", "trace_middleware",
-                 "trace_views", "trace_drf", "ctx")
+                 "root", "ended", "errored", "routed", "cfg", "method", "recording",
+                 "trace_middleware", "trace_views", "trace_drf", "ctx")
 
     def __init__(self) -> None:
         self.ended = False
@@ -403,7 +403,7 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
         raise
     rs.scope = scope
     rs.span = span
-    recording = span.is_recording()
+    recording = rs.recording = span.is_recording()
     rs.trace_middleware = recording and cfg.middleware_spans
     rs.trace_views = recording and cfg.view_spans
     rs.trace_drf = recording and cfg.drf_spans
@@ -413,8 +413,8 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     asgi_scope = getattr(request, "scope", None)
     if type(asgi_scope) is dict:
         asgi_scope["djtrace.request_span"] = rs
-    elif recording and "wsgi.version" in meta:
-        # The WSGI server's access log is written after the span ends: leave it the ids.
+    elif recording and "gunicorn.socket" in meta:
+        # Gunicorn's access log is written after the span ends: leave it the ids.
         logging_integration = sys.modules.get("djtrace.integrations.logging")
         if logging_integration is not None and logging_integration.is_installed():
             logging_integration.remember_request(meta, span)

@@ -1,0 +1,84 @@
+"""The native fast paths of the Django integration: middleware proxies and traced_call under a
+provider that is not djtrace's, and requests sampled out doing no per-layer work."""
+
+from __future__ import annotations
+
+from test_activation import run_django
+
+
+def test_layers_nest_under_the_official_sdk_provider():
+    # middleware_call and traced_call hand over to the OpenTelemetry API when the tracer is not
+    # djtrace's native one: same spans, same nesting, errors recorded the Django way.
+    result = run_django("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        provider = TracerProvider()
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        trace.set_tracer_provider(provider)
+        import django
+        django.setup()
+        from django.test import Client
+        assert Client().get("/page/").status_code == 200
+        spans = memory.get_finished_spans()
+        by_id = {s.context.span_id: s for s in spans}
+        def chain(span):
+            names = []
+            while span is not None:
+                names.append(span.name)
+                span = by_id.get(span.parent.span_id) if span.parent else None
+            return names
+        [template] = [s for s in spans if s.name == "render web/page.html"]
+        path = chain(template)
+        print(path[0], path[1], path[-1])
+        print(sum(1 for n in path if n.startswith("django.")) >= 5)
+        print(len({s.context.trace_id for s in spans}))
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines == ["render web/page.html page GET page/", "True", "1"]
+
+
+def test_a_sampled_out_request_starts_no_layer_spans():
+    # At 10% sampling nine requests in ten are not recorded: middleware, view, template and
+    # cache wrappers pass straight through, and queries are dropped before any SQL work.
+    result = run_django("""
+        from opentelemetry import trace
+        from djtrace.sdk.trace import TracerProvider
+        from djtrace.sdk.trace.export import InMemorySpanExporter, SimpleSpanProcessor
+        from djtrace.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+        import django
+        from django.conf import settings
+        settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
+        django.setup()
+        from django.core.management import call_command
+        call_command("migrate", run_syncdb=True, verbosity=0)
+        from djtrace.integrations.django import setup
+        out = []
+        for sampler in (ParentBased(ALWAYS_OFF), ParentBased(ALWAYS_ON)):
+            provider = TracerProvider(sampler=sampler)
+            memory = InMemorySpanExporter()
+            provider.add_span_processor(SimpleSpanProcessor(memory))
+            trace._TRACER_PROVIDER = None
+            trace._TRACER_PROVIDER_SET_ONCE._done = False
+            trace.set_tracer_provider(provider)
+            from djtrace.integrations.django import _state, db
+            _state.reset_tracer()
+            setup()
+            db.refresh()
+            from django.test import Client
+            assert Client().get("/bench/").status_code == 200
+            c = provider._counters()
+            out.append((len(memory.get_finished_spans()), c["spans_started"],
+                        c["spans_sampled_out"]))
+        print(out)
+    """)
+    assert result.returncode == 0, result.stderr
+    (off_spans, off_started, off_dropped), (on_spans, on_started, on_dropped) = eval(
+        result.stdout.strip())
+    assert off_spans == 0 and on_dropped == 0
+    # Sampled out: the request span and its six queries are counted, nothing else started.
+    assert off_started == off_dropped == 7
+    assert on_spans == on_started > 20
