@@ -8,6 +8,10 @@ slices and the fastest slice counts (the machine is shared: this keeps other pro
 out); figures are min / median / max of that over rounds.
 
   untraced     "djtrace" not in INSTALLED_APPS
+  official     the official stack as the guide sets it up ("djtrace" not in INSTALLED_APPS):
+               opentelemetry-sdk TracerProvider, BatchSpanProcessor + OTLP/HTTP exporter to a
+               sink of its own, DjangoInstrumentor, the dbapi instrumentation on sqlite3 (as
+               opentelemetry-instrumentation-sqlite3 applies it)
   djtrace      every layer on (the default), batch processor + OTLP/HTTP exporter to a local
                sink process (bench/sink.py), PII redaction on the export thread (default)
   djtrace-no-db djtrace without database spans (db_spans off): the other layers' share
@@ -36,12 +40,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "tests" / "integrations" / "django"
 
-WORKLOAD = textwrap.dedent("""
+OFFICIAL_INIT = textwrap.dedent("""
+    def official_init(endpoint):
+        import sqlite3.dbapi2
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation import dbapi
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        trace.set_tracer_provider(provider)
+        DjangoInstrumentor().instrument()
+        dbapi.trace_integration(sqlite3.dbapi2, "connect", "sqlite")
+""")
+
+WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import json, os, sys, time
     mode, n = sys.argv[1], int(sys.argv[2])
     from django.conf import settings
-    if mode == "untraced":
+    if mode in ("untraced", "official"):
         settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
+    if mode == "official":
+        official_init(os.environ["BENCH_OFFICIAL_ENDPOINT"])
     elif mode == "djtrace-no-db":
         settings.DJTRACE = {**settings.DJTRACE, "db_spans": False}
     elif mode == "request-only":
@@ -56,7 +79,17 @@ WORKLOAD = textwrap.dedent("""
         assert client.get("/bench/").status_code == 200
     started = None
     provider = None
-    if mode != "untraced":
+    if mode == "official":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import SpanProcessor
+        provider = trace.get_tracer_provider()
+        class Count(SpanProcessor):
+            n = 0
+            def on_start(self, span, parent_context=None):
+                Count.n += 1
+        provider.add_span_processor(Count())
+        started = 0
+    elif mode != "untraced":
         from opentelemetry import trace
         provider = trace.get_tracer_provider()
         started = provider._counters()["spans_started"]
@@ -75,14 +108,15 @@ WORKLOAD = textwrap.dedent("""
     cpu = min(cpus) * 10
     spans = None
     if provider is not None:
-        spans = (provider._counters()["spans_started"] - started) / n
+        total = Count.n if mode == "official" else provider._counters()["spans_started"]
+        spans = (total - started) / n
         if hasattr(provider, "force_flush"):
             provider.force_flush(30000)
     print(json.dumps({"us_per_request": elapsed / n * 1e6, "cpu_us_per_request": cpu / n * 1e6,
                       "spans_per_request": spans}))
 """)
 
-MODES = ("untraced", "djtrace", "djtrace-no-db", "request-only")
+MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
 
 CALLGRIND_CONTROL = """
 #include <valgrind/callgrind.h>
@@ -90,41 +124,42 @@ void cg_zero(void) { CALLGRIND_ZERO_STATS; }
 void cg_dump(const char* s) { CALLGRIND_DUMP_STATS_AT(s); }
 """
 
-CALLGRIND_WORKLOAD = textwrap.dedent("""
+CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import ctypes, gc, os, sys
     lib = ctypes.CDLL(sys.argv[1])
-    n = int(sys.argv[2])
+    n, mode = int(sys.argv[2]), sys.argv[3]
+    from django.conf import settings
+    if mode in ("untraced", "official"):
+        settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
+    if mode == "official":
+        official_init(os.environ["BENCH_OFFICIAL_ENDPOINT"])
     import django
     django.setup()
-    from django.conf import settings
     from django.test import Client
-    from djtrace.integrations.django import settings as dj
     client = Client()
-    base = dict(settings.DJTRACE)
     off = {"middleware_spans": False, "view_spans": False, "template_spans": False,
            "cache_spans": False, "db_spans": False}
-    steps = [
-        ("request span only", off),
-        ("+ middleware spans", {**off, "middleware_spans": True}),
-        ("+ view span", {**off, "middleware_spans": True, "view_spans": True}),
-        ("+ template spans", {**off, "middleware_spans": True, "view_spans": True,
-                              "template_spans": True}),
-        ("+ cache spans", {**off, "middleware_spans": True, "view_spans": True,
-                           "template_spans": True, "cache_spans": True}),
-        ("+ database spans (all)", {}),
-        ("untraced (hooks off)", None),
-    ]
+    if mode == "djtrace":
+        from djtrace.integrations.django import settings as dj
+        base = dict(settings.DJTRACE)
+        steps = [
+            ("djtrace: request span only", off),
+            ("djtrace: + middleware spans", {**off, "middleware_spans": True}),
+            ("djtrace: + view span", {**off, "middleware_spans": True, "view_spans": True}),
+            ("djtrace: + template spans", {**off, "middleware_spans": True, "view_spans": True,
+                                           "template_spans": True}),
+            ("djtrace: + cache spans", {**off, "middleware_spans": True, "view_spans": True,
+                                        "template_spans": True, "cache_spans": True}),
+            ("djtrace: + database spans (all)", {}),
+        ]
+    else:
+        steps = [(mode, None)]
     for name, extra in steps:
-        if extra is None:
-            os.environ["OTEL_PYTHON_DJANGO_INSTRUMENT"] = "false"
-            extra = off
-        settings.DJTRACE = {**base, **extra}
-        dj.reload()
-        try:
+        if extra is not None:
+            settings.DJTRACE = {**base, **extra}
+            dj.reload()
             from djtrace.integrations.django import db
             db._setting_changed(setting="DJTRACE")
-        except Exception:
-            pass
         for _ in range(100):
             client.get("/bench/")
         gc.collect()
@@ -137,31 +172,38 @@ CALLGRIND_WORKLOAD = textwrap.dedent("""
 
 
 def run_callgrind(env: dict, requests: int) -> None:
+    """Instructions of the request thread per request: untraced, the official stack, and
+    djtrace layer by layer, each configuration in a process of its own under callgrind."""
     import glob
     import re
 
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "cgctl.c")
         lib = os.path.join(tmp, "libcgctl.so")
         with open(src, "w") as f:
             f.write(CALLGRIND_CONTROL)
         subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib, src], check=True)
-        out = os.path.join(tmp, "cg.out")
-        subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                        f"--callgrind-out-file={out}", sys.executable, "-c", CALLGRIND_WORKLOAD,
-                        lib, str(requests)], env={**env, "PYTHONHASHSEED": "0"},
-                       cwd=str(PROJECT), check=True, capture_output=True)
-        rows = []
-        for path in sorted(glob.glob(out + ".*-01"), key=lambda p: int(p.split(".")[-1][:-3])):
-            text = open(path).read()
-            label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M).group(1)
-            total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
-            rows.append((label, total / requests))
-    base = rows[-1][1]
+        for mode in ("untraced", "official", "djtrace"):
+            out = os.path.join(tmp, f"cg-{mode}.out")
+            subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                            f"--callgrind-out-file={out}", sys.executable, "-c",
+                            CALLGRIND_WORKLOAD, lib, str(requests), mode],
+                           env={**env, "PYTHONHASHSEED": "0"}, cwd=str(PROJECT), check=True,
+                           capture_output=True)
+            paths = glob.glob(out + ".*-01")
+            for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
+                text = open(path).read()
+                label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M).group(1)
+                total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+                rows.append((label, total / requests))
+    base = rows[0][1]
+    official = rows[1][1] - base
     print(f"# instructions of the request thread per request, {requests} requests per step")
-    print(f"{'configuration':<26} {'instructions':>14} {'vs untraced':>12}")
+    print(f"{'configuration':<34} {'instructions':>14} {'vs untraced':>12} {'x official':>11}")
     for label, value in rows:
-        print(f"{label:<26} {value:>14,.0f} {value - base:>+12,.0f}")
+        ratio = "-" if label == "untraced" else f"{(value - base) / official:.3f}"
+        print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}")
 
 
 def _env(db: str, endpoint: str) -> dict:
@@ -210,16 +252,21 @@ def main() -> None:
     sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py")],
                             stdout=subprocess.PIPE, text=True)
     port = int(sink.stdout.readline())
+    sink2 = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py")],
+                             stdout=subprocess.PIPE, text=True)
+    port2 = int(sink2.stdout.readline())
     if args.callgrind:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 env = _env(os.path.join(tmp, "bench.sqlite3"),
                            f"http://127.0.0.1:{port}/v1/traces")
+                env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
                 run_callgrind(env, min(args.requests, 300))
         finally:
-            sink.terminate()
-            sink.wait()
+            for s in (sink, sink2):
+                s.terminate()
+                s.wait()
         return
     results: dict[str, list] = {m: [] for m in MODES}
     cpu: dict[str, list] = {m: [] for m in MODES}
@@ -227,6 +274,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             env = _env(os.path.join(tmp, "bench.sqlite3"), f"http://127.0.0.1:{port}/v1/traces")
+            env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
             if args.no_export:
                 env["DJTRACE_TEST_EXPORTERS"] = env["OTEL_TRACES_EXPORTER"] = "none"
             _prepare_db(env)
@@ -240,8 +288,9 @@ def main() -> None:
                     cpu[mode].append(row["cpu_us_per_request"])
                     spans[mode] = row["spans_per_request"]
     finally:
-        sink.terminate()
-        sink.wait()
+        for s in (sink, sink2):
+            s.terminate()
+            s.wait()
 
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {args.rounds} rounds x {args.requests} requests")
