@@ -161,6 +161,50 @@ PyMethodDef g_traced_call_def = {
     "inside a new current INTERNAL span `name`; mode 1 hands exceptions to the error hook "
     "instead of recording them on the span."};
 
+// SQLCompiler.execute_sql, wrapped: while the compiler's query carries the ORM relation whose
+// lazy loading made it (`query._djtrace_relation`, set by djtrace's related managers), that
+// relation is in the context variable the database span reads. Native: every query of the
+// application passes here, and nearly all of them carry no relation.
+PyObject* g_str_query = nullptr;
+PyObject* g_str_relation = nullptr;
+
+PyObject* RelationCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
+                       PyObject* kwnames) {
+  // state: (original execute_sql, the RELATION context variable)
+  PyObject* original = PyTuple_GET_ITEM(state, 0);
+  PyObject* var = PyTuple_GET_ITEM(state, 1);
+  PyObject* relation = nullptr;
+  if (nargs >= 1) {
+    PyObject* query = PyObject_GetAttr(args[0], g_str_query);
+    if (query) {
+      relation = PyObject_GetAttr(query, g_str_relation);
+      Py_DECREF(query);
+    }
+    if (!relation) PyErr_Clear();
+  }
+  if (!relation || relation == Py_None) {
+    Py_XDECREF(relation);
+    return PyObject_Vectorcall(original, args, nargs, kwnames);
+  }
+  PyObject* token = PyContextVar_Set(var, relation);
+  Py_DECREF(relation);
+  if (!token) PyErr_Clear();
+  PyObject* result = PyObject_Vectorcall(original, args, nargs, kwnames);
+  if (token) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    Py_DECREF(token);
+  }
+  return result;
+}
+
+PyMethodDef g_relation_call_def = {
+    "execute_sql", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RelationCall)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "SQLCompiler.execute_sql with the ORM relation of its query in djtrace's context."};
+
 void Replace(PyObject*& slot, nb::object value) {
   PyObject* old = slot;
   slot = value.is_none() ? nullptr : value.release().ptr();
@@ -177,6 +221,18 @@ void Bind(nb::module_& m) {
   nb::object middleware_call =
       nb::steal(PyCFunction_NewEx(&g_middleware_call_def, nullptr, nullptr));
   m.attr("middleware_call") = nb::steal(PyInstanceMethod_New(middleware_call.ptr()));
+  g_str_query = PyUnicode_InternFromString("query");
+  g_str_relation = PyUnicode_InternFromString("_djtrace_relation");
+  m.def(
+      "relation_execute_sql",
+      [](nb::object original, nb::object relation_var) {
+        nb::object state = nb::make_tuple(original, relation_var);
+        nb::object fn = nb::steal(PyCFunction_NewEx(&g_relation_call_def, state.ptr(), nullptr));
+        return nb::steal(PyInstanceMethod_New(fn.ptr()));
+      },
+      "original"_a, "relation_var"_a,
+      "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
+      "`relation_var`.");
   m.def(
       "set_traced_call_hooks",
       [](nb::object error_hook, nb::object fallback, nb::object request_var) {

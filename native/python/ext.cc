@@ -616,6 +616,10 @@ using namespace djtrace;
 
 NB_MODULE(_native, m) {
   m.doc() = "djtrace native core";
+  // Objects still alive at exit are not leaks here: a server that called gc.freeze() (as
+  // Gunicorn preload set-ups do) keeps spans and tracers to the end, and the report would be
+  // printed on every worker exit.
+  nb::set_leak_warnings(false);
 
   // ----- context glue
   m.def("set_context_glue",

@@ -823,21 +823,14 @@ def _install_relations() -> None:
     rd.create_reverse_many_to_one_manager = create_reverse_many_to_one_manager
     rd.create_forward_many_to_many_manager = create_forward_many_to_many_manager
 
+    # Every query passes through execute_sql: the wrapper that moves the query's relation into
+    # RELATION (for the query's span) is native.
+    from djtrace import _native
+
     compiler_cls = sql_compiler.SQLCompiler
     original_execute_sql = compiler_cls.execute_sql
-
-    def execute_sql(self: Any, *args: Any, **kwargs: Any) -> Any:
-        relation = self.query._djtrace_relation
-        if relation is None:
-            return original_execute_sql(self, *args, **kwargs)
-        token = relation_var.set(relation)
-        try:
-            return original_execute_sql(self, *args, **kwargs)
-        finally:
-            relation_var.reset(token)
-
-    execute_sql.__wrapped__ = original_execute_sql  # type: ignore[attr-defined]
-    compiler_cls.execute_sql = execute_sql
+    compiler_cls.execute_sql = _native.relation_execute_sql(original_execute_sql, relation_var)
+    compiler_cls._djtrace_execute_sql = original_execute_sql
     rd._djtrace_installed = True
 
 
