@@ -949,8 +949,13 @@ PyObject* DbExecute(PyObject* info_obj, PyObject* executor, PyObject* sql, PyObj
             const std::string& op = ex.sql->operation;
             const bool returns = op == "SELECT" || op == "WITH" || op == "SHOW" ||
                                  op == "VALUES" || op == "PRAGMA" || op == "EXPLAIN";
-            span.SetAttribute(returns ? "db.response.returned_rows" : "djtrace.db.rows_affected",
-                              static_cast<int64_t>(n));
+            // SQLite counts the rows of `INSERT ... RETURNING` only as they are fetched, after
+            // the execute this span covers: a 0 there means "not known yet".
+            const bool unknown = n == 0 && !returns && info->dialect == sql::Dialect::kSqlite &&
+                                 ex.sql->text.find("RETURNING") != std::string::npos;
+            if (!unknown)
+              span.SetAttribute(returns ? "db.response.returned_rows" : "djtrace.db.rows_affected",
+                                static_cast<int64_t>(n));
           }
         }
         Py_XDECREF(rc);

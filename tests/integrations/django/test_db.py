@@ -450,3 +450,21 @@ def test_bad_settings_are_reported_by_a_system_check():
     assert "n_plus_one_max_groups" in errors[0].msg
     env = db.load_settings({}, environ={"DJTRACE_N_PLUS_ONE_STRICT": "true"})
     assert env.n_plus_one_strict is True and not env.problems
+
+
+def test_rows_of_an_insert_returning_are_not_reported_as_zero(spans):
+    # Django inserts with RETURNING where the backend can. SQLite counts those rows only as
+    # they are fetched, after the execute the span covers: no count beats a wrong 0 there.
+    from project.web.models import Note
+
+    with trace.get_tracer("test").start_as_current_span("root"):
+        Note.objects.create(title="returning")
+        Note.objects.filter(title="returning").update(body="b")
+    [insert] = [q for q in db_spans(spans) if q.name == "INSERT web_note"]
+    [update] = [q for q in db_spans(spans) if q.name == "UPDATE web_note"]
+    returning = "RETURNING" in insert.attributes["db.query.text"]
+    if connection.vendor == "sqlite" and returning:
+        assert "djtrace.db.rows_affected" not in insert.attributes
+    else:
+        assert insert.attributes["djtrace.db.rows_affected"] == 1
+    assert update.attributes["djtrace.db.rows_affected"] == 1
