@@ -248,7 +248,9 @@ bool QueryStats::Record(const QueryRecord& q, QueryGroup* crossed) noexcept {
   return true;
 }
 
-CacheKeyStats* QueryStats::FindOrAddCacheKey(uint64_t key_hash, const CallSite& site) noexcept {
+CacheKeyStats* QueryStats::FindOrAddCacheKey(uint64_t key_hash, const CallSite& site,
+                                             std::string_view alias,
+                                             std::string_view key_text) noexcept {
   for (auto& k : cache_keys_)
     if (k.key_hash == key_hash) return &k;
   if (cache_keys_.size() >= options_.max_cache_keys) return nullptr;
@@ -256,16 +258,19 @@ CacheKeyStats* QueryStats::FindOrAddCacheKey(uint64_t key_hash, const CallSite& 
     CacheKeyStats& k = cache_keys_.emplace_back();
     k.key_hash = key_hash;
     k.site = site;
+    k.alias.assign(alias);
+    k.key_text.assign(key_text);
     return &k;
   } catch (...) {
     return nullptr;
   }
 }
 
-bool QueryStats::RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site) noexcept {
+bool QueryStats::RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site,
+                                std::string_view alias, std::string_view key_text) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   ++summary_.cache_get_count;
-  CacheKeyStats* k = FindOrAddCacheKey(key_hash, site);
+  CacheKeyStats* k = FindOrAddCacheKey(key_hash, site, alias, key_text);
   if (!k) return false;
   if (k->gets > 0) ++summary_.repeated_cache_get_count;
   ++k->gets;
@@ -412,6 +417,12 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
           static_cast<int64_t>(k.hits), max_ev_attrs, max_ev_len);
       Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.key_hash",
           FingerprintHex(k.key_hash), max_ev_attrs, max_ev_len);
+      if (!k.alias.empty())
+        Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.alias", k.alias, max_ev_attrs,
+            max_ev_len);
+      if (!k.key_text.empty())
+        Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.key", k.key_text, max_ev_attrs,
+            max_ev_len);
       AddCallSite(e, k.site, limits_);
       PutEvent(root, std::move(e), limits_);
     }

@@ -105,6 +105,8 @@ struct CacheKeyStats {
   CallSite site;  // of the first get
   uint32_t gets = 0;
   uint32_t hits = 0;
+  std::string alias;     // the cache (Django's CACHES alias); may be empty
+  std::string key_text;  // the key as the caller allows it exported (redacted); usually empty
 };
 
 // Task messages of one (task name, call site) sent within a root.
@@ -151,8 +153,10 @@ class QueryStats final : public LocalRootState {
   // per group), and then copies the group to `*crossed` if that is not null.
   bool Record(const QueryRecord& query, QueryGroup* crossed = nullptr) noexcept;
   // Adds one cache read of the key with hash `key_hash`. Returns true when this read made the
-  // key a repeated get (reaching repeated_cache_get_threshold), once per key.
-  bool RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site) noexcept;
+  // key a repeated get (reaching repeated_cache_get_threshold), once per key. `alias` and
+  // `key_text` (what may be exported of the key; empty: nothing) are kept from the first read.
+  bool RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site,
+                      std::string_view alias = {}, std::string_view key_text = {}) noexcept;
   // Adds one task message sent. Returns true when this send made its (task name, call site)
   // group a repeated send (exactly once per group), and then copies the group to `*crossed` if
   // that is not null. `now_unix_nano` is the time of the event (0: the root's end time).
@@ -195,7 +199,8 @@ class QueryStats final : public LocalRootState {
   QueryGroup* FindOrAddGroup(uint64_t fingerprint, const QueryRecord& q) noexcept;
   // True if `key` was seen before; remembers it otherwise (while there is room).
   bool SeenExact(uint64_t key) noexcept;
-  CacheKeyStats* FindOrAddCacheKey(uint64_t key_hash, const CallSite& site) noexcept;
+  CacheKeyStats* FindOrAddCacheKey(uint64_t key_hash, const CallSite& site, std::string_view alias,
+                                   std::string_view key_text) noexcept;
   TaskSendGroup* FindOrAddTaskSend(uint64_t key, std::string_view task_name,
                                    const CallSite& site) noexcept;
 

@@ -1148,7 +1148,7 @@ void BindDb(nb::module_& m) {
         so.n_plus_one_min_duration_ns =
             min_duration_ms > 0 ? static_cast<uint64_t>(min_duration_ms * 1e6) : 0;
         so.max_groups = max_groups;
-        so.repeated_cache_get_threshold = threshold;
+        so.repeated_cache_get_threshold = g_db.stats_options.repeated_cache_get_threshold;
         so.task_send_threshold = g_db.stats_options.task_send_threshold;  // task_send_configure
         g_db.stats_options = so;
         g_db.n_plus_one = n_plus_one;
@@ -1226,30 +1226,47 @@ void BindDb(nb::module_& m) {
 
   m.def(
       "record_cache_get",
-      [](nb::handle key, bool hit) {
+      [](nb::handle alias, nb::handle key, nb::handle version, bool hit,
+         nb::handle key_text) -> bool {
         if (!g_db.enabled) return false;
-        nb::object s = SpanInContext(nb::none());
-        PySpan* ps = nullptr;
-        if (!nb::try_cast<PySpan*>(s, ps) || !ps) return false;
-        QueryStats* stats = StatsOf(ps->span);
+        std::shared_ptr<LocalRootState> state = StateForSend();
+        QueryStats* stats = dynamic_cast<QueryStats*>(state.get());
         if (!stats) return false;
-        uint64_t h;
-        std::string_view k = View(key.ptr());
-        if (PyUnicode_Check(key.ptr())) {
-          h = sql::HashBytes(k, 0x6b6579);
-        } else {
-          Py_hash_t ph = PyObject_Hash(key.ptr());
-          if (ph == -1) {
-            PyErr_Clear();
-            return false;
+        // The same key hashes the same in every process: (alias, version, key) as text.
+        std::string text;
+        auto append = [&text](nb::handle part) {
+          if (part.is_none()) return;
+          if (PyUnicode_Check(part.ptr())) {
+            text.append(View(part.ptr()));
+            return;
           }
-          h = static_cast<uint64_t>(ph);
-        }
+          PyObject* str = PyObject_Str(part.ptr());
+          if (str) {
+            text.append(View(str));
+            Py_DECREF(str);
+          } else {
+            PyErr_Clear();
+          }
+        };
+        append(alias);
+        text.push_back('\0');
+        append(version);
+        text.push_back('\0');
+        append(key);
         CallSite site;
         if (g_db.query_source) FindCallSite(site);
-        return stats->RecordCacheGet(h, hit, site);
+        return stats->RecordCacheGet(sql::HashBytes(text, 0x6b6579), hit, site, View(alias.ptr()),
+                                     View(key_text.ptr()));
       },
-      "key"_a.none(), "hit"_a);
+      "alias"_a.none(), "key"_a.none(), "version"_a.none(), "hit"_a,
+      "key_text"_a.none() = nb::none(),
+      "Counts one cache read in the current local root; True when it made the key a repeated "
+      "get. key_text, when given, is exported on the finding (pass it redacted).");
+
+  // The repeated-get threshold of roots started from now on (Django's cache_repeat_threshold).
+  m.def("cache_repeat_configure",
+        [](uint32_t threshold) { g_db.stats_options.repeated_cache_get_threshold = threshold; },
+        "threshold"_a);
 
   m.def("db_call_site", []() -> nb::object {
     CallSite site;

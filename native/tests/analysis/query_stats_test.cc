@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <string>
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -39,9 +39,8 @@ std::string StrAttr(const Attributes& attrs, std::string_view key) {
 // Records one execution of `sql` from `site` taking `ms` milliseconds.
 struct Recorder {
   QueryStats& stats;
-  bool Run(const SqlPtr& sql, const CallSite& site, double ms = 1.0,
-           std::string_view relation = {}, std::string_view params = {}, bool with_key = true,
-           QueryGroup* crossed = nullptr) {
+  bool Run(const SqlPtr& sql, const CallSite& site, double ms = 1.0, std::string_view relation = {},
+           std::string_view params = {}, bool with_key = true, QueryGroup* crossed = nullptr) {
     QueryRecord q;
     q.sql = &sql;
     q.site = &site;
@@ -62,9 +61,9 @@ class QueryStatsTest : public ::testing::Test {
       MakeCodeLocation("/srv/app/shop/views.py", "order_list");
   CallSite loop_site_ = CallSite::Make(view_, 42);
   CallSite other_site_ = CallSite::Make(view_, 57);
-  SqlPtr customer_by_pk_ = Sql(
-      "SELECT \"customers\".\"id\", \"customers\".\"name\" FROM \"customers\" WHERE "
-      "\"customers\".\"id\" = %s LIMIT 21");
+  SqlPtr customer_by_pk_ =
+      Sql("SELECT \"customers\".\"id\", \"customers\".\"name\" FROM \"customers\" WHERE "
+          "\"customers\".\"id\" = %s LIMIT 21");
   SpanLimits limits_;
 };
 
@@ -101,9 +100,9 @@ TEST_F(QueryStatsTest, GroupsByFingerprintAndCallSite) {
   }
   // The same statement with an inline literal fingerprints like the %s form, so it joins the
   // group of the loop's call site, which now reaches 3.
-  SqlPtr inlined = Sql(
-      "SELECT \"customers\".\"id\", \"customers\".\"name\" FROM \"customers\" WHERE "
-      "\"customers\".\"id\" = 7 LIMIT 21");
+  SqlPtr inlined =
+      Sql("SELECT \"customers\".\"id\", \"customers\".\"name\" FROM \"customers\" WHERE "
+          "\"customers\".\"id\" = 7 LIMIT 21");
   ASSERT_EQ(inlined->fingerprint, customer_by_pk_->fingerprint);
   EXPECT_TRUE(r.Run(inlined, loop_site_));
   // A different statement at the same site is another group.
@@ -133,7 +132,7 @@ TEST_F(QueryStatsTest, DurationThresholdMustAlsoBeReached) {
   QueryStats stats(o, limits_);
   Recorder r{stats};
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(r.Run(customer_by_pk_, loop_site_, 1.5));  // 9 ms
-  EXPECT_TRUE(r.Run(customer_by_pk_, loop_site_, 1.5));                              // 10.5 ms
+  EXPECT_TRUE(r.Run(customer_by_pk_, loop_site_, 1.5));                               // 10.5 ms
   auto groups = stats.NPlusOneGroups();
   ASSERT_EQ(groups.size(), 1u);
   EXPECT_EQ(groups[0].count, 7u);
@@ -384,6 +383,26 @@ TEST_F(QueryStatsTest, RepeatedCacheGets) {
   ASSERT_EQ(root.events.size(), 1u);
   EXPECT_EQ(root.events[0].name, "djtrace.cache.repeated_get");
   EXPECT_EQ(IntAttr(root.events[0].attributes, "djtrace.cache.get_count"), 4);
+}
+
+TEST_F(QueryStatsTest, RepeatedCacheGetsKeepAliasAndExportableKey) {
+  QueryStatsOptions o;
+  o.repeated_cache_get_threshold = 2;
+  QueryStats stats(o, limits_);
+  EXPECT_FALSE(stats.RecordCacheGet(7, true, loop_site_, "default", "user:REDACTED"));
+  EXPECT_TRUE(stats.RecordCacheGet(7, false, loop_site_, "other", "ignored"));  // first wins
+  EXPECT_FALSE(stats.RecordCacheGet(8, true, loop_site_, "sessions"));
+  EXPECT_TRUE(stats.RecordCacheGet(8, true, loop_site_, "sessions"));
+  SpanData root;
+  stats.OnRootEnd(root);
+  ASSERT_EQ(root.events.size(), 2u);
+  const auto& first = root.events[0].attributes;
+  EXPECT_EQ(StrAttr(first, "djtrace.cache.alias"), "default");
+  EXPECT_EQ(StrAttr(first, "djtrace.cache.key"), "user:REDACTED");
+  EXPECT_EQ(IntAttr(first, "djtrace.cache.hit_count"), 1);
+  const auto& second = root.events[1].attributes;
+  EXPECT_EQ(StrAttr(second, "djtrace.cache.alias"), "sessions");
+  for (const auto& a : second) EXPECT_NE(a.key, "djtrace.cache.key");  // none given
 }
 
 TEST_F(QueryStatsTest, CallSiteIdentity) {

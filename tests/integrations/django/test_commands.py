@@ -101,7 +101,9 @@ def test_cache_repeats_are_reported_on_the_command_span(spans):
     Command._djtrace_name = "inline"
     call_command(Command())
     span = spans.one("manage.py inline")
-    assert span.attributes["djtrace.cache.repeated_gets"] == 1
+    assert span.attributes["djtrace.cache.repeated_get_count"] == 4
+    [event] = [e for e in span.events if e.name == "djtrace.cache.repeated_get"]
+    assert event.attributes["djtrace.cache.get_count"] == 5
 
 
 # -- real processes --------------------------------------------------------------------------

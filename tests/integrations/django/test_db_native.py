@@ -143,10 +143,11 @@ def test_repeated_cache_gets_are_counted_natively(spans):
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("root") as root:
         db.begin_local_root(root)
-        flags = [_native.record_cache_get("user:42", i % 2 == 0) for i in range(6)]
-        _native.record_cache_get("other", False)
+        flags = [_native.record_cache_get("default", "user:42", None, i % 2 == 0)
+                 for i in range(6)]
+        _native.record_cache_get("default", "other", None, False)
     assert flags == [False, False, False, False, True, False]
-    assert not _native.record_cache_get("outside any root", True)
+    assert not _native.record_cache_get("default", "outside any root", None, True)
     root = spans.one("root")
     assert root.attributes["djtrace.cache.repeated_get_count"] == 5
     [event] = [e for e in root.events if e.name == "djtrace.cache.repeated_get"]

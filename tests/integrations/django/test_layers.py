@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -392,27 +393,49 @@ def test_async_cache_methods_are_traced_through_the_sync_ones(spans):
     assert spans.names() == ["cache.set", "cache.get"]
 
 
+def _repeated_gets(span):
+    return [e for e in span.events if e.name == "djtrace.cache.repeated_get"]
+
+
 def test_repeated_cache_reads_are_flagged_on_the_root(spans):
-    from djtrace.integrations.django._state import key_hash
+    from djtrace import _native
 
     Client().get("/cache-reads/")
     root = spans.one("GET cache-reads/")
-    assert root.attributes["djtrace.cache.repeated_gets"] == 1
-    events = [e for e in root.events if e.name == "djtrace.cache.repeated_get"]
-    assert len(events) == 1
-    a = events[0].attributes
-    assert a["djtrace.cache.count"] == 6
+    # Six reads of hot:key: five of them re-read it. One key crossed the threshold.
+    assert root.attributes["djtrace.cache.repeated_get_count"] == 5
+    [event] = _repeated_gets(root)
+    a = event.attributes
+    assert a["djtrace.cache.get_count"] == 6
+    assert a["djtrace.cache.hit_count"] == 0  # never set
     assert a["djtrace.cache.alias"] == "default"
-    assert a["djtrace.cache.key_hash"] == key_hash("hot:key")
+    assert re.fullmatch(r"[0-9a-f]{16}", a["djtrace.cache.key_hash"])
+    assert a["code.function"] == "many_cache_reads"  # the first read's call site
     assert "djtrace.cache.key" not in a
+    assert "hot:key" not in repr(root.attributes) + repr(a)
+    # The hash is the key's, the same in every request and process.
+    spans.clear()
+    Client().get("/cache-reads/")
+    [again] = _repeated_gets(spans.one("GET cache-reads/"))
+    assert again.attributes["djtrace.cache.key_hash"] == a["djtrace.cache.key_hash"]
     spans.clear()
     with override_settings(DJTRACE={"cache_repeat_threshold": 7}):
         Client().get("/cache-reads/")
-    assert "djtrace.cache.repeated_gets" not in spans.one("GET cache-reads/").attributes
+    assert not _repeated_gets(spans.one("GET cache-reads/"))
     spans.clear()
     with override_settings(DJTRACE={"cache_repeat_threshold": 0}):
         Client().get("/cache-reads/")
-    assert "djtrace.cache.repeated_gets" not in spans.one("GET cache-reads/").attributes
+    root = spans.one("GET cache-reads/")
+    assert not _repeated_gets(root)
+    assert "djtrace.cache.repeated_get_count" not in root.attributes
+    assert _native.record_cache_get("default", "outside", None, True) is False  # no root
+
+
+def test_repeated_cache_reads_export_the_key_only_when_enabled_and_redacted(spans):
+    with override_settings(DJTRACE={"cache_keys": True, "cache_repeat_threshold": 2}):
+        Client().get("/cache-reads/", {"key": "user:42:token=abc123"})
+    [event] = _repeated_gets(spans.one("GET cache-reads/"))
+    assert unmask(event.attributes["djtrace.cache.key"]) == "user:42:token=REDACTED"
 
 
 def test_cache_spans_can_be_switched_off(spans):

@@ -8,7 +8,6 @@ tasks (both copy the context), so every layer finds its request with one `get()`
 from __future__ import annotations
 
 import contextvars
-import hashlib
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -65,55 +64,14 @@ def reset_tracer() -> None:
 
 
 class RootState:
-    """Per-local-root statistics kept in Python: repeated cache reads by key.
+    """The local root (request or command) djtrace started in this context: the database and
+    cache integrations attach the root's native statistics (queries, N+1s, repeated cache
+    reads) to its span when they first need them."""
 
-    Bounded: at most MAX_KEYS distinct keys are counted per root."""
-
-    __slots__ = ("span", "cache_gets")
-
-    MAX_KEYS = 512
+    __slots__ = ("span",)
 
     def __init__(self, span: Any) -> None:
         self.span = span
-        self.cache_gets: dict | None = None
-
-    def count_cache_get(self, key: Any) -> None:
-        counts = self.cache_gets
-        if counts is None:
-            counts = self.cache_gets = {}
-        n = counts.get(key)
-        if n is not None:
-            counts[key] = n + 1
-        elif len(counts) < self.MAX_KEYS:
-            counts[key] = 1
-
-    def report(self, threshold: int, export_keys: bool) -> None:
-        """Records repeated cache reads on the root span (called just before it ends)."""
-        counts = self.cache_gets
-        if not counts or threshold <= 0:
-            return
-        repeated = [(k, n) for k, n in counts.items() if n >= threshold]
-        if not repeated:
-            return
-        span = self.span
-        span.set_attribute("djtrace.cache.repeated_gets", len(repeated))
-        for (alias, key, version), n in repeated:
-            attrs = {
-                "djtrace.cache.alias": alias,
-                "djtrace.cache.key_hash": key_hash(key, version),
-                "djtrace.cache.count": n,
-            }
-            if export_keys:
-                from djtrace.integrations.redaction import redact_text
-
-                attrs["djtrace.cache.key"] = redact_text(str(key))
-            span.add_event("djtrace.cache.repeated_get", attrs)
-
-
-def key_hash(key: Any, version: Any = None) -> str:
-    """A stable, non-reversible short hash of a cache key (the same across processes)."""
-    text = f"{version}:{key}" if version is not None else str(key)
-    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 # Exceptions Django turns into 4xx responses: not errors of the server.

@@ -16,9 +16,11 @@ Calls a backend makes to itself (BaseCache.get_many calling get, get_or_set call
 add) are part of the outer call's span, not spans of their own. The async methods (aget, ...)
 of BaseCache run the sync ones in a thread and so are traced through them.
 
-Reads of the same key within one request or command are counted; keys read at least
-DJTRACE["cache_repeat_threshold"] times are reported on the local root span (see
-_state.RootState.report).
+Reads of the same key within one request or command are counted natively, in the local root's
+statistics (native/analysis/query_stats.h); keys read at least DJTRACE["cache_repeat_threshold"]
+times get a `djtrace.cache.repeated_get` event on the root span, with the key's stable hash,
+the alias, read and hit counts and the call site of the first read (and the redacted key with
+DJTRACE["cache_keys"]).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
@@ -33,7 +36,6 @@ from djtrace.integrations.redaction import redact_text
 from djtrace.sdk.trace import _report_internal_error
 
 SUPPRESSED = _suppress.SUPPRESSED
-ROOT = _state.ROOT
 REQUEST = _state.REQUEST
 
 METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "incr", "decr",
@@ -118,6 +120,21 @@ def _keys_of(op: str, args: tuple, kwargs: dict) -> list:
     return [] if key is None else [key]
 
 
+def _count_get(alias: str, args: tuple, kwargs: dict, hit: bool, export_key: bool) -> None:
+    """Counts a get in the local root's native statistics (repeated reads of one key)."""
+    key = args[0] if args else kwargs.get("key")
+    version = args[2] if len(args) > 2 else kwargs.get("version")
+    try:
+        key_text = redact_text(str(key)) if export_key else None
+        _native.record_cache_get(alias, key, version, hit, key_text)
+    except Exception:  # noqa: BLE001
+        _report_internal_error("django cache repeated gets")
+
+
+def _configure_repeats(cfg: Any) -> None:
+    _native.cache_repeat_configure(cfg.cache_repeat_threshold)
+
+
 def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     name = f"cache.{op}"
     is_get = op == "get"
@@ -160,16 +177,10 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                 result = method(*args, **kwargs)
                 if is_get:
                     default = args[1] if len(args) > 1 else kwargs.get("default")
-                    span.set_attribute("cache.hit", result is not default)
+                    hit = result is not default
+                    span.set_attribute("cache.hit", hit)
                     if cfg.cache_repeat_threshold:
-                        root = ROOT.get()
-                        if root is not None:
-                            key = args[0] if args else kwargs.get("key")
-                            version = args[2] if len(args) > 2 else kwargs.get("version")
-                            try:
-                                root.count_cache_get((alias, key, version))
-                            except TypeError:  # an unhashable key
-                                pass
+                        _count_get(alias, args, kwargs, hit, cfg.cache_keys)
                 elif op == "has_key":
                     span.set_attribute("cache.hit", bool(result))
                 elif op == "get_or_set":
@@ -225,6 +236,9 @@ def install() -> None:
     if _originals:
         return
     from django.core import cache as cache_module
+
+    dj_settings.on_change(_configure_repeats)
+    _configure_repeats(dj_settings.get())
 
     handler_cls = cache_module.CacheHandler
     orig = handler_cls.create_connection

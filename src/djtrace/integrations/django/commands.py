@@ -145,10 +145,6 @@ def install() -> None:
                 return result
             finally:
                 try:
-                    root.report(cfg.cache_repeat_threshold, cfg.cache_keys)
-                except Exception:  # noqa: BLE001
-                    _report_internal_error("django command report")
-                try:
                     _state.ROOT.reset(token)
                 except ValueError:
                     pass

@@ -154,9 +154,6 @@ class RequestSpan:
         try:
             if not self.routed:
                 self.record_route()
-            cfg = self.cfg
-            if self.root.cache_gets:
-                self.root.report(cfg.cache_repeat_threshold, cfg.cache_keys)
             self.span.end()
         except Exception:  # noqa: BLE001
             _report_internal_error("django request end")

@@ -207,8 +207,9 @@ def health(request):
 
 
 def many_cache_reads(request):
+    key = request.GET.get("key", "hot:key")
     for _ in range(6):
-        cache.get("hot:key")
+        cache.get(key)
     cache.get("cold:key")
     return HttpResponse("read")
 
