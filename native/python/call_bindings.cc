@@ -47,9 +47,8 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
   try {
     int flags = kAttachOnEnter | kEndOnExit |
                 ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
-    span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal),
-                   SpanInContext(nb::none()), attributes, nb::none(), nb::none(), flags,
-                   StartOptions());
+    span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
+                   attributes, nb::none(), nb::none(), flags, StartOptions());
     SpanEnter(span);
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace traced_call start");
@@ -136,8 +135,7 @@ PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
   PyObject* result;
   PyObject* name = tracer ? PyObject_GetAttr(self, g_str_name) : nullptr;
   if (name) {
-    result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args + 1, nargs - 1,
-                        kwnames);
+    result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args + 1, nargs - 1, kwnames);
     Py_DECREF(name);
   } else {
     if (tracer) PyErr_Clear();
@@ -149,8 +147,7 @@ PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
 }
 
 PyMethodDef g_middleware_call_def = {
-    "middleware_call",
-    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareCall)),
+    "middleware_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareCall)),
     METH_FASTCALL | METH_KEYWORDS,
     "middleware_call(self, request): __call__ of djtrace's Django middleware proxies."};
 

@@ -41,11 +41,11 @@ enum SpanFlags : uint8_t {
 // span processors written in Python; spans then take the (slower) Python path.
 struct PyTracerCore {
   std::shared_ptr<TracerCore> core;
-  bool end_may_block = false;    // a simple processor exports on the ending thread
-  nb::object py_start_span;      // (tracer, name, context, kind, attributes, links, start_time,
-                                 //  record_exception, set_status_on_exception) -> span
-  nb::object py_start_current;   // same plus end_on_exit -> context manager
-  nb::object py_end_hook;        // (span, end_time) -> None, replaces the native end
+  bool end_may_block = false;   // a simple processor exports on the ending thread
+  nb::object py_start_span;     // (tracer, name, context, kind, attributes, links, start_time,
+                                //  record_exception, set_status_on_exception) -> span
+  nb::object py_start_current;  // same plus end_on_exit -> context manager
+  nb::object py_end_hook;       // (span, end_time) -> None, replaces the native end
 };
 
 struct PySpan {

@@ -50,9 +50,9 @@ struct DbConnInfo {
   sql::Dialect dialect = sql::Dialect::kGeneric;
   std::string system_name;  // db.system.name: "postgresql", "sqlite", "mysql", "mariadb"
   std::string alias;
-  std::string driver;       // for sqlcommenter's db_driver, e.g. "psycopg:3.2.1"
-  Attributes attributes;    // the same on every span of the connection
-  bool old_names = false;   // OTEL_SEMCONV_STABILITY_OPT_IN=database/dup
+  std::string driver;      // for sqlcommenter's db_driver, e.g. "psycopg:3.2.1"
+  Attributes attributes;   // the same on every span of the connection
+  bool old_names = false;  // OTEL_SEMCONV_STABILITY_OPT_IN=database/dup
 };
 
 struct CodeEntry {
@@ -93,11 +93,11 @@ struct DbState {
   bool enabled = false;
   std::unique_ptr<sql::SqlCache> cache;
   // Context variables read on every query (owned references, kept for the process's life).
-  PyObject* suppress_var = nullptr;     // djtrace.integrations._suppress.SUPPRESSED
+  PyObject* suppress_var = nullptr;       // djtrace.integrations._suppress.SUPPRESSED
   PyObject* otel_suppress_key = nullptr;  // OpenTelemetry's suppress_instrumentation key
-  PyObject* relation_var = nullptr;     // "Model.field" while a related object loads
-  PyObject* comment_var = nullptr;      // (route, controller) for sqlcommenter, or None
-  PyObject* collector_var = nullptr;    // the active QueryCollector, or None
+  PyObject* relation_var = nullptr;       // "Model.field" while a related object loads
+  PyObject* comment_var = nullptr;        // (route, controller) for sqlcommenter, or None
+  PyObject* collector_var = nullptr;      // the active QueryCollector, or None
   // The local root the request/command hooks started in this context: a span, or an object
   // whose `span` attribute is one (djtrace.integrations.django._state.ROOT).
   PyObject* root_var = nullptr;
@@ -113,11 +113,11 @@ struct DbState {
   nb::object on_finding;           // called with a dict when a group becomes an N+1
   nb::object client_kind;          // opentelemetry.trace.SpanKind.CLIENT
   QueryStatsOptions stats_options;
-  bool n_plus_one = true;          // attach statistics to roots that have none
+  bool n_plus_one = true;  // attach statistics to roots that have none
   bool query_source = true;
   bool root_spans = true;
   bool sqlcommenter = false;
-  std::string framework;           // sqlcommenter's framework value, "django:5.2"
+  std::string framework;  // sqlcommenter's framework value, "django:5.2"
   std::vector<std::string> skip_prefixes;
   std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
   int collectors_active = 0;
@@ -654,7 +654,7 @@ struct Execution {
   PyObject* relation = nullptr;  // owned
   std::shared_ptr<LocalRootState> root_state;
   LiveSpan native_span;
-  nb::object py_span;      // when the provider has Python hooks
+  nb::object py_span;  // when the provider has Python hooks
   PySpan* py = nullptr;
   LiveSpan* span = nullptr;  // whichever of the two is in use
   bool end_may_block = false;
@@ -714,7 +714,8 @@ void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
   }
   if (root && root != &parent && root->span.is_local_root() && usable(root->span) &&
       root->span.context().trace_id == parent.span.context().trace_id) {
-    if (!root->span.root_state()) root->span.set_root_state(NewStats(tracer->owner->core->limits()));
+    if (!root->span.root_state())
+      root->span.set_root_state(NewStats(tracer->owner->core->limits()));
     if (StatsOf(root->span)) parent.span.set_root_state(root->span.root_state());
   }
   Py_DECREF(root_obj);
@@ -737,7 +738,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   if (!tracer) {
     // A tracer that is not djtrace's (the official SDK, say) takes the Python path.
     return g_db.tracer_obj.is_valid() && g_db.fallback.is_valid() ? Mode::kFallback
-                                                                   : Mode::kUntraced;
+                                                                  : Mode::kUntraced;
   }
 
   nb::object parent = SpanInContext(ctx);
@@ -746,8 +747,10 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   const SpanContextData* parent_ctx = nullptr;
   if (!parent.is_none()) {
     if (nb::try_cast<PySpan*>(parent, parent_span) && parent_span) {
-      if (parent_span->span.context().valid()) parent_ctx = &parent_span->span.context();
-      else parent_span = nullptr;
+      if (parent_span->span.context().valid())
+        parent_ctx = &parent_span->span.context();
+      else
+        parent_span = nullptr;
     } else if (ParentContext(parent, remote_parent)) {
       parent_ctx = &remote_parent;
     }
@@ -947,8 +950,8 @@ PyObject* DbExecute(PyObject* info_obj, PyObject* executor, PyObject* sql, PyObj
           if (n == -1 && PyErr_Occurred()) PyErr_Clear();
           if (n >= 0 && ex.sql) {
             const std::string& op = ex.sql->operation;
-            const bool returns = op == "SELECT" || op == "WITH" || op == "SHOW" ||
-                                 op == "VALUES" || op == "PRAGMA" || op == "EXPLAIN";
+            const bool returns = op == "SELECT" || op == "WITH" || op == "SHOW" || op == "VALUES" ||
+                                 op == "PRAGMA" || op == "EXPLAIN";
             // SQLite counts the rows of `INSERT ... RETURNING` only as they are fetched, after
             // the execute this span covers: a 0 there means "not known yet".
             const bool unknown = n == 0 && !returns && info->dialect == sql::Dialect::kSqlite &&
@@ -1030,11 +1033,11 @@ PyObject* DbExecuteFast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return DbExecute(args[0], args[1], args[2], args[3], args[4], args[5]);
 }
 
-PyMethodDef g_db_execute_def = {"db_execute", reinterpret_cast<PyCFunction>(
-                                                  reinterpret_cast<void (*)()>(DbExecuteFast)),
-                                METH_FASTCALL,
-                                "db_execute(info, executor, sql, params, many, context): Django "
-                                "execute wrapper; bind info with functools.partial."};
+PyMethodDef g_db_execute_def = {
+    "db_execute", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(DbExecuteFast)),
+    METH_FASTCALL,
+    "db_execute(info, executor, sql, params, many, context): Django "
+    "execute wrapper; bind info with functools.partial."};
 
 // ---------------------------------------------------------------------------------------------
 // Task sends (djtrace.integrations.celery.producer): per-root counts of Celery task messages
@@ -1109,7 +1112,8 @@ void BindDb(nb::module_& m) {
           "server_port"_a.none(), "alias"_a, "driver"_a = "", "old_names"_a = false)
       .def_prop_ro("alias", [](DbConnInfo& i) { return i.alias; })
       .def_prop_ro("system_name", [](DbConnInfo& i) { return i.system_name; })
-      .def_prop_ro("dialect", [](DbConnInfo& i) { return std::string(sql::DialectName(i.dialect)); })
+      .def_prop_ro("dialect",
+                   [](DbConnInfo& i) { return std::string(sql::DialectName(i.dialect)); })
       .def("attributes", [](DbConnInfo& i) { return FromAttributes(i.attributes); });
 
   m.attr("db_execute") = nb::steal(PyCFunction_NewEx(&g_db_execute_def, nullptr, nullptr));
@@ -1118,11 +1122,11 @@ void BindDb(nb::module_& m) {
       "db_configure",
       [](bool enabled, nb::handle suppress_var, nb::handle otel_suppress_key,
          nb::handle relation_var, nb::handle comment_var, nb::handle collector_var,
-         nb::handle root_var, nb::handle trace_module, nb::object resolve_tracer, nb::object fallback,
-         nb::object on_finding, nb::object client_kind, std::vector<std::string> skip_prefixes,
-         uint32_t threshold, double min_duration_ms, uint32_t max_groups, bool n_plus_one,
-         bool query_source, bool root_spans, bool sqlcommenter, const std::string& framework,
-         size_t cache_capacity) {
+         nb::handle root_var, nb::handle trace_module, nb::object resolve_tracer,
+         nb::object fallback, nb::object on_finding, nb::object client_kind,
+         std::vector<std::string> skip_prefixes, uint32_t threshold, double min_duration_ms,
+         uint32_t max_groups, bool n_plus_one, bool query_source, bool root_spans,
+         bool sqlcommenter, const std::string& framework, size_t cache_capacity) {
         if (!g_db.cache || g_db.cache->capacity() != cache_capacity) {
           sql::SqlCacheOptions co;
           co.capacity = cache_capacity;
@@ -1135,7 +1139,8 @@ void BindDb(nb::module_& m) {
         ReplaceRef(g_db.collector_var, collector_var);
         ReplaceRef(g_db.root_var, root_var);
         ReplaceRef(g_db.trace_module, trace_module);
-        if (!g_db.provider_attr) g_db.provider_attr = PyUnicode_InternFromString("_TRACER_PROVIDER");
+        if (!g_db.provider_attr)
+          g_db.provider_attr = PyUnicode_InternFromString("_TRACER_PROVIDER");
         g_db.resolve_tracer = std::move(resolve_tracer);
         g_db.fallback = fallback.is_none() ? nb::object() : std::move(fallback);
         g_db.on_finding = on_finding.is_none() ? nb::object() : std::move(on_finding);
@@ -1162,9 +1167,9 @@ void BindDb(nb::module_& m) {
         g_db.enabled = enabled && g_db.trace_module && g_db.resolve_tracer.is_valid();
       },
       "enabled"_a, "suppress_var"_a.none(), "otel_suppress_key"_a.none(), "relation_var"_a.none(),
-      "comment_var"_a.none(), "collector_var"_a.none(), "root_var"_a.none(), "trace_module"_a, "resolve_tracer"_a,
-      "fallback"_a.none(), "on_finding"_a.none(), "client_kind"_a, "skip_prefixes"_a,
-      "n_plus_one_threshold"_a = 5, "n_plus_one_min_duration_ms"_a = 0.0,
+      "comment_var"_a.none(), "collector_var"_a.none(), "root_var"_a.none(), "trace_module"_a,
+      "resolve_tracer"_a, "fallback"_a.none(), "on_finding"_a.none(), "client_kind"_a,
+      "skip_prefixes"_a, "n_plus_one_threshold"_a = 5, "n_plus_one_min_duration_ms"_a = 0.0,
       "n_plus_one_max_groups"_a = 256, "n_plus_one"_a = true, "query_source"_a = true,
       "root_spans"_a = true, "sqlcommenter"_a = false, "framework"_a = "",
       "sql_cache_capacity"_a = 4096);
@@ -1175,9 +1180,9 @@ void BindDb(nb::module_& m) {
   // nothing is released after the interpreter has finalised.
   m.def("db_shutdown", [] {
     g_db.enabled = false;
-    for (PyObject** slot : {&g_db.suppress_var, &g_db.otel_suppress_key, &g_db.relation_var,
-                            &g_db.comment_var, &g_db.collector_var, &g_db.root_var,
-                            &g_db.trace_module, &g_db.cached_provider}) {
+    for (PyObject** slot :
+         {&g_db.suppress_var, &g_db.otel_suppress_key, &g_db.relation_var, &g_db.comment_var,
+          &g_db.collector_var, &g_db.root_var, &g_db.trace_module, &g_db.cached_provider}) {
       Py_XDECREF(*slot);
       *slot = nullptr;
     }
@@ -1264,9 +1269,10 @@ void BindDb(nb::module_& m) {
       "get. key_text, when given, is exported on the finding (pass it redacted).");
 
   // The repeated-get threshold of roots started from now on (Django's cache_repeat_threshold).
-  m.def("cache_repeat_configure",
-        [](uint32_t threshold) { g_db.stats_options.repeated_cache_get_threshold = threshold; },
-        "threshold"_a);
+  m.def(
+      "cache_repeat_configure",
+      [](uint32_t threshold) { g_db.stats_options.repeated_cache_get_threshold = threshold; },
+      "threshold"_a);
 
   m.def("db_call_site", []() -> nb::object {
     CallSite site;

@@ -15,13 +15,13 @@
 
 #include "export/otlp_exporter.h"
 #include "export/stream_exporters.h"
+#include "python/common.h"
 #include "trace/ids.h"
 #include "trace/memory_exporter.h"
 #include "trace/processor.h"
 #include "trace/sampler.h"
 #include "trace/tracer.h"
 #include "trace/w3c.h"
-#include "python/common.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -49,9 +49,10 @@ nb::object IdToInt(const uint8_t* bytes, size_t n) {
 bool IntToId(nb::handle h, uint8_t* out, size_t n) {
   if (!PyLong_Check(h.ptr())) return false;
 #if PY_VERSION_HEX >= 0x030D0000
-  Py_ssize_t r = PyLong_AsNativeBytes(h.ptr(), out, static_cast<Py_ssize_t>(n),
-                                      Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
-                                          Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+  Py_ssize_t r =
+      PyLong_AsNativeBytes(h.ptr(), out, static_cast<Py_ssize_t>(n),
+                           Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+                               Py_ASNATIVEBYTES_REJECT_NEGATIVE);
   if (r < 0 || static_cast<size_t>(r) > n) {
     PyErr_Clear();
     return false;
@@ -239,8 +240,8 @@ nb::dict FromAttributes(const Attributes& attrs) {
 // Span contexts as Python tuples: (trace_id, span_id, trace_flags, is_remote, trace_state)
 
 nb::tuple ContextTuple(const SpanContextData& c) {
-  return nb::make_tuple(IdToInt(c.trace_id.data(), 16), IdToInt(c.span_id.data(), 8),
-                        c.trace_flags, c.remote, nb::str(c.trace_state.c_str()));
+  return nb::make_tuple(IdToInt(c.trace_id.data(), 16), IdToInt(c.span_id.data(), 8), c.trace_flags,
+                        c.remote, nb::str(c.trace_state.c_str()));
 }
 
 bool ContextFromTuple(nb::handle t, SpanContextData& c) {
@@ -302,9 +303,9 @@ nb::dict SpanToDict(const SpanData& s) {
   d["status_code"] = static_cast<int>(s.status_code);
   d["status_message"] = nb::str(s.status_message.c_str());
   if (s.scope) {
-    d["scope"] = nb::make_tuple(nb::str(s.scope->name.c_str()), nb::str(s.scope->version.c_str()),
-                                nb::str(s.scope->schema_url.c_str()),
-                                FromAttributes(s.scope->attributes));
+    d["scope"] =
+        nb::make_tuple(nb::str(s.scope->name.c_str()), nb::str(s.scope->version.c_str()),
+                       nb::str(s.scope->schema_url.c_str()), FromAttributes(s.scope->attributes));
   } else {
     d["scope"] = nb::none();
   }
@@ -320,16 +321,8 @@ nb::dict SpanToDict(const SpanData& s) {
 // ---------------------------------------------------------------------------------------------
 // The OpenTelemetry context variable, set up once from Python (djtrace.sdk._context).
 
-
-
 // ---------------------------------------------------------------------------------------------
 // The span object Python sees.
-
-
-
-
-
-
 
 uint64_t ToTime(nb::handle t) {
   if (t.is_none()) return 0;
@@ -438,9 +431,9 @@ bool SpanContextFromPy(nb::handle sc, SpanContextData& out) {
       nb::object header = ts.attr("to_header")();
       ToString(header.ptr(), trace_state);
     }
-    nb::tuple t = nb::make_tuple(sc.attr("trace_id"), sc.attr("span_id"),
-                                 nb::int_(sc.attr("trace_flags")), sc.attr("is_remote"),
-                                 nb::str(trace_state.c_str()));
+    nb::tuple t =
+        nb::make_tuple(sc.attr("trace_id"), sc.attr("span_id"), nb::int_(sc.attr("trace_flags")),
+                       sc.attr("is_remote"), nb::str(trace_state.c_str()));
     return ContextFromTuple(t, out);
   } catch (const nb::python_error&) {
     return false;
@@ -538,8 +531,6 @@ void ReadLinks(nb::handle links, StartOptions& o) {
   }
 }
 
-
-
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o) {
@@ -622,26 +613,27 @@ NB_MODULE(_native, m) {
   nb::set_leak_warnings(false);
 
   // ----- context glue
-  m.def("set_context_glue",
-        [](nb::object var, nb::object context_type, nb::object span_key, nb::object attach,
-           nb::object detach, nb::object set_span_in_context, nb::object get_current,
-           nb::object misuse) {
-          auto keep = [](nb::object o) -> PyObject* {
-            if (o.is_none()) return nullptr;
-            return o.release().ptr();  // kept for the life of the process
-          };
-          g_ctx.var = keep(var);
-          g_ctx.context_type = keep(context_type);
-          g_ctx.span_key = keep(span_key);
-          g_ctx.attach = keep(attach);
-          g_ctx.detach = keep(detach);
-          g_ctx.set_span_in_context = keep(set_span_in_context);
-          g_ctx.get_current = keep(get_current);
-          g_ctx.misuse = keep(misuse);
-        },
-        nb::arg("var").none(), nb::arg("context_type").none(), nb::arg("span_key"),
-        nb::arg("attach"), nb::arg("detach"), nb::arg("set_span_in_context"),
-        nb::arg("get_current"), nb::arg("misuse").none());
+  m.def(
+      "set_context_glue",
+      [](nb::object var, nb::object context_type, nb::object span_key, nb::object attach,
+         nb::object detach, nb::object set_span_in_context, nb::object get_current,
+         nb::object misuse) {
+        auto keep = [](nb::object o) -> PyObject* {
+          if (o.is_none()) return nullptr;
+          return o.release().ptr();  // kept for the life of the process
+        };
+        g_ctx.var = keep(var);
+        g_ctx.context_type = keep(context_type);
+        g_ctx.span_key = keep(span_key);
+        g_ctx.attach = keep(attach);
+        g_ctx.detach = keep(detach);
+        g_ctx.set_span_in_context = keep(set_span_in_context);
+        g_ctx.get_current = keep(get_current);
+        g_ctx.misuse = keep(misuse);
+      },
+      nb::arg("var").none(), nb::arg("context_type").none(), nb::arg("span_key"), nb::arg("attach"),
+      nb::arg("detach"), nb::arg("set_span_in_context"), nb::arg("get_current"),
+      nb::arg("misuse").none());
 
   // ----- resources and scopes
   nb::class_<Resource>(m, "NativeResource");
@@ -665,14 +657,13 @@ NB_MODULE(_native, m) {
   // ----- samplers
   nb::class_<Sampler>(m, "NativeSampler")
       .def("description", &Sampler::Description)
-      .def("should_sample",
-           [](const Sampler& s, nb::handle trace_id, bool parent_valid, bool parent_remote,
-              bool parent_sampled) {
-             TraceId id{};
-             if (!IntToId(trace_id, id.data(), 16)) throw nb::value_error("bad trace id");
-             ParentInfo p{parent_valid, parent_remote, parent_sampled};
-             return static_cast<int>(s.ShouldSample(p, id));
-           });
+      .def("should_sample", [](const Sampler& s, nb::handle trace_id, bool parent_valid,
+                               bool parent_remote, bool parent_sampled) {
+        TraceId id{};
+        if (!IntToId(trace_id, id.data(), 16)) throw nb::value_error("bad trace id");
+        ParentInfo p{parent_valid, parent_remote, parent_sampled};
+        return static_cast<int>(s.ShouldSample(p, id));
+      });
   m.def("sampler_from_name", [](const std::string& name, const std::string& arg) {
     std::string error;
     auto s = MakeSampler(name, arg, &error);
@@ -698,11 +689,10 @@ NB_MODULE(_native, m) {
       "local_parent_not_sampled"_a.none() = nb::none());
 
   // ----- exporters
-  nb::class_<SpanExporter>(m, "NativeExporter")
-      .def("shutdown", [](SpanExporter& e) {
-        nb::gil_scoped_release release;
-        e.Shutdown();
-      });
+  nb::class_<SpanExporter>(m, "NativeExporter").def("shutdown", [](SpanExporter& e) {
+    nb::gil_scoped_release release;
+    e.Shutdown();
+  });
   nb::class_<InMemoryExporter, SpanExporter>(m, "InMemoryExporter")
       .def(nb::init<>())
       .def("take",
@@ -718,63 +708,67 @@ NB_MODULE(_native, m) {
              return out;
            })
       .def("clear", &InMemoryExporter::Clear);
-  m.def("callback_exporter", [](nb::object export_fn, nb::object shutdown_fn) {
-    // The callables run on the batch worker thread: take the GIL only around the call.
-    auto keep_export = std::make_shared<nb::object>(std::move(export_fn));
-    auto keep_shutdown = std::make_shared<nb::object>(std::move(shutdown_fn));
-    auto exp = std::make_shared<CallbackExporter>(
-        [keep_export](std::span<const SpanData* const> spans) {
-          if (!Py_IsInitialized() || _Py_IsFinalizing()) return ExportResult::kFailure;
-          nb::gil_scoped_acquire gil;
-          try {
-            nb::list batch;
-            for (const SpanData* s : spans) batch.append(SpanToDict(*s));
-            nb::object r = (*keep_export)(batch);
-            return nb::cast<bool>(r) ? ExportResult::kSuccess : ExportResult::kFailure;
-          } catch (nb::python_error& e) {
-            e.restore();
-            PyErr_WriteUnraisable(nullptr);
-            return ExportResult::kFailure;
-          }
-        },
-        [keep_shutdown] {
-          if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
-          nb::gil_scoped_acquire gil;
-          try {
-            if (!keep_shutdown->is_none()) (*keep_shutdown)();
-          } catch (nb::python_error& e) {
-            e.discard_as_unraisable("djtrace exporter shutdown");
-          }
-        });
-    return std::shared_ptr<SpanExporter>(exp);
-  }, "export_fn"_a, "shutdown_fn"_a.none());
+  m.def(
+      "callback_exporter",
+      [](nb::object export_fn, nb::object shutdown_fn) {
+        // The callables run on the batch worker thread: take the GIL only around the call.
+        auto keep_export = std::make_shared<nb::object>(std::move(export_fn));
+        auto keep_shutdown = std::make_shared<nb::object>(std::move(shutdown_fn));
+        auto exp = std::make_shared<CallbackExporter>(
+            [keep_export](std::span<const SpanData* const> spans) {
+              if (!Py_IsInitialized() || _Py_IsFinalizing()) return ExportResult::kFailure;
+              nb::gil_scoped_acquire gil;
+              try {
+                nb::list batch;
+                for (const SpanData* s : spans) batch.append(SpanToDict(*s));
+                nb::object r = (*keep_export)(batch);
+                return nb::cast<bool>(r) ? ExportResult::kSuccess : ExportResult::kFailure;
+              } catch (nb::python_error& e) {
+                e.restore();
+                PyErr_WriteUnraisable(nullptr);
+                return ExportResult::kFailure;
+              }
+            },
+            [keep_shutdown] {
+              if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+              nb::gil_scoped_acquire gil;
+              try {
+                if (!keep_shutdown->is_none()) (*keep_shutdown)();
+              } catch (nb::python_error& e) {
+                e.discard_as_unraisable("djtrace exporter shutdown");
+              }
+            });
+        return std::shared_ptr<SpanExporter>(exp);
+      },
+      "export_fn"_a, "shutdown_fn"_a.none());
 
   nb::class_<ConsoleExporter, SpanExporter>(m, "ConsoleExporter")
-      .def("__init__",
-           [](ConsoleExporter* self, nb::object out, bool verbose, bool color) {
-             ConsoleOptions o;
-             o.verbose = verbose;
-             o.color = color;
-             ConsoleExporter::WriteFn write;
-             if (PyLong_Check(out.ptr())) {
-               write = ConsoleExporter::FdWriter(nb::cast<int>(out));
-             } else {
-               // A Python stream (no file descriptor): write under the GIL.
-               auto keep = std::make_shared<nb::object>(std::move(out));
-               write = [keep](const std::string& text) {
-                 if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
-                 nb::gil_scoped_acquire gil;
-                 try {
-                   keep->attr("write")(nb::str(text.data(), text.size()));
-                   keep->attr("flush")();
-                 } catch (nb::python_error& e) {
-                   e.discard_as_unraisable("djtrace console exporter");
-                 }
-               };
-             }
-             new (self) ConsoleExporter(std::move(write), o);
-           },
-           "out"_a, "verbose"_a = false, "color"_a = false);
+      .def(
+          "__init__",
+          [](ConsoleExporter* self, nb::object out, bool verbose, bool color) {
+            ConsoleOptions o;
+            o.verbose = verbose;
+            o.color = color;
+            ConsoleExporter::WriteFn write;
+            if (PyLong_Check(out.ptr())) {
+              write = ConsoleExporter::FdWriter(nb::cast<int>(out));
+            } else {
+              // A Python stream (no file descriptor): write under the GIL.
+              auto keep = std::make_shared<nb::object>(std::move(out));
+              write = [keep](const std::string& text) {
+                if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+                nb::gil_scoped_acquire gil;
+                try {
+                  keep->attr("write")(nb::str(text.data(), text.size()));
+                  keep->attr("flush")();
+                } catch (nb::python_error& e) {
+                  e.discard_as_unraisable("djtrace console exporter");
+                }
+              };
+            }
+            new (self) ConsoleExporter(std::move(write), o);
+          },
+          "out"_a, "verbose"_a = false, "color"_a = false);
   nb::class_<OtlpJsonFileExporter, SpanExporter>(m, "OtlpJsonFileExporter")
       .def(nb::init<std::string>(), "path"_a)
       .def_prop_ro("path", &OtlpJsonFileExporter::path);
@@ -903,8 +897,7 @@ NB_MODULE(_native, m) {
               std::shared_ptr<const Resource> resource, nb::tuple limits) {
              SpanLimits l;
              auto get = [&](size_t i, uint32_t& field) {
-               if (i < limits.size() && !limits[i].is_none())
-                 field = nb::cast<uint32_t>(limits[i]);
+               if (i < limits.size() && !limits[i].is_none()) field = nb::cast<uint32_t>(limits[i]);
              };
              get(0, l.max_attributes);
              get(1, l.max_span_attribute_length);
@@ -960,34 +953,34 @@ NB_MODULE(_native, m) {
   });
 
   nb::class_<NativeTracer>(m, "Tracer")
-      .def("__init__",
-           [](NativeTracer* self, nb::object owner, const std::string& name,
-              const std::string& version, const std::string& schema_url, nb::handle attributes,
-              nb::object py_scope) {
-             new (self) NativeTracer();
-             self->owner = &nb::cast<PyTracerCore&>(owner);
-             self->owner_obj = std::move(owner);
-             auto scope = std::make_shared<InstrumentationScope>();
-             scope->name = name;
-             scope->version = version;
-             scope->schema_url = schema_url;
-             ToAttributes(attributes, scope->attributes);
-             self->scope = std::move(scope);
-             self->py_scope = std::move(py_scope);
-           },
-           "core"_a, "name"_a, "version"_a, "schema_url"_a, "attributes"_a.none(),
-           "py_scope"_a.none())
+      .def(
+          "__init__",
+          [](NativeTracer* self, nb::object owner, const std::string& name,
+             const std::string& version, const std::string& schema_url, nb::handle attributes,
+             nb::object py_scope) {
+            new (self) NativeTracer();
+            self->owner = &nb::cast<PyTracerCore&>(owner);
+            self->owner_obj = std::move(owner);
+            auto scope = std::make_shared<InstrumentationScope>();
+            scope->name = name;
+            scope->version = version;
+            scope->schema_url = schema_url;
+            ToAttributes(attributes, scope->attributes);
+            self->scope = std::move(scope);
+            self->py_scope = std::move(py_scope);
+          },
+          "core"_a, "name"_a, "version"_a, "schema_url"_a, "attributes"_a.none(),
+          "py_scope"_a.none())
       .def_prop_ro("instrumentation_scope", [](NativeTracer& t) { return t.py_scope; })
       .def(
           "start_span",
           [](nb::handle self_h, nb::handle name, nb::handle context, nb::handle kind,
-             nb::handle attributes, nb::handle links, nb::handle start_time,
-             bool record_exception, bool set_status_on_exception) -> nb::object {
+             nb::handle attributes, nb::handle links, nb::handle start_time, bool record_exception,
+             bool set_status_on_exception) -> nb::object {
             NativeTracer& t = nb::cast<NativeTracer&>(self_h);
             if (t.owner->py_start_span.is_valid())
               return t.owner->py_start_span(self_h, name, context, kind, attributes, links,
-                                            start_time, record_exception,
-                                            set_status_on_exception);
+                                            start_time, record_exception, set_status_on_exception);
             nb::object parent = SpanInContext(context);
             return NewSpan(t, name, KindToOtlp(kind), parent, attributes, links, start_time,
                            Flags(false, true, record_exception, set_status_on_exception),
@@ -1000,9 +993,8 @@ NB_MODULE(_native, m) {
       .def(
           "start_as_current_span",
           [](nb::handle self_h, nb::handle name, nb::handle context, nb::handle kind,
-             nb::handle attributes, nb::handle links, nb::handle start_time,
-             bool record_exception, bool set_status_on_exception,
-             bool end_on_exit) -> nb::object {
+             nb::handle attributes, nb::handle links, nb::handle start_time, bool record_exception,
+             bool set_status_on_exception, bool end_on_exit) -> nb::object {
             NativeTracer& t = nb::cast<NativeTracer&>(self_h);
             if (t.owner->py_start_current.is_valid())
               return t.owner->py_start_current(self_h, name, context, kind, attributes, links,
@@ -1029,9 +1021,9 @@ NB_MODULE(_native, m) {
       // A span whose sampling decision was taken by a sampler written in Python.
       .def(
           "_start_span_decided",
-          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind,
-             nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
-             nb::handle trace_id, int decision, nb::handle trace_state) {
+          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind, nb::handle attributes,
+             nb::handle links, nb::handle start_time, int flags, nb::handle trace_id, int decision,
+             nb::handle trace_state) {
             StartOptions o;
             o.decision = static_cast<SamplingDecision>(decision);
             if (PyUnicode_Check(trace_state.ptr()))
@@ -1046,8 +1038,8 @@ NB_MODULE(_native, m) {
           "trace_state"_a.none())
       .def(
           "_start_span_native",
-          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind,
-             nb::handle attributes, nb::handle links, nb::handle start_time, int flags) {
+          [](NativeTracer& t, nb::handle name, nb::handle parent, int kind, nb::handle attributes,
+             nb::handle links, nb::handle start_time, int flags) {
             return NewSpan(t, name, kind, parent, attributes, links, start_time, flags,
                            StartOptions());
           },
@@ -1102,7 +1094,7 @@ NB_MODULE(_native, m) {
             if (!self.span.is_recording() || context.is_none()) return;
             SpanContextData c;
             if (!(PyTuple_CheckExact(context.ptr()) ? ContextFromTuple(context, c)
-                                               : SpanContextFromPy(context, c)))
+                                                    : SpanContextFromPy(context, c)))
               return;
             Attributes attrs;
             ToAttributes(attributes, attrs);
@@ -1183,9 +1175,9 @@ NB_MODULE(_native, m) {
            [](SpanScope& self) {
              if (!self.span.is_valid()) {
                nb::object parent = SpanInContext(self.context);
-               self.span = NewSpan(nb::cast<NativeTracer&>(self.tracer_obj), self.name,
-                                   self.kind, parent, self.attributes, self.links,
-                                   self.start_time, self.flags, StartOptions());
+               self.span = NewSpan(nb::cast<NativeTracer&>(self.tracer_obj), self.name, self.kind,
+                                   parent, self.attributes, self.links, self.start_time, self.flags,
+                                   StartOptions());
              }
              return SpanEnter(self.span);
            })
@@ -1205,8 +1197,9 @@ NB_MODULE(_native, m) {
         return obj;
       });
 
-  m.def("current_span", [](nb::handle context) { return SpanInContext(context); },
-        "context"_a.none() = nb::none());
+  m.def(
+      "current_span", [](nb::handle context) { return SpanInContext(context); },
+      "context"_a.none() = nb::none());
 
   // ----- ids and W3C helpers
   m.def("new_trace_id", [] {
@@ -1220,8 +1213,7 @@ NB_MODULE(_native, m) {
   m.def("parse_traceparent", [](std::string_view header) -> nb::object {
     Traceparent tp;
     if (!ParseTraceparent(header, tp)) return nb::none();
-    return nb::make_tuple(IdToInt(tp.trace_id.data(), 16), IdToInt(tp.span_id.data(), 8),
-                          tp.flags);
+    return nb::make_tuple(IdToInt(tp.trace_id.data(), 16), IdToInt(tp.span_id.data(), 8), tp.flags);
   });
   m.def("normalize_tracestate", [](std::string_view header) -> nb::object {
     std::string out;

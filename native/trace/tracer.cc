@@ -13,7 +13,8 @@ TracerCore::TracerCore(std::shared_ptr<const Sampler> sampler,
       resource_(std::move(resource)),
       limits_(limits),
       processor_(std::make_shared<MultiSpanProcessor>()) {
-  if (!sampler_) sampler_ = std::make_shared<ParentBasedSampler>(std::make_shared<AlwaysOnSampler>());
+  if (!sampler_)
+    sampler_ = std::make_shared<ParentBasedSampler>(std::make_shared<AlwaysOnSampler>());
   if (!resource_) resource_ = std::make_shared<Resource>();
 }
 
