@@ -589,6 +589,19 @@ void RecordError(LiveSpan& span, PyObject* type, PyObject* value) {
 // ---------------------------------------------------------------------------------------------
 // Findings as Python dicts
 
+// filepath, lineno and function of a finding's call site (None when unknown).
+void PutCallSite(nb::dict& d, const CallSite& site) {
+  if (site.known()) {
+    d["filepath"] = nb::str(site.code->filepath.data(), site.code->filepath.size());
+    d["lineno"] = site.lineno;
+    d["function"] = nb::str(site.code->function.data(), site.code->function.size());
+  } else {
+    d["filepath"] = nb::none();
+    d["lineno"] = nb::none();
+    d["function"] = nb::none();
+  }
+}
+
 nb::dict FindingDict(const QueryGroup& g, const DbConnInfo* info) {
   nb::dict d;
   d["kind"] = "n_plus_one";
@@ -598,15 +611,7 @@ nb::dict FindingDict(const QueryGroup& g, const DbConnInfo* info) {
   d["fingerprint"] = nb::str(fp.data(), fp.size());
   d["count"] = g.count;
   d["duration_ms"] = static_cast<double>(g.total_duration_ns) / 1e6;
-  if (g.site.known()) {
-    d["filepath"] = nb::str(g.site.code->filepath.data(), g.site.code->filepath.size());
-    d["lineno"] = g.site.lineno;
-    d["function"] = nb::str(g.site.code->function.data(), g.site.code->function.size());
-  } else {
-    d["filepath"] = nb::none();
-    d["lineno"] = nb::none();
-    d["function"] = nb::none();
-  }
+  PutCallSite(d, g.site);
   d["relation"] = g.relation.empty() ? nb::object(nb::none())
                                      : nb::object(nb::str(g.relation.data(), g.relation.size()));
   if (info) {
@@ -1047,15 +1052,7 @@ nb::dict TaskSendDict(const analysis::TaskSendGroup& g) {
   d["kind"] = "repeated_task_send";
   d["task_name"] = nb::str(g.task_name.data(), g.task_name.size());
   d["count"] = g.count;
-  if (g.site.known()) {
-    d["filepath"] = nb::str(g.site.code->filepath.data(), g.site.code->filepath.size());
-    d["lineno"] = g.site.lineno;
-    d["function"] = nb::str(g.site.code->function.data(), g.site.code->function.size());
-  } else {
-    d["filepath"] = nb::none();
-    d["lineno"] = nb::none();
-    d["function"] = nb::none();
-  }
+  PutCallSite(d, g.site);
   return d;
 }
 

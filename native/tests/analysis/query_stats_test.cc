@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sql/obfuscator.h"
+#include "attributes_util.h"
 
 namespace djtrace::analysis {
 namespace {
@@ -18,23 +19,9 @@ SqlPtr Sql(std::string_view text, sql::Dialect d = sql::Dialect::kPostgres) {
   return std::make_shared<const sql::ObfuscatedSql>(sql::Obfuscate(text, d));
 }
 
-const Attribute* Find(const Attributes& attrs, std::string_view key) {
-  for (const auto& a : attrs)
-    if (a.key == key) return &a;
-  return nullptr;
-}
-
-int64_t IntAttr(const Attributes& attrs, std::string_view key) {
-  const Attribute* a = Find(attrs, key);
-  EXPECT_NE(a, nullptr) << key;
-  return a ? std::get<int64_t>(a->value) : -1;
-}
-
-std::string StrAttr(const Attributes& attrs, std::string_view key) {
-  const Attribute* a = Find(attrs, key);
-  EXPECT_NE(a, nullptr) << key;
-  return a ? std::get<std::string>(a->value) : "";
-}
+using testing::Find;
+using testing::IntAttr;
+using testing::StrAttr;
 
 // Records one execution of `sql` from `site` taking `ms` milliseconds.
 struct Recorder {

@@ -5,27 +5,14 @@
 #include <vector>
 
 #include "analysis/query_stats.h"
+#include "attributes_util.h"
 
 namespace djtrace::analysis {
 namespace {
 
-const Attribute* Find(const Attributes& attrs, std::string_view key) {
-  for (const auto& a : attrs)
-    if (a.key == key) return &a;
-  return nullptr;
-}
-
-int64_t IntAttr(const Attributes& attrs, std::string_view key) {
-  const Attribute* a = Find(attrs, key);
-  EXPECT_NE(a, nullptr) << key;
-  return a ? std::get<int64_t>(a->value) : -1;
-}
-
-std::string StrAttr(const Attributes& attrs, std::string_view key) {
-  const Attribute* a = Find(attrs, key);
-  EXPECT_NE(a, nullptr) << key;
-  return a ? std::get<std::string>(a->value) : "";
-}
+using testing::Find;
+using testing::IntAttr;
+using testing::StrAttr;
 
 std::vector<const Event*> EventsNamed(const SpanData& span, std::string_view name) {
   std::vector<const Event*> out;
