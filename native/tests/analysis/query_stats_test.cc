@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "sql/obfuscator.h"
 #include "attributes_util.h"
+#include "sql/obfuscator.h"
 
 namespace djtrace::analysis {
 namespace {
