@@ -41,9 +41,10 @@ def test_layers_nest_under_the_official_sdk_provider():
     assert lines == ["render web/page.html page GET page/", "True", "1"]
 
 
-def test_a_sampled_out_request_starts_no_layer_spans():
+def test_a_sampled_out_request_starts_no_layer_spans(tmp_path):
     # At 10% sampling nine requests in ten are not recorded: middleware, view, template and
-    # cache wrappers pass straight through, and queries are dropped before any SQL work.
+    # cache wrappers pass straight through, and queries are dropped before any SQL work. (A
+    # database of its own: the PostgreSQL pass's test database exists only in its session.)
     result = run_django("""
         from opentelemetry import trace
         from djtrace.sdk.trace import TracerProvider
@@ -74,7 +75,7 @@ def test_a_sampled_out_request_starts_no_layer_spans():
             out.append((len(memory.get_finished_spans()), c["spans_started"],
                         c["spans_sampled_out"]))
         print(out)
-    """)
+    """, env={"DJTRACE_TEST_DB": "sqlite", "DJTRACE_TEST_SQLITE": str(tmp_path / "db.sqlite3")})
     assert result.returncode == 0, result.stderr
     (off_spans, off_started, off_dropped), (on_spans, on_started, on_dropped) = eval(
         result.stdout.strip())
