@@ -319,3 +319,31 @@ def test_checks_run_through_manage_py_check():
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "djtrace.W001" in result.stderr + result.stdout
+
+
+def test_libraries_are_instrumented_when_the_application_imports_them():
+    # Celery, redis-py and the HTTP clients are not imported for the application: a project
+    # that has them installed but does not use them does not carry them in memory.
+    result = run_django("""
+        import sys
+        import django
+        django.setup()
+        print(sorted(m for m in ("celery", "kombu", "redis", "httpx")
+                     if m in sys.modules))
+        import redis
+        import requests
+        from celery.app.amqp import AMQP
+        from kombu.transport import redis as kombu_redis
+        print(hasattr(redis.client.Redis.execute_command, "__djtrace_wrapped__"),
+              getattr(requests.sessions.Session.send, "_djtrace_http", False),
+              hasattr(AMQP._create_task_sender, "__djtrace_wrapped__"),
+              hasattr(kombu_redis.Channel._get_pool, "__djtrace_wrapped__"))
+        from djtrace.integrations import _imports
+        print(_imports.pending())
+    """)
+    assert result.returncode == 0, result.stderr
+    before, after, pending = result.stdout.strip().splitlines()
+    assert before == "[]"
+    assert after == "True True True True"
+    waiting = eval(pending)  # a printed list of module names
+    assert "redis" not in waiting and "celery" not in waiting and "httpx" in waiting

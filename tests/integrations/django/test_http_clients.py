@@ -251,4 +251,6 @@ def test_official_instrumentation_installed_first_is_left_alone():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "{'requests': False, 'urllib3': True, 'httpx': True}"
+    # requests and urllib3 are imported (the official instrumentation imported them); httpx
+    # is not: its integration waits for the application to import it.
+    assert result.stdout.strip() == "{'requests': False, 'urllib3': True, 'httpx': None}"

@@ -142,16 +142,25 @@ def setup() -> bool:
     companions = []
     for name in _COMPANIONS:
         try:
-            companions.append(importlib.import_module(f"djtrace.integrations.{name}"))
+            companions.append((name, importlib.import_module(f"djtrace.integrations.{name}")))
         except Exception:  # noqa: BLE001
             _report_internal_error(f"import djtrace.integrations.{name}")
     configure_sdk()
     from djtrace.integrations.django import checks  # noqa: F401 - registers the checks
 
     ok = install()
-    for module in companions:
+    from djtrace.integrations._imports import when_imported
+
+    for name, module in companions:
         try:
-            module.install()
+            if name == "redis":
+                # Installed once the application imports the library: a project that has Celery
+                # or redis-py installed but never uses them does not load them for us.
+                module.install_when_imported()
+            elif name == "celery":
+                when_imported(name, module.install)
+            else:
+                module.install()
         except Exception:  # noqa: BLE001
             _report_internal_error(f"{module.__name__}.install")
     return ok

@@ -17,9 +17,13 @@ CLIENTS = ("requests", "urllib3", "httpx")
 
 def install(disabled: Iterable[str] = ()) -> dict[str, bool]:
     """Installs each client integration not named in `disabled` (names as in
-    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS); returns which are active."""
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS), at once for a library already imported, otherwise
+    when the application imports it. Returns, by name: True installed, False not (disabled,
+    absent, or another instrumentation got there first), None waiting for the import."""
     from djtrace.integrations.http import httpx_client, requests_client, urllib3_client
     from djtrace.sdk.trace import _report_internal_error
+
+    from djtrace.integrations._imports import when_imported
 
     skip = {d.strip().lower() for d in disabled}
     result = {}
@@ -29,7 +33,8 @@ def install(disabled: Iterable[str] = ()) -> dict[str, bool]:
             result[name] = False
             continue
         try:
-            result[name] = module.install()
+            # Now if the application imported the library already, else when it does.
+            result[name] = when_imported(name, module.install)
         except Exception:  # noqa: BLE001
             _report_internal_error(f"http install {name}")
             result[name] = False

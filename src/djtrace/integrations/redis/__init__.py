@@ -28,6 +28,7 @@ commands appear beneath the cache span that is current when they run.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from typing import Any
 
@@ -300,26 +301,38 @@ def _patch(owner: Any, attribute: str, wrapper: Any) -> None:
     _patched.append((owner, attribute, original))
 
 
+# Celery's Redis internals, by module: their pools are marked so that their commands are not
+# traced.
+_CELERY_INTERNALS = (("kombu.transport.redis", ("Channel", "SentinelChannel")),
+                     ("celery.backends.redis", ("RedisBackend", "SentinelBackend")))
+
+
+def _mark_pools(module_name: str, class_names: tuple) -> None:
+    module = sys.modules.get(module_name)
+    for name in class_names:
+        cls = getattr(module, name, None)
+        if cls is not None:
+            _patch(cls, "_get_pool", _wrap_pool_factory)
+
+
 def _patch_celery_internals() -> None:
-    """Marks the pools of kombu's Redis channels and Celery's Redis result backends."""
-    try:
-        from kombu.transport import redis as kombu_redis
-    except ImportError:
-        kombu_redis = None
-    if kombu_redis is not None:
-        for cls in (getattr(kombu_redis, "Channel", None),
-                    getattr(kombu_redis, "SentinelChannel", None)):
-            if cls is not None:
-                _patch(cls, "_get_pool", _wrap_pool_factory)
-    try:
-        from celery.backends import redis as celery_redis
-    except ImportError:
-        celery_redis = None
-    if celery_redis is not None:
-        for cls in (getattr(celery_redis, "RedisBackend", None),
-                    getattr(celery_redis, "SentinelBackend", None)):
-            if cls is not None:
-                _patch(cls, "_get_pool", _wrap_pool_factory)
+    """Marks the pools of kombu's Redis channels and Celery's Redis result backends, now for
+    the modules already imported and otherwise when they are."""
+    from djtrace.integrations._imports import when_imported
+
+    for module_name, class_names in _CELERY_INTERNALS:
+        when_imported(module_name,
+                      lambda m=module_name, c=class_names: _mark_pools(m, c))
+
+
+def install_when_imported() -> None:
+    """install() once the application imports redis-py (at once if it has). Celery's modules
+    are watched first: kombu imports redis-py from inside its own import, when its classes do
+    not exist yet."""
+    from djtrace.integrations._imports import when_imported
+
+    _patch_celery_internals()
+    when_imported("redis", install)
 
 
 def install() -> bool:
