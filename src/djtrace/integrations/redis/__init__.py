@@ -190,7 +190,8 @@ def _batch_span(pipeline: Any) -> Any:
         transaction = getattr(pipeline, "is_transaction", None)
         if transaction is None:
             transaction = getattr(pipeline, "transaction", False)
-        transaction = (transaction is True) or getattr(pipeline, "explicit_transaction", False) is True
+        transaction = (transaction is True
+                       or getattr(pipeline, "explicit_transaction", False) is True)
         prefix = "MULTI" if transaction else "PIPELINE"
         names = []
         texts = []
