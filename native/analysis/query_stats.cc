@@ -9,58 +9,6 @@ namespace djtrace::analysis {
 
 namespace {
 
-// The analysis library links the SQL library only, not the span store, so the few rules of
-// trace/recording.cc that the root span needs are restated here, with the same behaviour as the
-// official SDK: a repeated key replaces its value and moves to the end, a full table evicts its
-// oldest entry, strings are cut to the length limit in code points.
-void Truncate(std::string& s, uint32_t limit) {
-  if (limit == SpanLimits::kUnlimited || s.size() <= limit) return;
-  uint32_t chars = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if ((static_cast<uint8_t>(s[i]) & 0xC0) != 0x80) {
-      if (chars == limit) {
-        s.resize(i);
-        return;
-      }
-      ++chars;
-    }
-  }
-}
-
-void Put(Attributes& attrs, uint32_t& dropped, std::string_view key, AttrValue value,
-         uint32_t max_count, uint32_t max_length) {
-  if (max_count == 0) {
-    ++dropped;
-    return;
-  }
-  if (auto* s = std::get_if<std::string>(&value)) Truncate(*s, max_length);
-  for (size_t i = 0; i < attrs.size(); ++i) {
-    if (attrs[i].key == key) {
-      Attribute moved{std::move(attrs[i].key), std::move(value)};
-      attrs.erase(attrs.begin() + static_cast<std::ptrdiff_t>(i));
-      attrs.push_back(std::move(moved));
-      return;
-    }
-  }
-  if (attrs.size() >= max_count) {
-    attrs.erase(attrs.begin());
-    ++dropped;
-  }
-  attrs.push_back(Attribute{std::string(key), std::move(value)});
-}
-
-void PutEvent(SpanData& span, Event event, const SpanLimits& limits) {
-  if (limits.max_events == 0) {
-    ++span.dropped_events_count;
-    return;
-  }
-  if (span.events.size() >= limits.max_events) {
-    span.events.erase(span.events.begin());
-    ++span.dropped_events_count;
-  }
-  span.events.push_back(std::move(event));
-}
-
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 size_t NextPowerOfTwo(size_t n) {
@@ -71,12 +19,12 @@ size_t NextPowerOfTwo(size_t n) {
 
 void AddCallSite(Event& e, const CallSite& site, const SpanLimits& limits) {
   if (!site.known()) return;
-  Put(e.attributes, e.dropped_attributes_count, "code.filepath", site.code->filepath,
-      limits.max_event_attributes, limits.max_attribute_length);
-  Put(e.attributes, e.dropped_attributes_count, "code.lineno", int64_t{site.lineno},
-      limits.max_event_attributes, limits.max_attribute_length);
-  Put(e.attributes, e.dropped_attributes_count, "code.function", site.code->function,
-      limits.max_event_attributes, limits.max_attribute_length);
+  SetAttribute(e.attributes, e.dropped_attributes_count, "code.filepath", site.code->filepath,
+               limits.max_event_attributes, limits.max_attribute_length);
+  SetAttribute(e.attributes, e.dropped_attributes_count, "code.lineno", int64_t{site.lineno},
+               limits.max_event_attributes, limits.max_attribute_length);
+  SetAttribute(e.attributes, e.dropped_attributes_count, "code.function", site.code->function,
+               limits.max_event_attributes, limits.max_attribute_length);
 }
 
 }  // namespace
@@ -295,7 +243,7 @@ TaskSendGroup* QueryStats::FindOrAddTaskSend(uint64_t key, std::string_view task
     TaskSendGroup g;
     g.key = key;
     g.task_name.assign(task_name);
-    Truncate(g.task_name, kMaxTaskNameChars);
+    TruncateUtf8(g.task_name, kMaxTaskNameChars);
     g.site = site;
     return &task_sends_.emplace_back(std::move(g));
   } catch (...) {
@@ -368,7 +316,8 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
     const uint32_t max_attrs = limits_.max_attributes;
     const uint32_t max_len = limits_.max_span_attribute_length;
     auto put = [&](std::string_view key, AttrValue v) {
-      Put(root.attributes, root.dropped_attributes_count, key, std::move(v), max_attrs, max_len);
+      SetAttribute(root.attributes, root.dropped_attributes_count, key, std::move(v), max_attrs,
+                   max_len);
     };
     put(kQueryCount, static_cast<int64_t>(summary_.query_count));
     put(kDurationMs, Ms(summary_.total_duration_ns));
@@ -393,7 +342,8 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       e.time_unix_nano =
           g.flagged_at_unix_nano > 1 ? g.flagged_at_unix_nano : root.end_time_unix_nano;
       auto ev = [&](std::string_view key, AttrValue v) {
-        Put(e.attributes, e.dropped_attributes_count, key, std::move(v), max_ev_attrs, max_ev_len);
+        SetAttribute(e.attributes, e.dropped_attributes_count, key, std::move(v), max_ev_attrs,
+                     max_ev_len);
       };
       ev("db.query.text", g.sql->text);
       ev("db.query.summary", g.sql->summary);
@@ -402,7 +352,7 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       ev("djtrace.n_plus_one.duration_ms", Ms(g.total_duration_ns));
       AddCallSite(e, g.site, limits_);
       if (!g.relation.empty()) ev("djtrace.orm.relation", g.relation);
-      PutEvent(root, std::move(e), limits_);
+      AddEvent(root, std::move(e), limits_);
     }
     reported = 0;
     for (uint32_t pos : repeated_cache_) {
@@ -411,20 +361,20 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       Event e;
       e.name = std::string(kRepeatedCacheGetEvent);
       e.time_unix_nano = root.end_time_unix_nano;
-      Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.get_count",
-          static_cast<int64_t>(k.gets), max_ev_attrs, max_ev_len);
-      Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.hit_count",
-          static_cast<int64_t>(k.hits), max_ev_attrs, max_ev_len);
-      Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.key_hash",
-          FingerprintHex(k.key_hash), max_ev_attrs, max_ev_len);
+      SetAttribute(e.attributes, e.dropped_attributes_count, "djtrace.cache.get_count",
+                   static_cast<int64_t>(k.gets), max_ev_attrs, max_ev_len);
+      SetAttribute(e.attributes, e.dropped_attributes_count, "djtrace.cache.hit_count",
+                   static_cast<int64_t>(k.hits), max_ev_attrs, max_ev_len);
+      SetAttribute(e.attributes, e.dropped_attributes_count, "djtrace.cache.key_hash",
+                   FingerprintHex(k.key_hash), max_ev_attrs, max_ev_len);
       if (!k.alias.empty())
-        Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.alias", k.alias, max_ev_attrs,
-            max_ev_len);
+        SetAttribute(e.attributes, e.dropped_attributes_count, "djtrace.cache.alias", k.alias,
+                     max_ev_attrs, max_ev_len);
       if (!k.key_text.empty())
-        Put(e.attributes, e.dropped_attributes_count, "djtrace.cache.key", k.key_text, max_ev_attrs,
-            max_ev_len);
+        SetAttribute(e.attributes, e.dropped_attributes_count, "djtrace.cache.key", k.key_text,
+                     max_ev_attrs, max_ev_len);
       AddCallSite(e, k.site, limits_);
-      PutEvent(root, std::move(e), limits_);
+      AddEvent(root, std::move(e), limits_);
     }
     reported = 0;
     for (uint32_t pos : repeated_sends_) {
@@ -434,12 +384,12 @@ void QueryStats::OnRootEnd(SpanData& root) noexcept {
       e.name = std::string(kRepeatedTaskSendEvent);
       e.time_unix_nano =
           g.flagged_at_unix_nano > 1 ? g.flagged_at_unix_nano : root.end_time_unix_nano;
-      Put(e.attributes, e.dropped_attributes_count, kTaskName, g.task_name, max_ev_attrs,
-          max_ev_len);
-      Put(e.attributes, e.dropped_attributes_count, kRepeatedTaskSendCount,
-          static_cast<int64_t>(g.count), max_ev_attrs, max_ev_len);
+      SetAttribute(e.attributes, e.dropped_attributes_count, kTaskName, g.task_name, max_ev_attrs,
+                   max_ev_len);
+      SetAttribute(e.attributes, e.dropped_attributes_count, kRepeatedTaskSendCount,
+                   static_cast<int64_t>(g.count), max_ev_attrs, max_ev_len);
       AddCallSite(e, g.site, limits_);
-      PutEvent(root, std::move(e), limits_);
+      AddEvent(root, std::move(e), limits_);
     }
   } catch (...) {
     // Out of memory while building attributes: the root keeps what it has.
