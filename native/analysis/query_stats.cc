@@ -214,6 +214,13 @@ CacheKeyStats* QueryStats::FindOrAddCacheKey(uint64_t key_hash, const CallSite& 
   }
 }
 
+bool QueryStats::KnowsCacheKey(uint64_t key_hash) const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& k : cache_keys_)
+    if (k.key_hash == key_hash) return true;
+  return false;
+}
+
 bool QueryStats::RecordCacheGet(uint64_t key_hash, bool hit, const CallSite& site,
                                 std::string_view alias, std::string_view key_text) noexcept {
   std::lock_guard<std::mutex> lock(mu_);

@@ -163,6 +163,10 @@ class QueryStats final : public LocalRootState {
   bool RecordTaskSend(std::string_view task_name, const CallSite& site, uint64_t now_unix_nano = 0,
                       TaskSendGroup* crossed = nullptr) noexcept;
 
+  // True when this root has read the key already (its call site is then known): callers skip
+  // the frame walk for repeated reads.
+  bool KnowsCacheKey(uint64_t key_hash) const noexcept;
+
   QueryStatsSummary Summary() const noexcept;
   // The groups that are N+1s, in the order they became one.
   std::vector<QueryGroup> NPlusOneGroups() const;

@@ -1255,10 +1255,10 @@ void BindDb(nb::module_& m) {
         append(version);
         text.push_back('\0');
         append(key);
-        CallSite site;
-        if (g_db.query_source) FindCallSite(site);
-        return stats->RecordCacheGet(sql::HashBytes(text, 0x6b6579), hit, site, View(alias.ptr()),
-                                     View(key_text.ptr()));
+        const uint64_t key_hash = sql::HashBytes(text, 0x6b6579);
+        CallSite site;  // kept from the first read only: no walk for the repeats
+        if (g_db.query_source && !stats->KnowsCacheKey(key_hash)) FindCallSite(site);
+        return stats->RecordCacheGet(key_hash, hit, site, View(alias.ptr()), View(key_text.ptr()));
       },
       "alias"_a.none(), "key"_a.none(), "version"_a.none(), "hit"_a,
       "key_text"_a.none() = nb::none(),

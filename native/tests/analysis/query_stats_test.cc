@@ -354,6 +354,8 @@ TEST_F(QueryStatsTest, RepeatedCacheGets) {
   EXPECT_FALSE(stats.RecordCacheGet(11, false, loop_site_));
   EXPECT_FALSE(stats.RecordCacheGet(11, true, other_site_));
   EXPECT_FALSE(stats.RecordCacheGet(12, true, loop_site_));
+  EXPECT_TRUE(stats.KnowsCacheKey(11));
+  EXPECT_FALSE(stats.KnowsCacheKey(13));
   EXPECT_TRUE(stats.RecordCacheGet(11, true, other_site_));
   EXPECT_FALSE(stats.RecordCacheGet(11, true, other_site_));
   QueryStatsSummary s = stats.Summary();
