@@ -39,18 +39,30 @@ def _span_name(template_name: Any) -> str:
     return name
 
 
-def _render_wrapper(orig: Any) -> Any:
+def _off() -> bool:
+    """True when templates get no span: a request that is not recorded (sampled out),
+    suppressed instrumentation, or template_spans off."""
+    rs = REQUEST.get()
+    return ((rs is not None and not rs.recording) or SUPPRESSED.get()
+            or not dj_settings.get().template_spans)
+
+
+def _django_wrapper(orig: Any, name_of: Any) -> Any:
+    """Template.render or ExtendsNode.render in a span `render <name_of(self, context)>`."""
+
     @functools.wraps(orig)
     def render(self, context):
-        rs = REQUEST.get()
-        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
-                or not dj_settings.get().template_spans):
+        if _off():
             return orig(self, context)
-        return _traced_call(_state.tracer(), _span_name(self.name), _ATTRS_DJANGO, 0, orig,
-                            self, context)
+        return _traced_call(_state.tracer(), _span_name(name_of(self, context)), _ATTRS_DJANGO,
+                            0, orig, self, context)
 
     render.__wrapped__ = orig
     return render
+
+
+def _own_name(template: Any, context: Any) -> Any:
+    return template.name
 
 
 def _parent_name(node: Any, context: Any) -> Any:
@@ -77,26 +89,12 @@ def _parent_name(node: Any, context: Any) -> Any:
     return name
 
 
-def _extends_wrapper(orig: Any) -> Any:
-    @functools.wraps(orig)
-    def render(self, context):
-        rs = REQUEST.get()
-        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
-                or not dj_settings.get().template_spans):
-            return orig(self, context)
-        return _traced_call(_state.tracer(), _span_name(_parent_name(self, context)),
-                            _ATTRS_DJANGO, 0, orig, self, context)
-
-    render.__wrapped__ = orig
-    return render
-
-
 def _traced_jinja_root(root: Any, template_name: Any) -> Any:
     name = _span_name(template_name)
     if inspect.isasyncgenfunction(root):
 
         async def traced_async(context):
-            if SUPPRESSED.get() or not dj_settings.get().template_spans:
+            if _off():
                 async for event in root(context):
                     yield event
                 return
@@ -108,7 +106,7 @@ def _traced_jinja_root(root: Any, template_name: Any) -> Any:
         return traced_async
 
     def traced(context):
-        if SUPPRESSED.get() or not dj_settings.get().template_spans:
+        if _off():
             yield from root(context)
             return
         # Jinja consumes these generators nested and in order (an include or a parent is
@@ -131,9 +129,10 @@ def install() -> None:
     from django.template import base, loader_tags
 
     _originals["render"] = base.Template.render
-    base.Template.render = _render_wrapper(base.Template.render)
+    base.Template.render = _django_wrapper(base.Template.render, _own_name)
     _originals["extends"] = loader_tags.ExtendsNode.render
-    loader_tags.ExtendsNode.render = _extends_wrapper(loader_tags.ExtendsNode.render)
+    loader_tags.ExtendsNode.render = _django_wrapper(loader_tags.ExtendsNode.render,
+                                                      _parent_name)
 
 
 def install_jinja2() -> bool:
