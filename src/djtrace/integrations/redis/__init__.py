@@ -180,7 +180,7 @@ def _command_span(client: Any, args: tuple) -> Any:
         return None
 
 
-def _batch_span(pipeline: Any) -> Any:
+def _batch_span(pipeline: Any, _args: tuple = ()) -> Any:
     try:
         stack = pipeline.command_stack
         if not stack:
@@ -216,72 +216,54 @@ def _batch_span(pipeline: Any) -> Any:
         return None
 
 
-def _wrap_command(original: Any) -> Any:
-    @functools.wraps(original)
-    def execute_command(self, *args, **options):
-        span = _command_span(self, args)
-        if span is None:
-            return original(self, *args, **options)
-        try:
-            result = original(self, *args, **options)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        span.end()
-        return result
+def _traced(span_of: Any) -> Any:
+    """A wrapper factory: the method inside the span `span_of(self, args)` (None: untraced)."""
 
-    return execute_command
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        def call(self, *args, **kwargs):
+            span = span_of(self, args)
+            if span is None:
+                return original(self, *args, **kwargs)
+            try:
+                result = original(self, *args, **kwargs)
+            except BaseException as exc:
+                _fail(span, exc)
+                raise
+            span.end()
+            return result
 
+        return call
 
-def _wrap_execute(original: Any) -> Any:
-    @functools.wraps(original)
-    def execute(self, *args, **kwargs):
-        span = _batch_span(self)
-        if span is None:
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        span.end()
-        return result
-
-    return execute
+    return wrap
 
 
-def _wrap_async_command(original: Any) -> Any:
-    @functools.wraps(original)
-    async def execute_command(self, *args, **options):
-        span = _command_span(self, args)
-        if span is None:
-            return await original(self, *args, **options)
-        try:
-            result = await original(self, *args, **options)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        span.end()
-        return result
+def _traced_async(span_of: Any) -> Any:
+    """The same for coroutine methods (redis.asyncio)."""
 
-    return execute_command
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        async def call(self, *args, **kwargs):
+            span = span_of(self, args)
+            if span is None:
+                return await original(self, *args, **kwargs)
+            try:
+                result = await original(self, *args, **kwargs)
+            except BaseException as exc:
+                _fail(span, exc)
+                raise
+            span.end()
+            return result
+
+        return call
+
+    return wrap
 
 
-def _wrap_async_execute(original: Any) -> Any:
-    @functools.wraps(original)
-    async def execute(self, *args, **kwargs):
-        span = _batch_span(self)
-        if span is None:
-            return await original(self, *args, **kwargs)
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        span.end()
-        return result
-
-    return execute
+_wrap_command = _traced(_command_span)
+_wrap_execute = _traced(_batch_span)
+_wrap_async_command = _traced_async(_command_span)
+_wrap_async_execute = _traced_async(_batch_span)
 
 
 def _wrap_pool_factory(original: Any) -> Any:
