@@ -166,9 +166,9 @@ class Session:
         self.results: dict = {}
         self.sinks: dict[str, Sink] = {}
         self.configs = list(stacks.CONFIGS)
-        self.app_path = os.path.join(BENCH, "app")
-        self.settings = "benchapp.settings"
-        self.target = "bench/app (benchmark app)"
+        self.app_path = os.path.join(ROOT, "examples", "order_service")
+        self.settings = ""
+        self.target = ""
 
     def env_of(self, config: str, db: str = "djtrace_bench", endpoint: str | None = None,
                app_path: str | None = None, settings: str | None = None) -> dict:
@@ -192,10 +192,9 @@ class Session:
         return env
 
     # ------------------------------------------------------------------------------- target
-    def prepare(self, target: str, app_path: str, settings: str, db: str) -> dict:
+    def prepare(self, app_path: str, settings: str, db: str) -> dict:
         env = self.env_of("untraced", db=db, endpoint="http://127.0.0.1:9", app_path=app_path,
                           settings=settings)
-        env["BENCH_TARGET"] = target
         out = subprocess.run([sys.executable, "-m", "harness.prepare"], env=env,
                              capture_output=True, text=True, timeout=600, cwd=app_path)
         try:
@@ -204,48 +203,23 @@ class Session:
             return {"error": (out.stderr.strip() or "no output")[-500:]}
 
     def choose_target(self) -> None:
-        example = os.path.join(ROOT, "examples", "order_service")
-        spec = None
-        if self.args.app == "bench":
-            self.notes.append("The HTTP workloads ran on the benchmark app (--app bench).")
-        elif os.path.isdir(example):
-            manage = None
-            for dirpath, dirnames, filenames in os.walk(example):
-                dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
-                if "manage.py" in filenames:
-                    manage = os.path.join(dirpath, "manage.py")
-                    break
-            settings = None
-            if manage:
-                import re
+        """The order-service example, its settings module read from its manage.py."""
+        import re
 
-                with open(manage) as f:
-                    m = re.search(r"DJANGO_SETTINGS_MODULE['\"]\s*,\s*['\"]([\w.]+)['\"]",
-                                  f.read())
-                settings = m.group(1) if m else None
-            if manage and settings:
-                app_path = os.path.dirname(manage)
-                spec = self.prepare("order-service", app_path, settings, "djtrace_bench")
-                if "error" not in spec:
-                    self.app_path, self.settings = app_path, settings
-                    self.target = f"examples/order_service ({settings})"
-                elif self.args.app == "order-service":
-                    raise SystemExit(f"bench: examples/order_service: {spec['error']}")
-                else:
-                    self.notes.append("examples/order_service did not run under the harness ("
-                                      f"{spec['error']}); the benchmark app ran instead.")
-                    spec = None
-            else:
-                self.notes.append("examples/order_service has no manage.py naming its settings; "
-                                  "the benchmark app ran instead.")
-        else:
-            self.notes.append("examples/order_service does not exist yet: the HTTP workloads "
-                              "ran on the benchmark app (bench/app), which has the same "
-                              "models and endpoint shapes.")
-        if spec is None:
-            spec = self.prepare("bench-app", self.app_path, self.settings, "djtrace_bench")
-            if "error" in spec:
-                raise SystemExit(f"bench: could not prepare the benchmark app: {spec['error']}")
+        manage = os.path.join(self.app_path, "manage.py")
+        try:
+            with open(manage) as f:
+                m = re.search(r"DJANGO_SETTINGS_MODULE['\"]\s*,\s*['\"]([\w.]+)['\"]",
+                              f.read())
+        except OSError as exc:
+            raise SystemExit(f"bench: examples/order_service: {exc}") from exc
+        if not m:
+            raise SystemExit("bench: examples/order_service/manage.py names no settings module")
+        self.settings = m.group(1)
+        self.target = f"examples/order_service ({self.settings})"
+        spec = self.prepare(self.app_path, self.settings, "djtrace_bench")
+        if "error" in spec:
+            raise SystemExit(f"bench: examples/order_service: {spec['error']}")
         self.mix_path = os.path.join(self.tmp, "mix.json")
         with open(self.mix_path, "w") as f:
             json.dump(spec, f)
@@ -319,14 +293,8 @@ class Session:
         spec = getattr(self, "mix", None)
         if not spec:
             return ""
-        text = "(in turn, equally weighted): " + ", ".join(
+        return "(in turn, equally weighted): " + ", ".join(
             f"{r['label']} `{r['method']} {r['path']}`" for r in spec["requests"])
-        if self.app_path == os.path.join(BENCH, "app"):
-            text += (" - the list returns 20 orders in one query; the detail makes three "
-                     "queries; create inserts an order and two items in a transaction and "
-                     "enqueues a Celery task; the HTML page makes six queries, two cache calls "
-                     "and renders a template with an include; the N+1 listing makes 11 queries")
-        return text
 
     def fail(self, what: str, exc: BaseException) -> None:
         self.failures[what] = f"{type(exc).__name__}: {str(exc)[-800:]}"
@@ -457,9 +425,6 @@ def main() -> None:
                         "(no measurement)")
     parser.add_argument("--only", default="", help="comma-separated: macro, unreachable, "
                         "inproc, celery, micro")
-    parser.add_argument("--app", choices=("auto", "order-service", "bench"), default="auto",
-                        help="the app of the HTTP workloads: examples/order_service when it "
-                        "runs (auto, the default), or bench/app")
     parser.add_argument("--command", default="", help="the command to record in the report")
     args = parser.parse_args()
     if args.rerender:

@@ -5,10 +5,9 @@ each endpoint checked through Django's test client with the cookie and CSRF head
 generator will send. Prints one JSON object: {"requests", "ids", "cookie", "csrf"} or
 {"error": reason}.
 
-The benchmark app (bench/app) has known endpoints. For examples/order_service they are found by
-the names the guide gives its views (order_list, order_detail, OrderCreateView, order_list_html
-/ order_detail_html, an N+1 listing, health); anything missing or failing is reported, and
-the harness falls back to the benchmark app.
+The endpoints of examples/order_service are found by the names the guide gives its views
+(order_list, order_detail, OrderCreateView, order_list_html / order_detail_html, an N+1
+listing, health); anything missing or failing is reported and stops the benchmark.
 """
 
 from __future__ import annotations
@@ -64,18 +63,6 @@ def seed(order_model, item_model) -> tuple[list[int], object]:
     return [o.pk for o in orders], users[0]
 
 
-def bench_app_mix() -> list[dict]:
-    return [
-        {"label": "list", "method": "GET", "path": "/orders/"},
-        {"label": "detail", "method": "GET", "path": "/orders/{id}/"},
-        {"label": "create", "method": "POST", "path": "/orders/create/",
-         "body": "user=1&product=Widget&price=9.90"},
-        {"label": "html", "method": "GET", "path": "/orders/{id}/page/"},
-        {"label": "n+1", "method": "GET", "path": "/orders/n-plus-one/"},
-        {"label": "health", "method": "GET", "path": "/health/"},
-    ]
-
-
 def _patterns(resolver, prefix=""):
     from django.urls import URLPattern, URLResolver
 
@@ -128,7 +115,6 @@ def discovered_mix() -> tuple[list[dict], list[str]]:
 
 
 def main() -> None:
-    target = os.environ.get("BENCH_TARGET", "bench-app")
     try:
         fresh_database()
     except Exception as exc:  # noqa: BLE001
@@ -148,20 +134,17 @@ def main() -> None:
     ids, user = seed(order_model, item_model)
     csrf = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
     cookie = f"csrftoken={csrf}"
-    if target == "bench-app":
-        mix = bench_app_mix()
-    else:
-        mix, missing = discovered_mix()
-        if missing:
-            print(json.dumps({"error": "endpoints not found: " + ", ".join(missing)}))
-            return
-        client = Client()
-        client.force_login(user)
-        from django.conf import settings as dj_settings
+    mix, missing = discovered_mix()
+    if missing:
+        print(json.dumps({"error": "endpoints not found: " + ", ".join(missing)}))
+        return
+    client = Client()
+    client.force_login(user)
+    from django.conf import settings as dj_settings
 
-        session = client.cookies.get(dj_settings.SESSION_COOKIE_NAME)
-        if session is not None:
-            cookie += f"; {dj_settings.SESSION_COOKIE_NAME}={session.value}"
+    session = client.cookies.get(dj_settings.SESSION_COOKIE_NAME)
+    if session is not None:
+        cookie += f"; {dj_settings.SESSION_COOKIE_NAME}={session.value}"
     # Each endpoint as the load generator will send it.
     client = Client(enforce_csrf_checks=True, HTTP_COOKIE=cookie)
     for entry in mix:
