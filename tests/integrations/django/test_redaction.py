@@ -1,4 +1,4 @@
-"""The redaction rules the integrations use until the native engine replaces them."""
+"""The redaction rules the integrations use (native/http/url.h, through redaction.py)."""
 
 from __future__ import annotations
 
