@@ -21,7 +21,7 @@ def test_layers_nest_under_the_official_sdk_provider():
         import django
         django.setup()
         from django.test import Client
-        assert Client().get("/page/").status_code == 200
+        assert Client().get("/page/?q=1&api_key=k").status_code == 200
         spans = memory.get_finished_spans()
         by_id = {s.context.span_id: s for s in spans}
         def chain(span):
@@ -35,10 +35,15 @@ def test_layers_nest_under_the_official_sdk_provider():
         print(path[0], path[1], path[-1])
         print(sum(1 for n in path if n.startswith("django.")) >= 5)
         print(len({s.context.trace_id for s in spans}))
+        [server] = [s for s in spans if s.kind == trace.SpanKind.SERVER]
+        a = server.attributes
+        print(a["http.request.method"], a["url.path"], a["url.query"], a["server.port"],
+              a["http.route"], a["http.response.status_code"])
     """)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines == ["render web/page.html page GET page/", "True", "1"]
+    assert lines == ["render web/page.html page GET page/", "True", "1",
+                     "GET /page/ q=1&api_key=REDACTED 80 page/ 200"]
 
 
 def test_a_sampled_out_request_starts_no_layer_spans(tmp_path):

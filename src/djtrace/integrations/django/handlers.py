@@ -21,21 +21,17 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
-from djtrace.integrations.redaction import redact_query_string, redact_url
 from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 ROOT = _state.ROOT
-
-_KNOWN_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
 
 try:
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _OTEL_SUPPRESS_KEY
@@ -95,19 +91,6 @@ def _extract(meta: dict) -> Any:
     except Exception:  # noqa: BLE001 - a malformed header must never break the request
         _report_internal_error("django propagation extract")
         return None
-
-
-def _split_host(host: str) -> tuple[str, int | None]:
-    if host.startswith("["):  # [v6]:port
-        end = host.find("]")
-        if end != -1:
-            rest = host[end + 1:]
-            port = rest[1:] if rest.startswith(":") else ""
-            return host[1:end], int(port) if port.isdigit() else None
-    name, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and ":" not in name:
-        return name, int(port)
-    return host, None
 
 
 EXCLUDED = object()
@@ -324,80 +307,40 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     if cfg.excluded_re is not None and cfg.excluded_re.search(_url_for_exclusion(request, meta)):
         return EXCLUDED
 
-    method = request.method or "GET"
-    if method not in _KNOWN_METHODS:
-        upper = method.upper()
-        if upper in _KNOWN_METHODS:
-            method_attr = upper
-        else:
-            method_attr = method if cfg.capture_all_methods else "_OTHER"
-    else:
-        method_attr = method
-    name_method = "HTTP" if method_attr == "_OTHER" else method_attr
-    scheme = request.scheme
-    path = request.path
-    attrs = {
-        "http.request.method": method_attr,
-        "url.scheme": scheme,
-        "url.path": path,
-    }
-    if method_attr != method:
-        attrs["http.request.method_original"] = method
-    query = meta.get("QUERY_STRING")
-    if query:
-        query = redact_query_string(query)
-        attrs["url.query"] = query
-    host_header = meta.get("HTTP_HOST")
-    if host_header:
-        host, port = _split_host(host_header)
-    else:
-        host, port = meta.get("SERVER_NAME", ""), None
-    if port is None:
-        raw_port = meta.get("SERVER_PORT")
-        if raw_port and str(raw_port).isdigit():
-            port = int(raw_port)
-        else:
-            port = 443 if scheme == "https" else 80
-    if host:
-        attrs["server.address"] = host
-    attrs["server.port"] = port
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
-    client = forwarded.split(",", 1)[0].strip() if forwarded else meta.get("REMOTE_ADDR")
-    if client:
-        attrs["client.address"] = client
-    user_agent = meta.get("HTTP_USER_AGENT")
-    if user_agent:
-        attrs["user_agent.original"] = user_agent
-    protocol = meta.get("SERVER_PROTOCOL")
-    if protocol:
-        version = protocol.rpartition("/")[2]
-    else:
-        scope = getattr(request, "scope", None)
-        version = scope.get("http_version") if scope is not None else None
-    if version:
-        attrs["network.protocol.version"] = version
-    if cfg.capture_request_headers is not None:
-        _capture_request_headers(meta, cfg, attrs)
-    if cfg.semconv_old:
-        _old_request_attributes(meta, attrs, method_attr, scheme, path, query, host_header,
-                                version)
-
+    asgi_scope = getattr(request, "scope", None)
+    version = asgi_scope.get("http_version") if type(asgi_scope) is dict else None
+    flags = cfg.capture_all_methods | (cfg.semconv_old << 1)
     parent_ctx = _extract(meta)
     rs = RequestSpan()
     rs.request = request
     rs.cfg = cfg
-    rs.method = name_method
     tracer = rs.tracer = _state.tracer()
     rs.parent_token = context_api.attach(parent_ctx) if parent_ctx is not None else None
     try:
-        scope = tracer.start_as_current_span(
-            name_method, kind=_state.KIND_SERVER, attributes=attrs, record_exception=False,
-            set_status_on_exception=False, end_on_exit=False)
-        span = scope.__enter__()
+        # The attributes are read off META and built natively (native/http/server_request).
+        started = _native.start_http_server_span(tracer, meta, request.method, request.scheme,
+                                                 request.path, version, flags)
+        if started is None:  # a tracer that is not djtrace's: the same through the API
+            attrs, name_method = _native.http_server_attributes(
+                meta, request.method, request.scheme, request.path, version, flags)
+            if cfg.capture_request_headers is not None:
+                _capture_request_headers(meta, cfg, attrs)
+            scope = tracer.start_as_current_span(
+                name_method, kind=_state.KIND_SERVER, attributes=attrs, record_exception=False,
+                set_status_on_exception=False, end_on_exit=False)
+            span = scope.__enter__()
+        else:
+            span, name_method = started
+            scope = span  # its __exit__ detaches it without ending it
+            if cfg.capture_request_headers is not None:
+                headers: dict = {}
+                _capture_request_headers(meta, cfg, headers)
+                span.set_attributes(headers)
     except BaseException:
         if rs.parent_token is not None:
             context_api.detach(rs.parent_token)
         raise
+    rs.method = name_method
     rs.scope = scope
     rs.span = span
     recording = rs.recording = span.is_recording()
@@ -407,7 +350,6 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     root = rs.root = _state.RootState(span)
     rs.req_token = REQUEST.set(rs)
     rs.root_token = ROOT.set(root)
-    asgi_scope = getattr(request, "scope", None)
     if type(asgi_scope) is dict:
         asgi_scope["djtrace.request_span"] = rs
     elif recording and "gunicorn.socket" in meta:
@@ -432,39 +374,6 @@ def _capture_request_headers(meta: dict, cfg: Any, attrs: dict) -> None:
             redacted = sanitize is not None and sanitize.search(name)
             attrs["http.request.header." + name.replace("-", "_")] = [
                 "[REDACTED]" if redacted else str(value)]
-
-
-def _old_request_attributes(meta: dict, attrs: dict, method: str, scheme: str, path: str,
-                            query: str | None, host_header: str | None,
-                            version: str | None) -> None:
-    # The names of the HTTP semantic conventions before 1.21 (OTEL_SEMCONV_STABILITY_OPT_IN=
-    # http/dup), as the official instrumentations emit them.
-    attrs["http.method"] = method
-    attrs["http.scheme"] = scheme
-    server_name = meta.get("SERVER_NAME")
-    if server_name:
-        attrs["http.server_name"] = server_name
-    server_port = meta.get("SERVER_PORT")
-    if server_port and str(server_port).isdigit():
-        attrs["net.host.port"] = int(server_port)
-    host = host_header or server_name
-    if host_header:
-        attrs["http.host"] = host_header
-    target = path + ("?" + query if query else "")
-    attrs["http.target"] = target
-    if host:
-        attrs["http.url"] = redact_url(f"{scheme}://{host}{target}")
-    remote = meta.get("REMOTE_ADDR")
-    if remote:
-        attrs["net.peer.ip"] = remote
-    remote_port = meta.get("REMOTE_PORT")
-    if remote_port and str(remote_port).isdigit():
-        attrs["net.peer.port"] = int(remote_port)
-    user_agent = meta.get("HTTP_USER_AGENT")
-    if user_agent:
-        attrs["http.user_agent"] = user_agent
-    if version:
-        attrs["http.flavor"] = version
 
 
 def _suppress_enter() -> tuple:
