@@ -1,6 +1,7 @@
 #include "trace/processor.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +192,18 @@ TEST(BatchSpanProcessorTest, AFullBatchIsExportedWithoutWaitingForTheDelay) {
   EXPECT_EQ(exporter->Names(), Numbered("s", 4));
   // Exported on the worker thread, not this one.
   EXPECT_NE(exporter->Threads()[0], std::this_thread::get_id());
+}
+
+TEST(BatchSpanProcessorTest, TheWorkerIsABatchThread) {
+  // A SCHED_BATCH worker does not preempt the request thread that wakes it.
+  auto exporter = std::make_shared<FakeExporter>();
+  std::atomic<int> policy{-1};
+  BatchSpanProcessor p(exporter, Options(100, 60s, 512),
+                       [&policy](SpanData&) { policy = sched_getscheduler(0); });
+  p.OnEnd(MakeSpan("a"));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  EXPECT_EQ(policy.load(), SCHED_BATCH);
+  EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);  // the caller's own policy is untouched
 }
 
 TEST(BatchSpanProcessorTest, BatchesNeverExceedTheBatchSizeAndKeepOrder) {
