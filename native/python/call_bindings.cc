@@ -98,6 +98,51 @@ PyObject* TracedCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObjec
   return CallInSpan(args[0], args[1], args[2], mode, args[4], args + 5, nargs - 5, kwnames);
 }
 
+// start_current_span(tracer, name, kind, attributes): a span started and made current in one
+// call, for wrappers that must read the wrapped call's result onto the span before it ends
+// (span.__exit__ ends it, recording an exception passed to it). Spares them the context
+// manager of start_as_current_span and its keyword parsing. None when `tracer` is not a
+// native one (the caller then goes through the API).
+PyObject* StartCurrentSpan(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "start_current_span(tracer, name, kind, attributes)");
+    return nullptr;
+  }
+  NativeTracer* tracer = nullptr;
+  if (!nb::try_cast<NativeTracer*>(nb::handle(args[0]), tracer) || !tracer ||
+      tracer->owner->py_start_current.is_valid())
+    Py_RETURN_NONE;
+  long kind = PyLong_AsLong(args[2]);
+  if (kind == -1 && PyErr_Occurred()) return nullptr;
+  if (kind < static_cast<long>(SpanKind::kInternal) ||
+      kind > static_cast<long>(SpanKind::kConsumer)) {
+    PyErr_SetString(PyExc_ValueError, "start_current_span: kind must be an OTLP span kind (1-5)");
+    return nullptr;
+  }
+  try {
+    nb::object span = NewSpan(*tracer, args[1], static_cast<int>(kind), SpanInContext(nb::none()),
+                              args[3], nb::none(), nb::none(),
+                              kAttachOnEnter | kEndOnExit | kRecordException |
+                                  kSetStatusOnException,
+                              StartOptions());
+    SpanEnter(span);
+    return span.release().ptr();
+  } catch (nb::python_error& e) {
+    e.restore();
+    return nullptr;
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+}
+
+PyMethodDef g_start_current_span_def = {
+    "start_current_span",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StartCurrentSpan)), METH_FASTCALL,
+    "start_current_span(tracer, name, kind, attributes): a span (OTLP kind number) started in "
+    "the current context and made current; its __exit__ detaches and ends it. None for a "
+    "tracer that is not djtrace's native one."};
+
 // The request being traced (djtrace.integrations.django._state.REQUEST) and the attribute
 // names read off it and off middleware proxies.
 PyObject* g_request_var = nullptr;
@@ -214,6 +259,8 @@ void Bind(nb::module_& m) {
   g_str_trace_middleware = PyUnicode_InternFromString("trace_middleware");
   g_str_tracer = PyUnicode_InternFromString("tracer");
   m.attr("traced_call") = nb::steal(PyCFunction_NewEx(&g_traced_call_def, nullptr, nullptr));
+  m.attr("start_current_span") =
+      nb::steal(PyCFunction_NewEx(&g_start_current_span_def, nullptr, nullptr));
   // An instancemethod binds `self` when read off an instance, as a Python function would.
   nb::object middleware_call =
       nb::steal(PyCFunction_NewEx(&g_middleware_call_def, nullptr, nullptr));

@@ -365,6 +365,22 @@ def test_every_cache_method_gets_a_span(spans):
     assert "'a'" not in str([dict(x.attributes) for x in s])
 
 
+def test_a_failing_cache_call_records_the_error_and_restores_the_context(spans):
+    from opentelemetry import trace
+
+    cache = caches["default"]
+    before = trace.get_current_span()
+    with pytest.raises(ValueError):
+        cache.incr("never-set")  # locmem raises ValueError for a missing key
+    assert trace.get_current_span() is before
+    cache.set("after", 1)  # the next call is a sibling, not a child of the failed one
+    failed, after = spans.spans
+    assert failed.name == "cache.incr"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failed.events] == ["exception"]
+    assert after.parent is None or after.parent.span_id != failed.context.span_id
+
+
 def test_cache_calls_are_children_of_the_view(spans):
     Client().get("/")
     view = spans.one("index")

@@ -42,6 +42,7 @@ METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many",
            "touch", "get_or_set", "has_key", "clear")
 _MANY = frozenset(("get_many", "set_many", "delete_many"))
 _MAX_EXPORTED_KEYS = 20
+_OTLP_KIND = {_state.KIND_INTERNAL: 1, _state.KIND_CLIENT: 3}
 
 
 class _Call:
@@ -92,7 +93,7 @@ def _server(backend: Any) -> tuple[str | None, int | None]:
             return parts.hostname, parts.port
         except ValueError:
             return None, None
-    if first.startswith("unix:") or first.startswith("/"):
+    if first.startswith(("unix:", "/")):
         return first, None
     host, sep, port = first.rpartition(":")
     if sep and port.isdigit():
@@ -135,13 +136,30 @@ def _configure_repeats(cfg: Any) -> None:
     _native.cache_repeat_configure(cfg.cache_repeat_threshold)
 
 
+def _record_result(span: Any, op: str, args: tuple, kwargs: dict, result: Any, record: _Call,
+                   attrs: dict) -> None:
+    """What the result of a has_key, get_or_set or get_many says (get is done inline)."""
+    if op == "has_key":
+        span.set_attribute("cache.hit", bool(result))
+    elif op == "get_or_set":
+        if record.hit is not None:
+            span.set_attribute("cache.hit", record.hit)
+    elif op == "get_many":
+        hits = len(result)
+        span.set_attribute("djtrace.cache.hits", hits)
+        span.set_attribute("djtrace.cache.misses", max(attrs["djtrace.cache.key_count"] - hits, 0))
+
+
 def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     name = f"cache.{op}"
     is_get = op == "get"
     is_many = op in _MANY
+    reads_result = op in ("has_key", "get_or_set", "get_many")
+    kind_code = _OTLP_KIND[kind]
     # Attributes known before the call; single-key operations need no copy per call.
     fixed = dict(static)
     in_call = _IN_CALL
+    start_current_span = _native.start_current_span
 
     def call(*args: Any, **kwargs: Any) -> Any:
         outer = in_call.call
@@ -171,27 +189,33 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                         attrs["djtrace.cache.key"] = keys[0]
                 except Exception:  # noqa: BLE001
                     _report_internal_error("django cache keys")
+        tracer = _state.tracer()
         record = in_call.call = _Call()
         try:
-            with _state.tracer().start_as_current_span(name, None, kind, attrs) as span:
+            # One native call starts the span and makes it current; a tracer that is not
+            # djtrace's goes through the API.
+            span = start_current_span(tracer, name, kind_code, attrs)
+            scope = span if span is not None else tracer.start_as_current_span(
+                name, None, kind, attrs)
+            if span is None:
+                span = scope.__enter__()
+            try:
                 result = method(*args, **kwargs)
+            except BaseException as exc:
+                scope.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            try:
                 if is_get:
                     default = args[1] if len(args) > 1 else kwargs.get("default")
                     hit = result is not default
                     span.set_attribute("cache.hit", hit)
                     if cfg.cache_repeat_threshold:
                         _count_get(alias, args, kwargs, hit, cfg.cache_keys)
-                elif op == "has_key":
-                    span.set_attribute("cache.hit", bool(result))
-                elif op == "get_or_set":
-                    if record.hit is not None:
-                        span.set_attribute("cache.hit", record.hit)
-                elif op == "get_many":
-                    hits = len(result)
-                    span.set_attribute("djtrace.cache.hits", hits)
-                    span.set_attribute("djtrace.cache.misses",
-                                       max(attrs["djtrace.cache.key_count"] - hits, 0))
-                return result
+                elif reads_result:
+                    _record_result(span, op, args, kwargs, result, record, attrs)
+            finally:
+                scope.__exit__(None, None, None)
+            return result
         finally:
             in_call.call = None
 
