@@ -120,11 +120,10 @@ PyObject* StartCurrentSpan(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   try {
-    nb::object span = NewSpan(*tracer, args[1], static_cast<int>(kind), SpanInContext(nb::none()),
-                              args[3], nb::none(), nb::none(),
-                              kAttachOnEnter | kEndOnExit | kRecordException |
-                                  kSetStatusOnException,
-                              StartOptions());
+    nb::object span = NewSpan(
+        *tracer, args[1], static_cast<int>(kind), SpanInContext(nb::none()), args[3], nb::none(),
+        nb::none(), kAttachOnEnter | kEndOnExit | kRecordException | kSetStatusOnException,
+        StartOptions());
     SpanEnter(span);
     return span.release().ptr();
   } catch (nb::python_error& e) {
@@ -151,18 +150,9 @@ PyObject* g_str_name = nullptr;
 PyObject* g_str_trace_middleware = nullptr;
 PyObject* g_str_tracer = nullptr;
 
-// __call__ of the Django middleware proxies (djtrace.integrations.django.middleware): the
-// wrapped middleware inside a span named after it while the request records middleware spans,
-// the wrapped middleware alone otherwise. Native, so that the ten or so middleware of a
-// request add no Python frame of ours.
-PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  if (nargs < 1) {
-    PyErr_SetString(PyExc_TypeError, "middleware_call(self, request)");
-    return nullptr;
-  }
-  PyObject* self = args[0];
-  PyObject* inner = PyObject_GetAttr(self, g_str_inner);
-  if (!inner) return nullptr;
+// The tracer of the request in REQUEST when that request records middleware spans (a new
+// reference), else null.
+PyObject* RequestTracer() {
   PyObject* tracer = nullptr;
   PyObject* rs = nullptr;
   if (g_request_var && PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
@@ -177,6 +167,22 @@ PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     if (PyErr_Occurred()) PyErr_Clear();  // a RequestSpan without the fields: not traced
   }
   Py_XDECREF(rs);
+  return tracer;
+}
+
+// __call__ of the Django middleware proxies (djtrace.integrations.django.middleware): the
+// wrapped middleware inside a span named after it while the request records middleware spans,
+// the wrapped middleware alone otherwise. Native, so that the ten or so middleware of a
+// request add no Python frame of ours.
+PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs < 1) {
+    PyErr_SetString(PyExc_TypeError, "middleware_call(self, request)");
+    return nullptr;
+  }
+  PyObject* self = args[0];
+  PyObject* inner = PyObject_GetAttr(self, g_str_inner);
+  if (!inner) return nullptr;
+  PyObject* tracer = RequestTracer();
   PyObject* result;
   PyObject* name = tracer ? PyObject_GetAttr(self, g_str_name) : nullptr;
   if (name) {
@@ -190,6 +196,24 @@ PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
   Py_DECREF(inner);
   return result;
 }
+
+// A middleware's hook (process_view and the like) as the proxy exposes it: `state` is
+// (hook, span name). Same rule as MiddlewareCall.
+PyObject* MiddlewareHookCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames) {
+  PyObject* hook = PyTuple_GET_ITEM(state, 0);
+  PyObject* name = PyTuple_GET_ITEM(state, 1);
+  PyObject* tracer = RequestTracer();
+  if (!tracer) return PyObject_Vectorcall(hook, args, static_cast<size_t>(nargs), kwnames);
+  PyObject* result = CallInSpan(tracer, name, Py_None, kUseErrorHook, hook, args, nargs, kwnames);
+  Py_DECREF(tracer);
+  return result;
+}
+
+PyMethodDef g_middleware_hook_def = {
+    "middleware_hook",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareHookCall)),
+    METH_FASTCALL | METH_KEYWORDS, "A middleware hook, in a span while middleware is traced."};
 
 PyMethodDef g_middleware_call_def = {
     "middleware_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareCall)),
@@ -265,6 +289,15 @@ void Bind(nb::module_& m) {
   nb::object middleware_call =
       nb::steal(PyCFunction_NewEx(&g_middleware_call_def, nullptr, nullptr));
   m.attr("middleware_call") = nb::steal(PyInstanceMethod_New(middleware_call.ptr()));
+  m.def(
+      "middleware_hook",
+      [](nb::object hook, nb::str name) {
+        nb::object state = nb::make_tuple(hook, name);
+        return nb::steal(PyCFunction_NewEx(&g_middleware_hook_def, state.ptr(), nullptr));
+      },
+      "hook"_a, "name"_a,
+      "`hook` (a bound middleware method) run inside a span `name` while the request records "
+      "middleware spans, as it is otherwise.");
   g_str_query = PyUnicode_InternFromString("query");
   g_str_relation = PyUnicode_InternFromString("_djtrace_relation");
   m.def(

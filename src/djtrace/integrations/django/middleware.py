@@ -29,8 +29,6 @@ from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 _record_error = _state.record_error
-_traced_call = _state.traced_call
-_DJANGO_ERRORS = _state.DJANGO_ERRORS
 
 PUBLIC_PATHS = (
     "djtrace.middleware.TracingMiddleware",
@@ -145,16 +143,6 @@ class _AsyncProxy(_Proxy):
                 raise
 
 
-def _sync_hook(method: Any, name: str) -> Any:
-    def hook(self: Any, *args: Any) -> Any:
-        rs = REQUEST.get()
-        if rs is None or not rs.trace_middleware:
-            return method(*args)
-        return _traced_call(rs.tracer, name, None, _DJANGO_ERRORS, method, *args)
-
-    return hook
-
-
 def _async_hook(method: Any, name: str) -> Any:
     async def hook(self: Any, *args: Any) -> Any:
         rs = REQUEST.get()
@@ -200,8 +188,12 @@ def wrap_instance(instance: Any, path: str) -> Any:
         method = getattr(instance, hook, None)
         if method is None:
             continue
-        factory = _async_hook if iscoroutinefunction(method) else _sync_hook
-        setattr(proxy, hook, types.MethodType(factory(method, f"{path}.{hook}"), proxy))
+        name = f"{path}.{hook}"
+        if iscoroutinefunction(method):
+            setattr(proxy, hook, types.MethodType(_async_hook(method, name), proxy))
+        else:
+            # Native, like the proxy's __call__: no Python frame of ours per call.
+            setattr(proxy, hook, _native.middleware_hook(method, name))
     return proxy
 
 

@@ -48,21 +48,27 @@ def _off() -> bool:
 
 
 def _django_wrapper(orig: Any, name_of: Any) -> Any:
-    """Template.render or ExtendsNode.render in a span `render <name_of(self, context)>`."""
+    """Template.render or ExtendsNode.render in a span `render <name_of(self, context)>`
+    (name_of None: the template's own name). The gate and the name lookup are inlined: a page
+    renders several templates, and each Python call here is paid per template."""
+    names = _names
+    get_settings = dj_settings.get
+    tracer = _state.tracer
 
     @functools.wraps(orig)
     def render(self, context):
-        if _off():
+        rs = REQUEST.get()
+        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
+                or not get_settings().template_spans):
             return orig(self, context)
-        return _traced_call(_state.tracer(), _span_name(name_of(self, context)), _ATTRS_DJANGO,
-                            0, orig, self, context)
+        key = self.name if name_of is None else name_of(self, context)
+        name = names.get(key)
+        if name is None:
+            name = _span_name(key)
+        return _traced_call(tracer(), name, _ATTRS_DJANGO, 0, orig, self, context)
 
     render.__wrapped__ = orig
     return render
-
-
-def _own_name(template: Any, context: Any) -> Any:
-    return template.name
 
 
 def _parent_name(node: Any, context: Any) -> Any:
@@ -129,7 +135,7 @@ def install() -> None:
     from django.template import base, loader_tags
 
     _originals["render"] = base.Template.render
-    base.Template.render = _django_wrapper(base.Template.render, _own_name)
+    base.Template.render = _django_wrapper(base.Template.render, None)
     _originals["extends"] = loader_tags.ExtendsNode.render
     loader_tags.ExtendsNode.render = _django_wrapper(loader_tags.ExtendsNode.render,
                                                       _parent_name)

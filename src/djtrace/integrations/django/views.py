@@ -96,6 +96,7 @@ def traced_view(callable_: Any, view: Any) -> Any:
     """Wraps `callable_` (the view, possibly inside transaction.atomic) in a view span named
     after `view`."""
     info = view_info(view)
+    names = info._names
     if iscoroutinefunction(callable_):
 
         async def traced_async(request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -118,7 +119,8 @@ def traced_view(callable_: Any, view: Any) -> Any:
         rs = REQUEST.get()
         if rs is None or not rs.trace_views:
             return callable_(request, *args, **kwargs)
-        name, attrs = info.name_for(request.method)
+        found = names.get(request.method)  # name_for's cache, read inline
+        name, attrs = found if found is not None else info.name_for(request.method)
         return _traced_call(rs.tracer, name, attrs, _DJANGO_ERRORS, callable_, request, *args,
                             **kwargs)
 
