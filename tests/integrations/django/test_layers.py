@@ -413,6 +413,22 @@ def _repeated_gets(span):
     return [e for e in span.events if e.name == "djtrace.cache.repeated_get"]
 
 
+def test_repeated_cache_reads_are_flagged_on_a_root_the_application_started(spans):
+    # No request, no query: the root is the application's own span.
+    from opentelemetry import trace
+
+    cache = caches["default"]
+    with trace.get_tracer("app").start_as_current_span("nightly job"):
+        for _ in range(6):
+            cache.get("job:key")
+    root = spans.one("nightly job")
+    assert root.attributes["djtrace.cache.repeated_get_count"] == 5
+    [event] = _repeated_gets(root)
+    assert event.attributes["djtrace.cache.get_count"] == 6
+    assert event.attributes["code.function"] == (
+        "test_repeated_cache_reads_are_flagged_on_a_root_the_application_started")
+
+
 def test_repeated_cache_reads_are_flagged_on_the_root(spans):
     from djtrace import _native
 

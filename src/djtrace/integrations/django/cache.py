@@ -209,12 +209,15 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                     default = args[1] if len(args) > 1 else kwargs.get("default")
                     hit = result is not default
                     span.set_attribute("cache.hit", hit)
-                    if cfg.cache_repeat_threshold:
-                        _count_get(alias, args, kwargs, hit, cfg.cache_keys)
                 elif reads_result:
                     _record_result(span, op, args, kwargs, result, record, attrs)
             finally:
                 scope.__exit__(None, None, None)
+            if is_get and cfg.cache_repeat_threshold:
+                # Counted once the cache span is closed: the current span is then the one
+                # that made the call, and a local root the application started gets its
+                # statistics from it.
+                _count_get(alias, args, kwargs, hit, cfg.cache_keys)
             return result
         finally:
             in_call.call = None
