@@ -136,8 +136,7 @@ def _configure_repeats(cfg: Any) -> None:
     _native.cache_repeat_configure(cfg.cache_repeat_threshold)
 
 
-def _record_result(span: Any, op: str, args: tuple, kwargs: dict, result: Any, record: _Call,
-                   attrs: dict) -> None:
+def _record_result(span: Any, op: str, result: Any, record: _Call, attrs: dict) -> None:
     """What the result of a has_key, get_or_set or get_many says (get is done inline)."""
     if op == "has_key":
         span.set_attribute("cache.hit", bool(result))
@@ -192,12 +191,10 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
         tracer = _state.tracer()
         record = in_call.call = _Call()
         try:
-            # One native call starts the span and makes it current; a tracer that is not
-            # djtrace's goes through the API.
-            span = start_current_span(tracer, name, kind_code, attrs)
-            scope = span if span is not None else tracer.start_as_current_span(
-                name, None, kind, attrs)
-            if span is None:
+            # One native call starts the span and makes it current (its __exit__ ends it).
+            span = scope = start_current_span(tracer, name, kind_code, attrs)
+            if span is None:  # a tracer that is not djtrace's: through the API
+                scope = tracer.start_as_current_span(name, None, kind, attrs)
                 span = scope.__enter__()
             try:
                 result = method(*args, **kwargs)
@@ -210,7 +207,7 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                     hit = result is not default
                     span.set_attribute("cache.hit", hit)
                 elif reads_result:
-                    _record_result(span, op, args, kwargs, result, record, attrs)
+                    _record_result(span, op, result, record, attrs)
             finally:
                 scope.__exit__(None, None, None)
             if is_get and cfg.cache_repeat_threshold:
