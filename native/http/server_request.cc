@@ -123,13 +123,9 @@ HostPort SplitHostPort(std::string_view host) {
   return {host, -1};
 }
 
-std::string_view SpanNameMethod(std::string_view method, const ServerRequestOptions& options) {
-  std::string_view recorded = RecordedMethod(method.empty() ? "GET" : method, options);
-  return recorded == "_OTHER" ? std::string_view("HTTP") : recorded;
-}
-
-void AppendServerRequestAttributes(const ServerRequest& r, const ServerRequestOptions& options,
-                                   Attributes* out) {
+std::string_view AppendServerRequestAttributes(const ServerRequest& r,
+                                               const ServerRequestOptions& options,
+                                               Attributes* out) {
   std::string_view sent = r.method.empty() ? std::string_view("GET") : r.method;
   std::string_view method = RecordedMethod(sent, options);
   out->reserve(out->size() + (options.old_semconv ? 22 : 11));
@@ -165,6 +161,7 @@ void AppendServerRequestAttributes(const ServerRequest& r, const ServerRequestOp
   if (slash != std::string_view::npos) version = version.substr(slash + 1);
   if (!version.empty()) Add(out, "network.protocol.version", version);
   if (options.old_semconv) AppendOldAttributes(r, method, query, version, out);
+  return method == "_OTHER" ? std::string_view("HTTP") : method;
 }
 
 }  // namespace djtrace::http

@@ -37,12 +37,11 @@ struct ServerRequestOptions {
   bool old_semconv = false;
 };
 
-// The method to use in the span name ("GET", or "HTTP" for an unknown method).
-std::string_view SpanNameMethod(std::string_view method, const ServerRequestOptions& options);
-
-// Appends the request's attributes to `out`.
-void AppendServerRequestAttributes(const ServerRequest& request,
-                                   const ServerRequestOptions& options, Attributes* out);
+// Appends the request's attributes to `out` and returns the method to use in the span name
+// ("GET", or "HTTP" for an unknown method; a view into `request` or a literal).
+std::string_view AppendServerRequestAttributes(const ServerRequest& request,
+                                               const ServerRequestOptions& options,
+                                               Attributes* out);
 
 // "host:port", "[v6]:port", "host" -> host and port (-1 when absent or not a port number).
 struct HostPort {

@@ -121,8 +121,7 @@ void Bind(nb::module_& m) {
         ReadFields(meta, method, scheme, path, version, f);
         http::ServerRequestOptions options = Options(flags);
         StartOptions o;
-        http::AppendServerRequestAttributes(f.request, options, &o.attributes);
-        nb::str name = Str(http::SpanNameMethod(f.request.method, options));
+        nb::str name = Str(http::AppendServerRequestAttributes(f.request, options, &o.attributes));
         nb::object span =
             NewSpan(*tracer, name, static_cast<int>(SpanKind::kServer), SpanInContext(nb::none()),
                     nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
@@ -144,9 +143,8 @@ void Bind(nb::module_& m) {
         ReadFields(meta, method, scheme, path, version, f);
         http::ServerRequestOptions options = Options(flags);
         Attributes attrs;
-        http::AppendServerRequestAttributes(f.request, options, &attrs);
-        return nb::make_tuple(FromAttributes(attrs),
-                              Str(http::SpanNameMethod(f.request.method, options)));
+        nb::str name = Str(http::AppendServerRequestAttributes(f.request, options, &attrs));
+        return nb::make_tuple(FromAttributes(attrs), name);
       },
       "meta"_a, "method"_a.none(), "scheme"_a.none(), "path"_a.none(), "version"_a.none(),
       "flags"_a,
