@@ -1,7 +1,11 @@
 #include "pii/redactor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include "pii/glob.h"
@@ -68,6 +72,47 @@ struct Redactor::RuleBits {
   void Set(uint16_t rule) { words[rule >> 6] |= uint64_t{1} << (rule & 63); }
 };
 
+// Clean values are found again by exact comparison, never by hash alone, so a remembered
+// verdict cannot let a different value through unscanned. Bounded: a memo that fills up starts
+// over (values that vary per request, like paths with ids, would otherwise grow it forever).
+struct Redactor::Memo {
+  // std::hash is unseeded: values built to collide only slow the lookups of their own bucket,
+  // and the byte budget bounds how many there can be.
+  static constexpr size_t kMaxValueBytes = 2048;
+  static constexpr size_t kMaxBytes = 256 * 1024;  // of values, per thread
+  static constexpr size_t kMaxKeys = 512;
+
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  uint64_t owner = 0;
+  size_t clean_bytes = 0;
+  std::unordered_set<std::string, Hash, std::equal_to<>> clean;
+  std::unordered_map<std::string, KeyDecision, Hash, std::equal_to<>> keys;
+
+  bool IsClean(std::string_view value) const { return clean.find(value) != clean.end(); }
+  void AddClean(std::string_view value) noexcept {
+    if (value.size() > kMaxValueBytes) return;
+    try {
+      if (clean_bytes + value.size() > kMaxBytes) {
+        clean.clear();
+        clean_bytes = 0;
+      }
+      if (clean.emplace(value).second) clean_bytes += value.size();
+    } catch (...) {  // out of memory: only the memo is lost
+    }
+  }
+  void Reset(uint64_t id) noexcept {
+    clean.clear();
+    clean_bytes = 0;
+    keys.clear();
+    owner = id;
+  }
+};
+
 struct Redactor::Scratch {
   std::vector<DetectorMatch> matches;
   std::vector<Hit> hits;
@@ -97,7 +142,10 @@ std::optional<Profile> ProfileFromName(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-Redactor::Redactor() : scanner_(DetectorSet()) {}
+Redactor::Redactor() : scanner_(DetectorSet()) {
+  static std::atomic<uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+}
 Redactor::~Redactor() = default;
 
 std::unique_ptr<Redactor> Redactor::Build(const RedactionConfig& config, std::string* error) {
@@ -205,6 +253,7 @@ std::unique_ptr<Redactor> Redactor::Build(const RedactionConfig& config, std::st
   if (has_key) r->hmac_.emplace(config.hmac_key);
   r->hex_chars_ = config.pseudonym_hex_chars;
   r->builtin_allow_ = config.builtin_allow_keys;
+  r->memoize_ = config.memoize;
   r->counters_ = std::make_unique<std::atomic<uint64_t>[]>(r->rules_.size());
   return r;
 }
@@ -219,7 +268,38 @@ MaskStyle Redactor::style(Detector detector) const noexcept {
   return i < kDetectorCount ? rules_[i].style : MaskStyle::kFull;
 }
 
+Redactor::Memo* Redactor::ThreadMemo() const {
+  if (!memoize_) return nullptr;
+  // One memo per thread (in practice the export worker), reset when another redactor uses it.
+  thread_local Memo memo;
+  if (memo.owner != id_) memo.Reset(id_);
+  return &memo;
+}
+
 Redactor::KeyDecision Redactor::Decide(std::string_view key) const noexcept {
+  if (key.empty()) return {};
+  Memo* memo = nullptr;
+  try {
+    memo = ThreadMemo();
+    if (memo) {
+      auto it = memo->keys.find(key);
+      if (it != memo->keys.end()) return it->second;
+    }
+  } catch (...) {
+    memo = nullptr;
+  }
+  const KeyDecision decision = DecideUncached(key);
+  if (memo) {
+    try {
+      if (memo->keys.size() >= Memo::kMaxKeys) memo->keys.clear();
+      memo->keys.emplace(key, decision);
+    } catch (...) {
+    }
+  }
+  return decision;
+}
+
+Redactor::KeyDecision Redactor::DecideUncached(std::string_view key) const noexcept {
   if (key.empty()) return {};
   for (const KeyGlob& g : deny_globs_) {
     if (KeyGlobMatch(g.glob, key)) return {KeyAction::kDeny, g.rule};
@@ -263,6 +343,10 @@ bool Redactor::RedactValue(const KeyDecision& decision, std::string_view in, std
     sc.fired.Set(decision.rule);
     return true;
   }
+  // Only scanned values are remembered: an allowed key's value is never scanned, and a value
+  // that needed repair or masking is not clean.
+  Memo* memo = decision.action == KeyAction::kScan && value_work_ ? ThreadMemo() : nullptr;
+  if (memo && in.size() <= Memo::kMaxValueBytes && memo->IsClean(in)) return false;
   std::string_view text = in;
   bool repaired = false;
   if (ValidUtf8Prefix(in) != in.size()) {
@@ -290,7 +374,10 @@ bool Redactor::RedactValue(const KeyDecision& decision, std::string_view in, std
     }
   }
   if (sc.hits.empty()) {
-    if (!repaired) return false;
+    if (!repaired) {
+      if (memo) memo->AddClean(in);
+      return false;
+    }
     out->assign(text);
     return true;
   }

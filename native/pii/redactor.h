@@ -84,6 +84,10 @@ struct RedactionConfig {
   std::vector<std::string> allow_keys;  // extra allow-list globs
   std::vector<CustomKeyRule> deny_keys;
   std::vector<CustomValuePattern> value_patterns;
+  // Remember, per thread, the values found clean and each key's decision, so that the values
+  // every span repeats (the same SQL, file paths, names) are compared, not scanned, from the
+  // second time on. Off only to measure the scanner itself.
+  bool memoize = true;
 
   // Convenience for overrides.
   RedactionConfig& Set(Detector detector, bool enabled,
@@ -140,9 +144,13 @@ class Redactor {
   };
   struct Scratch;
   struct RuleBits;
+  struct Memo;
 
   Redactor();
   KeyDecision Decide(std::string_view key) const noexcept;
+  KeyDecision DecideUncached(std::string_view key) const noexcept;
+  // This thread's memo for this redactor, or null when memoizing is off.
+  Memo* ThreadMemo() const;
   // Writes the redacted value to *out and returns true when it differs from `in`.
   bool RedactValue(const KeyDecision& decision, std::string_view in, std::string* out,
                    Scratch& scratch) const;
@@ -158,6 +166,8 @@ class Redactor {
   size_t hex_chars_ = 16;
   bool builtin_allow_ = true;
   bool value_work_ = false;  // any value detector or value pattern
+  bool memoize_ = true;
+  uint64_t id_ = 0;  // distinct per redactor built, so a thread's memo never outlives its rules
   struct KeyGlob {
     std::string glob;
     uint16_t rule;

@@ -359,6 +359,69 @@ TEST(RedactorTest, SharedAcrossThreads) {
   EXPECT_EQ(c.at("enduser"), uint64_t{kThreads * kIterations});
 }
 
+// The per-thread memo must never change a result: a memoizing redactor and one that scans
+// every value agree on values seen once, seen again, and seen under other keys.
+TEST(RedactorTest, MemoChangesNoResult) {
+  RedactionConfig config;
+  config.profile = Profile::kGdpr;
+  config.deny_keys.push_back({"pin", "*.pin", MaskStyle::kFull});
+  config.value_patterns.push_back({"order_ref", "ORD-[0-9]+", MaskStyle::kFull});
+  auto memo = Build(config);
+  config.memoize = false;
+  auto plain = Build(config);
+  const std::vector<std::pair<std::string, std::string>> values = {
+      {"db.query.text", "SELECT \"orders\".\"id\" FROM \"orders\" WHERE \"id\" = %s"},
+      {"code.filepath", "/srv/app/orders/views.py"},
+      {"url.query", "page=2&token=abc"},
+      {"note", "clean text"},
+      {"note", "clean text alice@example.com"},
+      {"note", "ORD-123456 shipped"},
+      {"payment.pin", "1234"},
+      {"payment.note", "1234"},
+      {"enduser.id", "42"},
+      {"note", "42"},
+      {"", "GET api/orders/<int:pk>/"},
+      {"note", std::string("bad \xff byte")},
+      {"note", std::string(3000, 'a')},
+  };
+  for (int pass = 0; pass < 3; ++pass) {
+    for (const auto& [key, value] : values) {
+      SCOPED_TRACE("pass " + std::to_string(pass) + " key '" + key + "'");
+      EXPECT_EQ(Redacted(*memo, value, key), Redacted(*plain, value, key));
+    }
+  }
+  EXPECT_EQ(memo->CountersSnapshot(), plain->CountersSnapshot());
+}
+
+// A value one redactor found clean is scanned again by another redactor on the same thread,
+// whose rules may find something in it.
+TEST(RedactorTest, MemoBelongsToOneRedactor) {
+  auto lenient = WithProfile(Profile::kDefault);
+  auto strict = WithProfile(Profile::kGdpr);
+  const std::string value = "contact alice@example.com";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Redacted(*lenient, value), value);
+    EXPECT_EQ(Redacted(*strict, value), "contact [REDACTED]");
+  }
+  // A redactor built later reuses no verdict of an earlier one, even at the same address.
+  lenient.reset();
+  auto again = WithProfile(Profile::kGdpr);
+  EXPECT_EQ(Redacted(*again, value), "contact [REDACTED]");
+}
+
+// Many distinct values: the memo starts over when full and every value is still redacted.
+TEST(RedactorTest, MemoStaysCorrectWhenFull) {
+  auto r = WithProfile(Profile::kGdpr);
+  for (int i = 0; i < 20000; ++i) {
+    const std::string clean = "/api/orders/" + std::to_string(i) + "/items/" + std::string(40, 'x');
+    EXPECT_EQ(Redacted(*r, clean), clean);
+    const std::string dirty = "user" + std::to_string(i) + "@example.com";
+    ASSERT_EQ(Redacted(*r, dirty), "[REDACTED]") << i;
+  }
+  // The first clean values are long gone from the memo; they are scanned again, still clean.
+  EXPECT_EQ(Redacted(*r, "/api/orders/1/items/"), "/api/orders/1/items/");
+}
+
 TEST(RedactorTest, ProfileNames) {
   for (Profile p : {Profile::kOff, Profile::kDefault, Profile::kGdpr}) {
     EXPECT_EQ(ProfileFromName(ProfileName(p)), p);
