@@ -294,17 +294,27 @@ def main() -> None:
 
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {args.rounds} rounds x {args.requests} requests")
-    print("# wall: elapsed time per request; cpu: CPU time of the request thread per request")
+    print("# wall: elapsed time per request (the latency a client sees, including waits for the "
+          "GIL held by an exporter thread); cpu: CPU time of the request thread per request")
+    print("# x official: the configuration's added median against the official stack's added "
+          "median, by wall time and by CPU time")
     print(f"{'configuration':<14} {'wall us (min/median/max)':>26} {'cpu us (min/median/max)':>26}"
-          f" {'cpu overhead':>13} {'spans/req':>10}")
+          f" {'cpu overhead':>13} {'x official wall/cpu':>20} {'spans/req':>10}")
     base = statistics.median(cpu["untraced"])
+    base_wall = statistics.median(results["untraced"])
+    official_cpu = statistics.median(cpu["official"]) - base
+    official_wall = statistics.median(results["official"]) - base_wall
     for mode in MODES:
         w, c = results[mode], cpu[mode]
         span_count = "-" if spans[mode] is None else f"{spans[mode]:.1f}"
         overhead = "-" if mode == "untraced" else f"{statistics.median(c) - base:+.0f} us"
+        ratio = "-"
+        if mode != "untraced" and official_cpu > 0 and official_wall > 0:
+            ratio = (f"{(statistics.median(w) - base_wall) / official_wall:.2f} / "
+                     f"{(statistics.median(c) - base) / official_cpu:.2f}")
         print(f"{mode:<14} {min(w):>8.0f} /{statistics.median(w):>6.0f} /{max(w):>6.0f}  "
               f"{min(c):>8.0f} /{statistics.median(c):>6.0f} /{max(c):>6.0f}  "
-              f"{overhead:>13} {span_count:>10}")
+              f"{overhead:>13} {ratio:>20} {span_count:>10}")
 
 
 if __name__ == "__main__":
