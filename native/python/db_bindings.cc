@@ -58,15 +58,12 @@ struct DbConnInfo {
 struct CodeEntry {
   bool app = false;
   std::shared_ptr<const CodeLocation> loc;
-  // The lines of the last instructions a call site was found at. PyCode_Addr2Line scans the
-  // line table from its start, which costs more than the rest of the walk, and application code
-  // issues its queries from the same few instructions again and again.
-  struct Line {
-    int addr = -1;
-    int lineno = 0;
-  };
-  std::array<Line, 4> lines;
-  uint8_t next_line = 0;
+  // The line of each instruction a call site was found at. PyCode_Addr2Line scans the line
+  // table from its start, which costs more than the rest of the walk, and application code
+  // issues its queries from the same instructions again and again: a view often from more
+  // than a handful of them, which a small ring of recent ones would keep evicting.
+  static constexpr size_t kMaxLines = 256;
+  std::unordered_map<int, int> lines;
 };
 
 // Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
@@ -235,12 +232,11 @@ CodeEntry& Classify(PyCodeObject* code) {
 // PyCode_Addr2Line(code, addr), remembered in the code's entry: exact, since the cache holds the
 // code object, whose line table never changes.
 int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
-  for (const CodeEntry::Line& line : entry.lines) {
-    if (line.addr == addr) return line.lineno;
-  }
+  auto it = entry.lines.find(addr);
+  if (it != entry.lines.end()) return it->second;
   int lineno = PyCode_Addr2Line(code, addr);
-  entry.lines[entry.next_line] = {addr, lineno};
-  entry.next_line = (entry.next_line + 1) % entry.lines.size();
+  if (entry.lines.size() >= CodeEntry::kMaxLines) entry.lines.clear();
+  entry.lines.emplace(addr, lineno);
   return lineno;
 }
 

@@ -172,6 +172,24 @@ def test_call_site_is_the_line_executing_in_every_kind_of_frame(spans):
     assert results[4][0][2].endswith("generator.<locals>.<lambda>")
 
 
+def test_many_call_sites_in_one_function_each_keep_their_line(spans):
+    # One function issuing queries from 300 lines, in turn and over again: every line found is
+    # the one executing, whether the walk computes it or has it remembered (up to 256 per code
+    # object, then it starts over).
+    lines = ["def sites():", "    found = []"]
+    for _ in range(300):
+        lines.append("    found.append((db_call_site(), here(sys._getframe())))")
+    lines.append("    return found")
+    namespace = {"db_call_site": _native.db_call_site, "here": here, "sys": sys}
+    exec(compile("\n".join(lines), str(HERE.parent / "_many_sites.py"), "exec"), namespace)
+    for _ in range(3):
+        found = namespace["sites"]()
+        assert len(found) == 300
+        for site, expected in found:
+            assert site == expected
+        assert len({site[1] for site, _ in found}) == 300
+
+
 def test_depth_limit(spans):
     def probe():
         # The walk starts at the innermost frame: the library frame that calls db_call_site.
