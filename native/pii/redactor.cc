@@ -82,10 +82,15 @@ struct Redactor::Memo {
   static constexpr size_t kMaxBytes = 256 * 1024;  // of values, per thread
   static constexpr size_t kMaxKeys = 512;
 
+  // A long value is hashed by its length and its two ends: the cost stays flat however long
+  // the SQL, and values that share both ends only share a bucket (equality is still exact).
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>()(s);
+      constexpr size_t kEnd = 48;
+      std::hash<std::string_view> h;
+      if (s.size() <= 2 * kEnd) return h(s);
+      return h(s.substr(0, kEnd)) ^ (h(s.substr(s.size() - kEnd)) * 31) ^ s.size();
     }
   };
   uint64_t owner = 0;
@@ -114,6 +119,7 @@ struct Redactor::Memo {
 };
 
 struct Redactor::Scratch {
+  Memo* memo = nullptr;  // this thread's, looked up once per call (thread_local costs a call)
   std::vector<DetectorMatch> matches;
   std::vector<Hit> hits;
   std::vector<Regex::Match> regex_matches;
@@ -276,17 +282,11 @@ Redactor::Memo* Redactor::ThreadMemo() const {
   return &memo;
 }
 
-Redactor::KeyDecision Redactor::Decide(std::string_view key) const noexcept {
+Redactor::KeyDecision Redactor::Decide(std::string_view key, Memo* memo) const noexcept {
   if (key.empty()) return {};
-  Memo* memo = nullptr;
-  try {
-    memo = ThreadMemo();
-    if (memo) {
-      auto it = memo->keys.find(key);
-      if (it != memo->keys.end()) return it->second;
-    }
-  } catch (...) {
-    memo = nullptr;
+  if (memo) {
+    auto it = memo->keys.find(key);
+    if (it != memo->keys.end()) return it->second;
   }
   const KeyDecision decision = DecideUncached(key);
   if (memo) {
@@ -321,7 +321,9 @@ Redactor::KeyDecision Redactor::DecideUncached(std::string_view key) const noexc
   return {};
 }
 
-KeyAction Redactor::ClassifyKey(std::string_view key) const noexcept { return Decide(key).action; }
+KeyAction Redactor::ClassifyKey(std::string_view key) const noexcept {
+  return DecideUncached(key).action;
+}
 
 void Redactor::AppendRuleMask(uint16_t rule, std::string_view match, std::string* out) const {
   if (rule == kMixedRule) {
@@ -345,7 +347,7 @@ bool Redactor::RedactValue(const KeyDecision& decision, std::string_view in, std
   }
   // Only scanned values are remembered: an allowed key's value is never scanned, and a value
   // that needed repair or masking is not clean.
-  Memo* memo = decision.action == KeyAction::kScan && value_work_ ? ThreadMemo() : nullptr;
+  Memo* memo = decision.action == KeyAction::kScan && value_work_ ? sc.memo : nullptr;
   if (memo && in.size() <= Memo::kMaxValueBytes && memo->IsClean(in)) return false;
   std::string_view text = in;
   bool repaired = false;
@@ -440,7 +442,8 @@ void Redactor::Count(const RuleBits& fired) const {
 
 bool Redactor::Redact(std::string_view key, std::string_view value, std::string* out) const {
   Scratch sc;
-  if (!RedactValue(Decide(key), value, &sc.out, sc)) return false;
+  sc.memo = ThreadMemo();
+  if (!RedactValue(Decide(key, sc.memo), value, &sc.out, sc)) return false;
   out->swap(sc.out);
   Count(sc.fired);
   return true;
@@ -448,7 +451,8 @@ bool Redactor::Redact(std::string_view key, std::string_view value, std::string*
 
 bool Redactor::RedactString(std::string_view key, std::string& value) const {
   Scratch sc;
-  if (!RedactValue(Decide(key), value, &sc.out, sc)) return false;
+  sc.memo = ThreadMemo();
+  if (!RedactValue(Decide(key, sc.memo), value, &sc.out, sc)) return false;
   value.swap(sc.out);
   Count(sc.fired);
   return true;
@@ -464,7 +468,7 @@ void Redactor::RedactText(std::string& text, Scratch& sc) const {
 
 void Redactor::RedactAttributes(Attributes& attributes, Scratch& sc) const {
   for (Attribute& attr : attributes) {
-    const KeyDecision decision = Decide(attr.key);
+    const KeyDecision decision = Decide(attr.key, sc.memo);
     if (auto* s = std::get_if<std::string>(&attr.value)) {
       if (!s->empty() && RedactValue(decision, *s, &sc.out, sc)) {
         s->swap(sc.out);
@@ -515,6 +519,7 @@ void Redactor::RedactAttributes(Attributes& attributes, Scratch& sc) const {
 
 void Redactor::RedactSpan(SpanData& span) const {
   Scratch sc;
+  sc.memo = ThreadMemo();
   RedactText(span.name, sc);
   RedactAttributes(span.attributes, sc);
   for (Event& event : span.events) {

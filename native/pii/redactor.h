@@ -147,7 +147,8 @@ class Redactor {
   struct Memo;
 
   Redactor();
-  KeyDecision Decide(std::string_view key) const noexcept;
+  // `memo` (may be null) remembers decisions already taken on this thread.
+  KeyDecision Decide(std::string_view key, Memo* memo) const noexcept;
   KeyDecision DecideUncached(std::string_view key) const noexcept;
   // This thread's memo for this redactor, or null when memoizing is off.
   Memo* ThreadMemo() const;
