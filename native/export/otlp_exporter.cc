@@ -279,7 +279,7 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
   std::string_view payload = body_;
   if (compression_ == OtlpCompression::kGzip) {
     compressed_.clear();
-    if (!GzipCompress(body_, compressed_)) {
+    if (!GzipCompress(body_, compressed_, kExportGzipLevel)) {
       std::string message = "gzip compression of the request failed";
       RecordFailure(spans.size(), message);
       ReportOnce("gzip", false, kLogError, protocol_name_ + " export: " + message, logs);
