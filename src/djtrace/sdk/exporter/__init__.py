@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from djtrace import _native
-from djtrace.config import ConfigError, check_endpoint, parse_headers
+from djtrace.config import ConfigError, parse_headers
 
 _log = logging.getLogger("djtrace.exporter")
 
