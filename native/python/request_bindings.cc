@@ -12,9 +12,8 @@ namespace {
 constexpr int kCaptureAllMethods = 1;  // `flags` bits, as ServerRequestOptions
 constexpr int kOldSemconv = 2;
 
-// The environ keys read, interned once.
+// The environ keys read, interned once (the method comes from request.method).
 struct MetaKeys {
-  PyObject* request_method;
   PyObject* query_string;
   PyObject* http_host;
   PyObject* server_name;
@@ -98,7 +97,6 @@ nb::str Str(std::string_view s) { return nb::str(s.data(), s.size()); }
 
 void Bind(nb::module_& m) {
   g_keys = MetaKeys{
-      PyUnicode_InternFromString("REQUEST_METHOD"),
       PyUnicode_InternFromString("QUERY_STRING"),
       PyUnicode_InternFromString("HTTP_HOST"),
       PyUnicode_InternFromString("SERVER_NAME"),

@@ -30,6 +30,7 @@ from typing import Any
 
 from djtrace import _native
 from djtrace.integrations import _suppress
+from djtrace.integrations import _tracing as tr
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
 from djtrace.integrations.redaction import redact_text
@@ -42,7 +43,7 @@ METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many",
            "touch", "get_or_set", "has_key", "clear")
 _MANY = frozenset(("get_many", "set_many", "delete_many"))
 _MAX_EXPORTED_KEYS = 20
-_OTLP_KIND = {_state.KIND_INTERNAL: 1, _state.KIND_CLIENT: 3}
+_OTLP_KIND = {_state.KIND_INTERNAL: tr.OTLP_INTERNAL, _state.KIND_CLIENT: tr.OTLP_CLIENT}
 
 
 class _Call:
