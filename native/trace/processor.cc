@@ -8,6 +8,8 @@
 #include <new>
 #include <set>
 
+#include "trace/span_pool.h"
+
 namespace djtrace {
 namespace {
 
@@ -213,6 +215,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
       batch.clear();
       for (size_t j = i; j < end; ++j) batch.push_back(std::move(taken[j]));
       ExportBatch(s, transform.get(), batch);
+      SpanPool::Global().Return(batch);  // reused, and freed, by the threads that start spans
     }
     taken.clear();
     batch.clear();

@@ -4,6 +4,7 @@
 
 #include "trace/clock.h"
 #include "trace/ids.h"
+#include "trace/span_pool.h"
 
 namespace djtrace {
 
@@ -99,7 +100,7 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
     return;  // a non-recording span: context only, nothing stored
   }
 
-  auto data = std::make_unique<SpanData>();
+  SpanPtr data = SpanPool::Global().Take();
   data->trace_id = ctx.trace_id;
   data->span_id = ctx.span_id;
   data->trace_state = ctx.trace_state;

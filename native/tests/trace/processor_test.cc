@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "trace/memory_exporter.h"
+#include "trace/span_pool.h"
 
 namespace djtrace {
 namespace {
@@ -192,6 +194,30 @@ TEST(BatchSpanProcessorTest, AFullBatchIsExportedWithoutWaitingForTheDelay) {
   EXPECT_EQ(exporter->Names(), Numbered("s", 4));
   // Exported on the worker thread, not this one.
   EXPECT_NE(exporter->Threads()[0], std::this_thread::get_id());
+}
+
+TEST(BatchSpanProcessorTest, ExportedSpansGoBackToThePoolForReuse) {
+  // The worker hands exported spans back, so that the next spans started on this thread
+  // reuse them instead of allocating what the worker would free on another thread.
+  SpanPool& pool = SpanPool::Global();
+  while (pool.SharedSize() > 0) pool.Take();
+  for (size_t i = 0; i < SpanPool::kRefill; ++i) pool.Take();  // empties this thread's cache
+  auto exporter = std::make_shared<FakeExporter>();
+  BatchSpanProcessor p(exporter, Options(100, 60s, 512));
+  std::vector<const SpanData*> ended;
+  for (int i = 0; i < 5; ++i) {
+    SpanPtr span = MakeSpan("s" + std::to_string(i));
+    ended.push_back(span.get());
+    p.OnEnd(std::move(span));
+  }
+  ASSERT_TRUE(p.ForceFlush(5s));
+  EXPECT_EQ(exporter->Names(), Numbered("s", 5));  // exported before being handed back
+  ASSERT_EQ(pool.SharedSize(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    SpanPtr reused = pool.Take();
+    EXPECT_NE(std::find(ended.begin(), ended.end(), reused.get()), ended.end());
+    EXPECT_TRUE(reused->name.empty());
+  }
 }
 
 TEST(BatchSpanProcessorTest, TheWorkerIsABatchThread) {
