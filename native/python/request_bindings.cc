@@ -1,6 +1,14 @@
 // The SERVER span of an HTTP request, started from the WSGI environ (Django's request.META) in
 // one native call: the fields are read off the dict here and the attributes built by
 // native/http/server_request. Only conversion lives in this file.
+//
+// Also the lifecycle of a Django request's span (begin, respond, leave, end): the state lives
+// in a djtrace.integrations.django.handlers.RequestSpan, whose __slots__ this file reads and
+// writes by offset; the rare cases (header capture, streaming bodies, an authenticated user,
+// the Gunicorn access log) call back into that module.
+#include <Python.h>
+#include <structmember.h>
+
 #include <string>
 
 #include "http/server_request.h"
@@ -95,6 +103,8 @@ http::ServerRequestOptions Options(int flags) {
 
 nb::str Str(std::string_view s) { return nb::str(s.data(), s.size()); }
 
+void BindRequestLifecycle(nb::module_& m);  // below
+
 void Bind(nb::module_& m) {
   g_keys = MetaKeys{
       PyUnicode_InternFromString("QUERY_STRING"),
@@ -147,6 +157,638 @@ void Bind(nb::module_& m) {
       "meta"_a, "method"_a.none(), "scheme"_a.none(), "path"_a.none(), "version"_a.none(),
       "flags"_a,
       "(attributes, name) of start_http_server_span, for tracers that are not djtrace's.");
+  BindRequestLifecycle(m);
+}
+
+// ---- Django request lifecycle ---------------------------------------------------------------
+
+// A __slots__ member of a Python class, read and written in place (its descriptor's offset).
+struct Slot {
+  Py_ssize_t offset = -1;
+  PyObject* Get(PyObject* obj) const {  // borrowed; null when unset
+    return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + offset);
+  }
+  void Set(PyObject* obj, PyObject* value) const {
+    PyObject** p = reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + offset);
+    PyObject* old = *p;
+    Py_XINCREF(value);
+    *p = value;
+    Py_XDECREF(old);
+  }
+  void SetBool(PyObject* obj, bool value) const { Set(obj, value ? Py_True : Py_False); }
+  bool True(PyObject* obj) const { return Get(obj) == Py_True; }
+};
+
+Slot FindSlot(nb::handle type, const char* name) {
+  nb::object d = type.attr(name);
+  if (!PyObject_TypeCheck(d.ptr(), &PyMemberDescr_Type))
+    throw std::runtime_error(std::string("not a __slots__ member: ") + name);
+  PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(d.ptr())->d_member;
+  if (m->type != T_OBJECT_EX) throw std::runtime_error(std::string("unexpected slot: ") + name);
+  return Slot{m->offset};
+}
+
+// DjangoSettings.request_flags bits (set in djtrace.integrations.django.settings).
+enum RequestFlags : long {
+  kFlagCaptureAllMethods = 1,
+  kFlagOldSemconv = 2,
+  kFlagMiddleware = 4,
+  kFlagViews = 8,
+  kFlagDrf = 16,
+  kFlagEnduser = 32,
+  kFlagRequestHeaders = 64,
+  kFlagResponseHeaders = 128,
+  kFlagExcluded = 256,
+};
+
+struct RequestGlue {
+  PyTypeObject* rs_type = nullptr;    // handlers.RequestSpan
+  PyTypeObject* root_type = nullptr;  // _state.RootState
+  PyObject* request_var = nullptr;    // _state.REQUEST
+  PyObject* root_var = nullptr;       // _state.ROOT
+  PyObject* excluded = nullptr;       // handlers.EXCLUDED
+  PyObject* propagate = nullptr;      // the opentelemetry.propagate module
+  PyObject* meta_keys = nullptr;      // handlers._meta_keys() -> tuple of META keys | None
+  PyObject* extract = nullptr;        // handlers._extract_always(meta) -> Context | None
+  PyObject* hooks = nullptr;          // handlers._NativeHooks: the rare cases, in Python
+  PyObject* report = nullptr;         // _report_internal_error(where)
+  PyObject* status_error = nullptr;   // StatusCode.ERROR (for spans that are not ours)
+  // The propagator the META keys were computed for, and those keys (None: always extract).
+  PyObject* propagator = nullptr;
+  PyObject* keys = nullptr;
+  Slot span, request, tracer, scope, parent_token, req_token, root_token, root, ended, errored,
+      routed, cfg, method, recording, trace_middleware, trace_views, trace_drf, ctx;
+  Slot root_span;
+};
+RequestGlue g_req;
+
+struct RequestNames {
+  PyObject *META, *method, *scheme, *path, *scope, *http_version, *request_span, *request_flags,
+      *excluded_re, *search, *status_code, *resolver_match, *route, *user, *wrapped,
+      *resource_closers, *streaming, *gunicorn_socket, *http_host, *server_name, *http_route,
+      *status_attr, *status_attr_old, *error_type, *slash, *http_text_format, *get_global_textmap,
+      *enter, *exit, *end, *set_attribute, *update_name, *set_status, *append, *is_recording,
+      *enduser, *response_headers, *stream, *gunicorn, *empty;
+};
+RequestNames g_n;
+
+void ReportError(const char* where) {
+  // The instrumentation's own failure: logged once (rate-limited) and counted by Python.
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  if (g_req.report) {
+    PyObject* r = PyObject_CallFunction(g_req.report, "s", where);
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+}
+
+// getattr(obj, name, None) without raising, as a new reference (null when absent or failed).
+PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
+  PyObject* value = nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (PyObject_GetOptionalAttr(obj, name, &value) < 0) PyErr_Clear();
+#else
+  if (_PyObject_LookupAttr(obj, name, &value) < 0) PyErr_Clear();
+#endif
+  return value;
+}
+
+PySpan* AsPySpan(PyObject* span) {
+  PySpan* ps = nullptr;
+  if (!nb::try_cast<PySpan*>(nb::handle(span), ps)) return nullptr;
+  return ps;
+}
+
+// span.set_attribute(key, value) for one of our spans natively, for others through the API.
+void SetSpanAttribute(PyObject* span, PyObject* key, PyObject* value) {
+  if (PySpan* ps = AsPySpan(span)) {
+    if (!ps->span.is_recording()) return;
+    Py_ssize_t n;
+    const char* k = PyUnicode_AsUTF8AndSize(key, &n);
+    AttrValue v;
+    if (k && ToAttrValue(value, v))
+      ps->span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
+    if (PyErr_Occurred()) PyErr_Clear();
+    return;
+  }
+  PyObject* r = PyObject_CallMethodObjArgs(span, g_n.set_attribute, key, value, nullptr);
+  if (!r) throw nb::python_error();
+  Py_DECREF(r);
+}
+
+// The http.route and the span name, once the URL is resolved (RequestSpan.record_route).
+void RecordRoute(PyObject* rs) {
+  g_req.routed.SetBool(rs, true);
+  PyObject* request = g_req.request.Get(rs);
+  PyObject* span = g_req.span.Get(rs);
+  if (!request || !span) return;
+  nb::object match = nb::steal(OptionalAttr(request, g_n.resolver_match));
+  if (!match.is_valid() || match.is_none()) return;
+  nb::object route = nb::steal(PyObject_GetAttr(match.ptr(), g_n.route));
+  if (!route.is_valid()) throw nb::python_error();
+  int truthy = PyObject_IsTrue(route.ptr());
+  if (truthy < 0) throw nb::python_error();
+  if (!truthy) route = nb::borrow(g_n.slash);
+  SetSpanAttribute(span, g_n.http_route, route.ptr());
+  PyObject* method = g_req.method.Get(rs);
+  nb::object name =
+      nb::steal(PyUnicode_FromFormat("%S %S", method ? method : Py_None, route.ptr()));
+  if (!name.is_valid()) throw nb::python_error();
+  if (PySpan* ps = AsPySpan(span)) {
+    std::string n;
+    if (ToString(name.ptr(), n)) ps->span.UpdateName(std::move(n));
+  } else {
+    PyObject* r = PyObject_CallMethodObjArgs(span, g_n.update_name, name.ptr(), nullptr);
+    if (!r) throw nb::python_error();
+    Py_DECREF(r);
+  }
+}
+
+long SettingsFlags(PyObject* cfg) {
+  nb::object flags = nb::steal(PyObject_GetAttr(cfg, g_n.request_flags));
+  if (!flags.is_valid()) throw nb::python_error();
+  long v = PyLong_AsLong(flags.ptr());
+  if (v == -1 && PyErr_Occurred()) throw nb::python_error();
+  return v;
+}
+
+// `key in meta` for any of the propagator's META keys (recomputed when the propagator changes).
+bool HasPropagationHeaders(PyObject* meta) {
+  nb::object propagator = nb::steal(PyObject_GetAttr(g_req.propagate, g_n.http_text_format));
+  if (!propagator.is_valid()) {
+    PyErr_Clear();
+    propagator = nb::steal(PyObject_CallMethodNoArgs(g_req.propagate, g_n.get_global_textmap));
+    if (!propagator.is_valid()) throw nb::python_error();
+  }
+  if (propagator.ptr() != g_req.propagator) {
+    nb::object keys = nb::steal(PyObject_CallNoArgs(g_req.meta_keys));
+    if (!keys.is_valid()) throw nb::python_error();
+    Py_XSETREF(g_req.keys, keys.release().ptr());
+    Py_XSETREF(g_req.propagator, propagator.release().ptr());
+  }
+  if (g_req.keys == Py_None || !PyTuple_Check(g_req.keys)) return true;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(g_req.keys); ++i) {
+    int found = PyDict_Contains(meta, PyTuple_GET_ITEM(g_req.keys, i));
+    if (found < 0) throw nb::python_error();
+    if (found) return true;
+  }
+  return false;
+}
+
+PyObject* NewInstance(PyTypeObject* type) {
+  return type->tp_alloc(type, 0);  // __slots__ start unset; every one read later is set here
+}
+
+// request_begin(request, cfg, tracer) -> RequestSpan | None (already traced) | EXCLUDED |
+// NotImplemented (a case handlers.begin handles in Python: request header capture, or a
+// tracer that is not djtrace's native one).
+PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3 || !g_req.rs_type) {
+    PyErr_SetString(PyExc_TypeError, "request_begin(request, cfg, tracer)");
+    return nullptr;
+  }
+  PyObject* request = args[0];
+  PyObject* cfg = args[1];
+  PyObject* tracer_obj = args[2];
+  NativeTracer* tracer = nullptr;
+  if (!nb::try_cast<NativeTracer*>(nb::handle(tracer_obj), tracer) || !tracer ||
+      tracer->owner->py_start_current.is_valid())
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject* parent_token = nullptr;
+  try {
+    const long flags = SettingsFlags(cfg);
+    if (flags & kFlagRequestHeaders) Py_RETURN_NOTIMPLEMENTED;
+    {
+      PyObject* current = nullptr;
+      if (PyContextVar_Get(g_req.request_var, nullptr, &current) < 0) throw nb::python_error();
+      bool same = current && current != Py_None && PyObject_TypeCheck(current, g_req.rs_type) &&
+                  g_req.request.Get(current) == request;
+      Py_XDECREF(current);
+      if (same) Py_RETURN_NONE;
+    }
+    nb::object meta = nb::steal(PyObject_GetAttr(request, g_n.META));
+    if (!meta.is_valid()) throw nb::python_error();
+    if (!PyDict_Check(meta.ptr())) Py_RETURN_NOTIMPLEMENTED;
+    nb::object method = nb::steal(PyObject_GetAttr(request, g_n.method));
+    nb::object scheme = nb::steal(PyObject_GetAttr(request, g_n.scheme));
+    nb::object path = nb::steal(PyObject_GetAttr(request, g_n.path));
+    if (!method.is_valid() || !scheme.is_valid() || !path.is_valid()) throw nb::python_error();
+
+    if (flags & kFlagExcluded) {
+      // As handlers._url_for_exclusion: scheme://host/path against the excluded-URL patterns.
+      PyObject* host = PyDict_GetItemWithError(meta.ptr(), g_n.http_host);
+      if (!host || !PyObject_IsTrue(host)) {
+        if (PyErr_Occurred()) throw nb::python_error();
+        host = PyDict_GetItemWithError(meta.ptr(), g_n.server_name);
+        if (!host && PyErr_Occurred()) throw nb::python_error();
+      }
+      nb::object url = nb::steal(
+          PyUnicode_FromFormat("%S://%S%S", scheme.ptr(), host ? host : g_n.empty, path.ptr()));
+      if (!url.is_valid()) throw nb::python_error();
+      nb::object rx = nb::steal(PyObject_GetAttr(cfg, g_n.excluded_re));
+      if (!rx.is_valid()) throw nb::python_error();
+      if (!rx.is_none()) {
+        nb::object m = nb::steal(PyObject_CallMethodOneArg(rx.ptr(), g_n.search, url.ptr()));
+        if (!m.is_valid()) throw nb::python_error();
+        if (!m.is_none()) return Py_NewRef(g_req.excluded);
+      }
+    }
+
+    nb::object asgi_scope = nb::steal(OptionalAttr(request, g_n.scope));
+    PyObject* version = Py_None;
+    bool asgi = asgi_scope.is_valid() && PyDict_CheckExact(asgi_scope.ptr());
+    if (asgi) {
+      version = PyDict_GetItemWithError(asgi_scope.ptr(), g_n.http_version);
+      if (!version) {
+        if (PyErr_Occurred()) throw nb::python_error();
+        version = Py_None;
+      }
+    }
+
+    if (HasPropagationHeaders(meta.ptr())) {
+      nb::object parent = nb::steal(PyObject_CallOneArg(g_req.extract, meta.ptr()));
+      if (!parent.is_valid()) throw nb::python_error();
+      if (!parent.is_none()) {
+        if (g_ctx.var) {
+          parent_token = PyContextVar_Set(g_ctx.var, parent.ptr());
+        } else {
+          parent_token = PyObject_CallOneArg(g_ctx.attach, parent.ptr());
+        }
+        if (!parent_token) throw nb::python_error();
+      }
+    }
+
+    Fields f;
+    ReadFields(meta, method, scheme, path, nb::handle(version), f);
+    StartOptions o;
+    nb::str name = Str(http::AppendServerRequestAttributes(
+        f.request, Options(static_cast<int>(flags & (kFlagCaptureAllMethods | kFlagOldSemconv))),
+        &o.attributes));
+    nb::object span =
+        NewSpan(*tracer, name, static_cast<int>(SpanKind::kServer), SpanInContext(nb::none()),
+                nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
+    SpanEnter(span);
+    const bool recording = AsPySpan(span.ptr())->span.is_recording();
+
+    nb::object rs = nb::steal(NewInstance(g_req.rs_type));
+    nb::object root = nb::steal(NewInstance(g_req.root_type));
+    if (!rs.is_valid() || !root.is_valid()) throw nb::python_error();
+    PyObject* r = rs.ptr();
+    g_req.span.Set(r, span.ptr());
+    g_req.request.Set(r, request);
+    g_req.tracer.Set(r, tracer_obj);
+    g_req.scope.Set(r, span.ptr());  // its __exit__ detaches it without ending it
+    g_req.parent_token.Set(r, parent_token ? parent_token : Py_None);
+    Py_CLEAR(parent_token);
+    g_req.ended.SetBool(r, false);
+    g_req.errored.SetBool(r, false);
+    g_req.routed.SetBool(r, false);
+    g_req.cfg.Set(r, cfg);
+    g_req.method.Set(r, name.ptr());
+    g_req.recording.SetBool(r, recording);
+    g_req.trace_middleware.SetBool(r, recording && (flags & kFlagMiddleware));
+    g_req.trace_views.SetBool(r, recording && (flags & kFlagViews));
+    g_req.trace_drf.SetBool(r, recording && (flags & kFlagDrf));
+    g_req.ctx.Set(r, Py_None);
+    g_req.root_span.Set(root.ptr(), span.ptr());
+    g_req.root.Set(r, root.ptr());
+    PyObject* req_token = PyContextVar_Set(g_req.request_var, r);
+    if (!req_token) throw nb::python_error();
+    g_req.req_token.Set(r, req_token);
+    Py_DECREF(req_token);
+    PyObject* root_token = PyContextVar_Set(g_req.root_var, root.ptr());
+    if (!root_token) throw nb::python_error();
+    g_req.root_token.Set(r, root_token);
+    Py_DECREF(root_token);
+    if (asgi) {
+      if (PyDict_SetItem(asgi_scope.ptr(), g_n.request_span, r) < 0) throw nb::python_error();
+    } else if (recording) {
+      int gunicorn = PyDict_Contains(meta.ptr(), g_n.gunicorn_socket);
+      if (gunicorn < 0) throw nb::python_error();
+      if (gunicorn) {
+        // Gunicorn's access log is written after the span ends: leave it the ids.
+        PyObject* res =
+            PyObject_CallMethodObjArgs(g_req.hooks, g_n.gunicorn, meta.ptr(), span.ptr(), nullptr);
+        if (!res) throw nb::python_error();
+        Py_DECREF(res);
+      }
+    }
+    return rs.release().ptr();
+  } catch (nb::python_error& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  // The caller (handlers.trace_sync) reports the failure and serves the request untraced.
+  if (parent_token) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (g_ctx.var) {
+      if (PyContextVar_Reset(g_ctx.var, parent_token) < 0) PyErr_Clear();
+    } else {
+      PyObject* d = PyObject_CallOneArg(g_ctx.detach, parent_token);
+      if (!d) PyErr_Clear();
+      Py_XDECREF(d);
+    }
+    Py_DECREF(parent_token);
+    PyErr_Restore(type, value, tb);
+  }
+  return nullptr;
+}
+
+bool CheckRequestSpan(PyObject* rs) {
+  if (g_req.rs_type && PyObject_TypeCheck(rs, g_req.rs_type)) return true;
+  PyErr_SetString(PyExc_TypeError, "expected a RequestSpan");
+  return false;
+}
+
+// The response's attributes (RequestSpan._record_response).
+void RecordResponse(PyObject* rs, PyObject* response, long flags) {
+  PyObject* span = g_req.span.Get(rs);
+  if (!span) return;
+  nb::object status = nb::steal(PyObject_GetAttr(response, g_n.status_code));
+  if (!status.is_valid()) throw nb::python_error();
+  SetSpanAttribute(span, g_n.status_attr, status.ptr());
+  if (flags & kFlagOldSemconv) SetSpanAttribute(span, g_n.status_attr_old, status.ptr());
+  long code = PyLong_Check(status.ptr()) ? PyLong_AsLong(status.ptr()) : 0;
+  if (code == -1 && PyErr_Occurred()) PyErr_Clear();
+  if (code >= 500 && !g_req.errored.True(rs)) {
+    g_req.errored.SetBool(rs, true);
+    nb::object text = nb::steal(PyObject_Str(status.ptr()));
+    if (!text.is_valid()) throw nb::python_error();
+    SetSpanAttribute(span, g_n.error_type, text.ptr());
+    if (PySpan* ps = AsPySpan(span)) {
+      ps->span.SetStatus(StatusCode::kError, "");
+    } else {
+      PyObject* r = PyObject_CallMethodObjArgs(span, g_n.set_status, g_req.status_error, nullptr);
+      if (!r) throw nb::python_error();
+      Py_DECREF(r);
+    }
+  }
+  RecordRoute(rs);
+  if (flags & kFlagEnduser) {
+    // Only a user that authentication already loaded (see handlers._authenticated_user_id):
+    // most requests have none, or a lazy one nobody evaluated, and need no Python call.
+    PyObject* request = g_req.request.Get(rs);
+    nb::object user = request ? nb::steal(OptionalAttr(request, g_n.user)) : nb::object();
+    if (user.is_valid() && !user.is_none()) {
+      nb::object wrapped = nb::steal(OptionalAttr(user.ptr(), g_n.wrapped));
+      PyObject* w = wrapped.is_valid() ? wrapped.ptr() : user.ptr();
+      if (w != Py_None && Py_TYPE(w) != &PyBaseObject_Type) {
+        PyObject* r = PyObject_CallMethodObjArgs(g_req.hooks, g_n.enduser, rs, nullptr);
+        if (!r) throw nb::python_error();
+        Py_DECREF(r);
+      }
+    }
+  }
+  if (flags & kFlagResponseHeaders) {
+    PyObject* r =
+        PyObject_CallMethodObjArgs(g_req.hooks, g_n.response_headers, rs, response, nullptr);
+    if (!r) throw nb::python_error();
+    Py_DECREF(r);
+  }
+}
+
+PyObject* RequestEndImpl(PyObject* rs);
+
+PyMethodDef g_request_closer_def = {
+    "end", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(+[](PyObject* rs, PyObject*) {
+      return RequestEndImpl(rs);
+    })),
+    METH_NOARGS, "Ends the request's span (a response closer)."};
+
+// request_respond(rs, response): records the response and arranges for the span to end when
+// the response is closed (RequestSpan.respond).
+PyObject* RequestRespond(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "request_respond(rs, response)");
+    return nullptr;
+  }
+  PyObject* rs = args[0];
+  PyObject* response = args[1];
+  if (!CheckRequestSpan(rs)) return nullptr;
+  long flags = 0;
+  try {
+    PyObject* cfg = g_req.cfg.Get(rs);
+    if (cfg) flags = SettingsFlags(cfg);
+    RecordResponse(rs, response, flags);
+  } catch (nb::python_error& e) {
+    e.restore();
+    ReportError("django response attributes");
+  } catch (const std::exception&) {
+    ReportError("django response attributes");
+  }
+  PyObject* closers = OptionalAttr(response, g_n.resource_closers);
+  if (!closers || closers == Py_None) {
+    Py_XDECREF(closers);
+    return RequestEndImpl(rs);
+  }
+  nb::object streaming = nb::steal(OptionalAttr(response, g_n.streaming));
+  if (streaming.is_valid() && PyObject_IsTrue(streaming.ptr()) == 1) {
+    PyObject* r = PyObject_CallMethodObjArgs(g_req.hooks, g_n.stream, rs, response, nullptr);
+    if (!r) ReportError("django streaming response");
+    Py_XDECREF(r);
+  }
+  if (PyErr_Occurred()) PyErr_Clear();
+  PyObject* closer = PyCFunction_NewEx(&g_request_closer_def, rs, nullptr);
+  int rc = closer ? PyList_Check(closers) ? PyList_Append(closers, closer) : -1 : -1;
+  if (rc < 0 && closer && !PyErr_Occurred()) {
+    PyObject* r = PyObject_CallMethodObjArgs(closers, g_n.append, closer, nullptr);
+    rc = r ? 0 : -1;
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(closer);
+  Py_DECREF(closers);
+  if (rc < 0) {
+    ReportError("django response closer");
+    return RequestEndImpl(rs);  // nobody would end it
+  }
+  Py_RETURN_NONE;
+}
+
+void ResetVar(PyObject* var, PyObject* token) {
+  if (!token || token == Py_None) return;
+  if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();  // set in another context
+}
+
+// request_leave(rs): detaches the request's context from the current one; the span stays
+// open (RequestSpan.leave).
+PyObject* RequestLeave(PyObject*, PyObject* rs) {
+  if (!CheckRequestSpan(rs)) return nullptr;
+  ResetVar(g_req.root_var, g_req.root_token.Get(rs));
+  ResetVar(g_req.request_var, g_req.req_token.Get(rs));
+  if (PyObject* scope = g_req.scope.Get(rs)) {
+    if (AsPySpan(scope)) {
+      try {
+        SpanExit(scope, nb::none());
+      } catch (nb::python_error& e) {
+        e.restore();
+        ReportError("django request leave");
+      }
+    } else {
+      PyObject* r = PyObject_CallMethodObjArgs(scope, g_n.exit, Py_None, Py_None, Py_None, nullptr);
+      if (!r) ReportError("django request leave");
+      Py_XDECREF(r);
+    }
+  }
+  PyObject* token = g_req.parent_token.Get(rs);
+  if (token && token != Py_None) {
+    Py_INCREF(token);
+    g_req.parent_token.Set(rs, Py_None);
+    if (g_ctx.var) {
+      if (PyContextVar_Reset(g_ctx.var, token) < 0) PyErr_Clear();
+    } else {
+      PyObject* r = PyObject_CallOneArg(g_ctx.detach, token);
+      if (!r) PyErr_Clear();
+      Py_XDECREF(r);
+    }
+    Py_DECREF(token);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* RequestEndImpl(PyObject* rs) {
+  if (!CheckRequestSpan(rs)) return nullptr;
+  if (g_req.ended.True(rs)) Py_RETURN_NONE;
+  g_req.ended.SetBool(rs, true);
+  try {
+    if (!g_req.routed.True(rs)) RecordRoute(rs);
+    PyObject* span = g_req.span.Get(rs);
+    if (PySpan* ps = span ? AsPySpan(span) : nullptr) {
+      EndSpan(span, *ps, nb::none());
+    } else if (span) {
+      PyObject* r = PyObject_CallMethodNoArgs(span, g_n.end);
+      if (!r) throw nb::python_error();
+      Py_DECREF(r);
+    }
+  } catch (nb::python_error& e) {
+    e.restore();
+    ReportError("django request end");
+  } catch (const std::exception&) {
+    ReportError("django request end");
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* RequestEnd(PyObject*, PyObject* rs) { return RequestEndImpl(rs); }
+
+PyObject* RequestRecordRoute(PyObject*, PyObject* rs) {
+  if (!CheckRequestSpan(rs)) return nullptr;
+  try {
+    RecordRoute(rs);
+  } catch (nb::python_error& e) {
+    e.restore();
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef g_request_defs[] = {
+    {"request_begin", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RequestBegin)),
+     METH_FASTCALL,
+     "request_begin(request, cfg, tracer): starts the request's SERVER span and makes the "
+     "request current; returns its RequestSpan, None when this request is already traced, "
+     "EXCLUDED for an excluded URL, or NotImplemented for what handlers.begin does in Python."},
+    {"request_respond", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RequestRespond)),
+     METH_FASTCALL, "request_respond(rs, response): RequestSpan.respond."},
+    {"request_leave", RequestLeave, METH_O, "request_leave(rs): RequestSpan.leave."},
+    {"request_end", RequestEnd, METH_O, "request_end(rs): RequestSpan.end."},
+    {"request_record_route", RequestRecordRoute, METH_O,
+     "request_record_route(rs): RequestSpan.record_route."},
+};
+
+PyObject* Intern(const char* s) { return PyUnicode_InternFromString(s); }
+
+void BindRequestLifecycle(nb::module_& m) {
+  g_n = RequestNames{Intern("META"),
+                     Intern("method"),
+                     Intern("scheme"),
+                     Intern("path"),
+                     Intern("scope"),
+                     Intern("http_version"),
+                     Intern("djtrace.request_span"),
+                     Intern("request_flags"),
+                     Intern("excluded_re"),
+                     Intern("search"),
+                     Intern("status_code"),
+                     Intern("resolver_match"),
+                     Intern("route"),
+                     Intern("user"),
+                     Intern("_wrapped"),
+                     Intern("_resource_closers"),
+                     Intern("streaming"),
+                     Intern("gunicorn.socket"),
+                     Intern("HTTP_HOST"),
+                     Intern("SERVER_NAME"),
+                     Intern("http.route"),
+                     Intern("http.response.status_code"),
+                     Intern("http.status_code"),
+                     Intern("error.type"),
+                     Intern("/"),
+                     Intern("_HTTP_TEXT_FORMAT"),
+                     Intern("get_global_textmap"),
+                     Intern("__enter__"),
+                     Intern("__exit__"),
+                     Intern("end"),
+                     Intern("set_attribute"),
+                     Intern("update_name"),
+                     Intern("set_status"),
+                     Intern("append"),
+                     Intern("is_recording"),
+                     Intern("enduser"),
+                     Intern("response_headers"),
+                     Intern("stream"),
+                     Intern("gunicorn"),
+                     Intern("")};
+  for (PyMethodDef& def : g_request_defs)
+    m.attr(def.ml_name) = nb::steal(PyCFunction_NewEx(&def, nullptr, nullptr));
+  m.def(
+      "request_setup",
+      [](nb::handle rs_type, nb::handle root_type, nb::handle request_var, nb::handle root_var,
+         nb::handle excluded, nb::handle propagate, nb::handle meta_keys, nb::handle extract,
+         nb::handle hooks, nb::handle report, nb::handle status_error) {
+        RequestGlue g;
+        if (!PyType_Check(rs_type.ptr()) || !PyType_Check(root_type.ptr()))
+          throw nb::type_error("request_setup: RequestSpan and RootState must be classes");
+        g.span = FindSlot(rs_type, "span");
+        g.request = FindSlot(rs_type, "request");
+        g.tracer = FindSlot(rs_type, "tracer");
+        g.scope = FindSlot(rs_type, "scope");
+        g.parent_token = FindSlot(rs_type, "parent_token");
+        g.req_token = FindSlot(rs_type, "req_token");
+        g.root_token = FindSlot(rs_type, "root_token");
+        g.root = FindSlot(rs_type, "root");
+        g.ended = FindSlot(rs_type, "ended");
+        g.errored = FindSlot(rs_type, "errored");
+        g.routed = FindSlot(rs_type, "routed");
+        g.cfg = FindSlot(rs_type, "cfg");
+        g.method = FindSlot(rs_type, "method");
+        g.recording = FindSlot(rs_type, "recording");
+        g.trace_middleware = FindSlot(rs_type, "trace_middleware");
+        g.trace_views = FindSlot(rs_type, "trace_views");
+        g.trace_drf = FindSlot(rs_type, "trace_drf");
+        g.ctx = FindSlot(rs_type, "ctx");
+        g.root_span = FindSlot(root_type, "span");
+        g.rs_type = reinterpret_cast<PyTypeObject*>(nb::borrow(rs_type).release().ptr());
+        g.root_type = reinterpret_cast<PyTypeObject*>(nb::borrow(root_type).release().ptr());
+        g.request_var = nb::borrow(request_var).release().ptr();
+        g.root_var = nb::borrow(root_var).release().ptr();
+        g.excluded = nb::borrow(excluded).release().ptr();
+        g.propagate = nb::borrow(propagate).release().ptr();
+        g.meta_keys = nb::borrow(meta_keys).release().ptr();
+        g.extract = nb::borrow(extract).release().ptr();
+        g.hooks = nb::borrow(hooks).release().ptr();
+        g.report = nb::borrow(report).release().ptr();
+        g.status_error = nb::borrow(status_error).release().ptr();
+        g_req = g;  // set up once, at import (the previous references, if any, stay alive)
+      },
+      "rs_type"_a, "root_type"_a, "request_var"_a, "root_var"_a, "excluded"_a, "propagate"_a,
+      "meta_keys"_a, "extract"_a, "hooks"_a, "report"_a, "status_error"_a,
+      "Wires the request lifecycle functions to djtrace.integrations.django.handlers.");
 }
 
 RegisterBindings g_register(Bind);

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from types import MethodType
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -32,6 +33,7 @@ from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 ROOT = _state.ROOT
+_tracer_holder = _state._holder  # noqa: SLF001 - the cached tracer, read once per request
 
 try:
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _OTEL_SUPPRESS_KEY
@@ -86,6 +88,10 @@ def _extract(meta: dict) -> Any:
                 break
         else:
             return None
+    return _extract_always(meta)
+
+
+def _extract_always(meta: dict) -> Any:
     try:
         return propagate.extract(meta, getter=_META_GETTER)
     except Exception:  # noqa: BLE001 - a malformed header must never break the request
@@ -113,33 +119,11 @@ class RequestSpan:
 
     def leave(self) -> None:
         """Detaches the request's context from the current one (the span stays open)."""
-        for var, token in ((ROOT, self.root_token), (REQUEST, self.req_token)):
-            try:
-                var.reset(token)
-            except ValueError:  # reset from another context: nothing to undo here
-                pass
-        try:
-            self.scope.__exit__(None, None, None)
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django request leave")
-        if self.parent_token is not None:
-            try:
-                context_api.detach(self.parent_token)
-            except Exception:  # noqa: BLE001
-                pass
-            self.parent_token = None
+        _native.request_leave(self)
 
     def end(self) -> None:
         """Ends the span (once): called by the response's closers."""
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            if not self.routed:
-                self.record_route()
-            self.span.end()
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django request end")
+        _native.request_end(self)
 
     def aborted(self) -> None:
         """The client went away (ASGI) before the response was complete."""
@@ -164,62 +148,55 @@ class RequestSpan:
     # -- response ------------------------------------------------------------------------------
 
     def respond(self, response: Any) -> None:
-        """Records the response and arranges for the span to end when it is closed."""
-        try:
-            self._record_response(response)
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django response attributes")
-        closers = getattr(response, "_resource_closers", None)
-        if closers is None:
-            self.end()
-            return
-        try:
-            if getattr(response, "streaming", False) and not hasattr(response, "file_to_stream"):
-                self.ctx = context_api.get_current()
-                content = response.streaming_content
-                if response.is_async:
-                    response.streaming_content = _aiter_in_context(content, self)
-                else:
-                    response.streaming_content = _iter_in_context(content, self)
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django streaming response")
-        closers.append(self.end)
+        """Records the response (status, route, user, headers) and arranges for the span to end
+        when the response is closed."""
+        _native.request_respond(self, response)
 
     def record_route(self) -> None:
         """http.route and the span name, once the URL is resolved."""
-        self.routed = True
-        match = getattr(self.request, "resolver_match", None)
-        if match is not None:
-            route = match.route or "/"
-            self.span.set_attribute("http.route", route)
-            self.span.update_name(f"{self.method} {route}")
+        _native.request_record_route(self)
 
-    def _record_response(self, response: Any) -> None:
-        span = self.span
-        cfg = self.cfg
-        status = response.status_code
-        span.set_attribute("http.response.status_code", status)
-        if cfg.semconv_old:
-            span.set_attribute("http.status_code", status)
-        if status >= 500 and not self.errored:
-            self.errored = True
-            span.set_attribute("error.type", str(status))
-            span.set_status(_state.STATUS_ERROR)
-        self.record_route()
-        request = self.request
-        if cfg.capture_enduser:
-            user_id = _authenticated_user_id(request)
-            if user_id is not None:
-                span.set_attribute("enduser.id", user_id)
-        if cfg.capture_response_headers is not None:
-            rx = cfg.capture_response_headers
-            sanitize = cfg.sanitize_headers
-            for name, value in response.items():
-                if rx.fullmatch(name):
-                    redacted = sanitize is not None and sanitize.search(name)
-                    span.set_attribute(
-                        "http.response.header." + name.lower().replace("-", "_"),
-                        ["[REDACTED]" if redacted else str(value)])
+
+class _NativeHooks:
+    """What the native request lifecycle hands back to Python: the cases most requests skip."""
+
+    @staticmethod
+    def enduser(rs: RequestSpan) -> None:
+        user_id = _authenticated_user_id(rs.request)
+        if user_id is not None:
+            rs.span.set_attribute("enduser.id", user_id)
+
+    @staticmethod
+    def response_headers(rs: RequestSpan, response: Any) -> None:
+        cfg = rs.cfg
+        rx = cfg.capture_response_headers
+        sanitize = cfg.sanitize_headers
+        for name, value in response.items():
+            if rx.fullmatch(name):
+                redacted = sanitize is not None and sanitize.search(name)
+                rs.span.set_attribute(
+                    "http.response.header." + name.lower().replace("-", "_"),
+                    ["[REDACTED]" if redacted else str(value)])
+
+    @staticmethod
+    def stream(rs: RequestSpan, response: Any) -> None:
+        # Streaming bodies are produced with the request's context attached (not file
+        # responses: the server sends those itself).
+        if hasattr(response, "file_to_stream"):
+            return
+        rs.ctx = context_api.get_current()
+        content = response.streaming_content
+        if response.is_async:
+            response.streaming_content = _aiter_in_context(content, rs)
+        else:
+            response.streaming_content = _iter_in_context(content, rs)
+
+    @staticmethod
+    def gunicorn(meta: dict, span: Any) -> None:
+        # Gunicorn's access log is written after the span ends: leave it the ids.
+        logging_integration = sys.modules.get("djtrace.integrations.logging")
+        if logging_integration is not None and logging_integration.is_installed():
+            logging_integration.remember_request(meta, span)
 
 
 def _authenticated_user_id(request: Any) -> str | None:
@@ -292,6 +269,15 @@ async def _aiter_in_context(content: Any, rs: RequestSpan):
             await aclose()
 
 
+_native.request_setup(RequestSpan, _state.RootState, REQUEST, ROOT, EXCLUDED, propagate,
+                      _meta_keys, _extract_always, _NativeHooks, _report_internal_error,
+                      _state.STATUS_ERROR)
+_request_begin = _native.request_begin
+_request_respond = _native.request_respond
+_request_leave = _native.request_leave
+_request_end = _native.request_end
+
+
 def _url_for_exclusion(request: Any, meta: dict) -> str:
     host = meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")
     return f"{request.scheme}://{host}{request.path}"
@@ -300,6 +286,10 @@ def _url_for_exclusion(request: Any, meta: dict) -> str:
 def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Starts the request span and attaches the request's context; returns the RequestSpan,
     EXCLUDED for an excluded URL, or None when this request is already traced."""
+    rs = _request_begin(request, cfg, _state.tracer())
+    if rs is not NotImplemented:
+        return rs
+    # Request header capture, or a tracer that is not djtrace's native one: in Python.
     current = REQUEST.get()
     if current is not None and current.request is request:
         return None
@@ -353,10 +343,7 @@ def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     if type(asgi_scope) is dict:
         asgi_scope["djtrace.request_span"] = rs
     elif recording and "gunicorn.socket" in meta:
-        # Gunicorn's access log is written after the span ends: leave it the ids.
-        logging_integration = sys.modules.get("djtrace.integrations.logging")
-        if logging_integration is not None and logging_integration.is_installed():
-            logging_integration.remember_request(meta, span)
+        _NativeHooks.gunicorn(meta, span)
     return rs
 
 
@@ -402,7 +389,9 @@ def _suppress_exit(tokens: tuple) -> None:
 def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Runs `call(request)` (the rest of the handler) inside the request's span."""
     try:
-        rs = begin(request, cfg)
+        rs = _request_begin(request, cfg, _tracer_holder.tracer or _state.tracer())
+        if rs is NotImplemented:
+            rs = begin(request, cfg)
     except Exception:  # noqa: BLE001
         _report_internal_error("django request start")
         rs = None
@@ -419,14 +408,14 @@ def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     except BaseException as exc:
         try:
             rs.fail(exc)
-            rs.leave()
+            _request_leave(rs)
         finally:
-            rs.end()
+            _request_end(rs)
         raise
     try:
-        rs.respond(response)
+        _request_respond(rs, response)
     finally:
-        rs.leave()
+        _request_leave(rs)
     return response
 
 
@@ -513,7 +502,7 @@ def install() -> None:
         cfg = dj_settings.get()
         if not cfg.instrument or self.__dict__.get("_djtrace_placed"):
             return orig_get(self, request)
-        return trace_sync(lambda r: orig_get(self, r), request, cfg)
+        return trace_sync(MethodType(orig_get, self), request, cfg)
 
     async def get_response_async(self, request):
         cfg = dj_settings.get()

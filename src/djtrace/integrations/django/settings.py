@@ -183,6 +183,7 @@ class DjangoSettings:
         "semconv_old",
         "capture_all_methods",
         "problems",
+        "request_flags",
     )
 
     def __init__(self) -> None:
@@ -197,6 +198,16 @@ class DjangoSettings:
         self.semconv_old = False
         self.capture_all_methods = False
         self.problems: list[SettingProblem] = []
+        self.request_flags = request_flags(self)
+
+
+def request_flags(s: DjangoSettings) -> int:
+    """What the native request lifecycle (native/python/request_bindings.cc) reads of the
+    settings, as one int: it runs for every request."""
+    return (bool(s.capture_all_methods) | bool(s.semconv_old) << 1
+            | bool(s.middleware_spans) << 2 | bool(s.view_spans) << 3 | bool(s.drf_spans) << 4
+            | bool(s.capture_enduser) << 5 | (s.capture_request_headers is not None) << 6
+            | (s.capture_response_headers is not None) << 7 | (s.excluded_re is not None) << 8)
 
 
 def _split_patterns(raw: Any) -> list[str] | None:
@@ -327,6 +338,7 @@ def load(raw_settings: Any, environ: Mapping[str, str] | None = None,
     opt_in = {p.strip().lower() for p in env.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
     s.semconv_old = "http/dup" in opt_in
     s.capture_all_methods = bool(env.get("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"))
+    s.request_flags = request_flags(s)
     return s
 
 
