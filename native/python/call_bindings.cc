@@ -271,6 +271,275 @@ PyMethodDef g_relation_call_def = {
     METH_FASTCALL | METH_KEYWORDS,
     "SQLCompiler.execute_sql with the ORM relation of its query in djtrace's context."};
 
+// Template.render / ExtendsNode.render of the Django template engine, wrapped: the call in a
+// span `render <name>` unless the request is not recorded, instrumentation is suppressed or
+// template spans are off. Native, so that each template a page renders adds no Python frame.
+struct TemplateState {
+  PyObject* orig;          // the unwrapped method
+  PyObject* name_of;       // None: the template's own name; else (self, context) -> name
+  PyObject* names;         // dict: name -> span name (templates._names)
+  PyObject* span_name;     // templates._span_name(name), for names not cached yet
+  PyObject* settings_mod;  // djtrace.integrations.django.settings (its _current and get())
+  PyObject* suppressed;    // the SUPPRESSED context variable
+  PyObject* holder;        // _state._holder (its cached tracer), and _state.tracer()
+  PyObject* get_tracer;
+  PyObject* attributes;  // {"djtrace.template.engine": "django"}
+};
+
+PyObject* g_str_recording = nullptr;
+PyObject* g_str_current = nullptr;
+PyObject* g_str_template_spans = nullptr;
+PyObject* g_str_get = nullptr;
+PyObject* g_str_name_attr = nullptr;
+
+// True when a request is being traced but not recorded, or instrumentation is suppressed.
+int NotRecorded(PyObject* suppressed_var) {
+  PyObject* rs = nullptr;
+  if (g_request_var && PyContextVar_Get(g_request_var, nullptr, &rs) < 0) return -1;
+  int off = 0;
+  if (rs && rs != Py_None) {
+    PyObject* rec = PyObject_GetAttr(rs, g_str_recording);
+    off = rec ? !PyObject_IsTrue(rec) : -1;
+    Py_XDECREF(rec);
+  }
+  Py_XDECREF(rs);
+  if (off) return off;
+  PyObject* sup = nullptr;
+  if (PyContextVar_Get(suppressed_var, nullptr, &sup) < 0) return -1;
+  off = sup ? PyObject_IsTrue(sup) : 0;
+  Py_XDECREF(sup);
+  return off;
+}
+
+// The Django integration's settings (settings.get(), without the call when cached): a new
+// reference, or null with an exception.
+PyObject* DjangoSettings(PyObject* settings_mod) {
+  PyObject* cfg = PyObject_GetAttr(settings_mod, g_str_current);
+  if (cfg && cfg != Py_None) return cfg;
+  Py_XDECREF(cfg);
+  PyErr_Clear();
+  return PyObject_CallMethodNoArgs(settings_mod, g_str_get);
+}
+
+PyObject* TemplateRender(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames) {
+  auto* st = reinterpret_cast<TemplateState*>(PyCapsule_GetPointer(state_obj, nullptr));
+  if (!st) return nullptr;
+  if (nargs != 2 || kwnames) return PyObject_Vectorcall(st->orig, args, nargs, kwnames);
+  int off = NotRecorded(st->suppressed);
+  if (off == 0) {
+    PyObject* cfg = DjangoSettings(st->settings_mod);
+    PyObject* on = cfg ? PyObject_GetAttr(cfg, g_str_template_spans) : nullptr;
+    off = on ? !PyObject_IsTrue(on) : -1;
+    Py_XDECREF(on);
+    Py_XDECREF(cfg);
+  }
+  if (off) {
+    if (off < 0) PyErr_Clear();  // tracing must not break rendering
+    return PyObject_Vectorcall(st->orig, args, nargs, nullptr);
+  }
+  PyObject* key = st->name_of == Py_None ? PyObject_GetAttr(args[0], g_str_name_attr)
+                                         : PyObject_Vectorcall(st->name_of, args, 2, nullptr);
+  PyObject* name = nullptr;
+  if (key) {
+    name = PyDict_GetItemWithError(st->names, key);  // borrowed
+    if (name) {
+      Py_INCREF(name);
+    } else if (!PyErr_Occurred()) {
+      name = PyObject_CallOneArg(st->span_name, key);
+    }
+    Py_DECREF(key);
+  }
+  PyObject* tracer = name ? PyObject_GetAttr(st->holder, g_str_tracer) : nullptr;
+  if (tracer == Py_None) {
+    Py_DECREF(tracer);
+    tracer = PyObject_CallNoArgs(st->get_tracer);
+  }
+  if (!tracer) {
+    PyErr_Clear();
+    Py_XDECREF(name);
+    return PyObject_Vectorcall(st->orig, args, nargs, nullptr);
+  }
+  PyObject* result = CallInSpan(tracer, name, st->attributes, 0, st->orig, args, nargs, nullptr);
+  Py_DECREF(tracer);
+  Py_DECREF(name);
+  return result;
+}
+
+PyMethodDef g_template_render_def = {
+    "render", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(TemplateRender)),
+    METH_FASTCALL | METH_KEYWORDS, "Renders the template in a span `render <name>`."};
+
+// A cache backend's method, wrapped (djtrace.integrations.django.cache): the call in a span
+// `cache.<op>`, with cache.hit for get and the read counted in the local root's statistics.
+// Natively for single-key operations; calls a backend makes to itself, operations that read
+// their result in other ways, exported keys and tracers that are not djtrace's native one go
+// to the Python wrapper (`fallback`), which handles every case.
+struct CacheState {
+  PyObject* method;        // the backend's bound method
+  PyObject* fallback;      // the Python wrapper
+  PyObject* name;          // "cache.get"
+  PyObject* attributes;    // the fixed attributes (dict)
+  PyObject* alias;         // the CACHES alias
+  PyObject* in_call;       // cache._IN_CALL (threading.local; .call is the outer call)
+  PyObject* call_type;     // cache._Call
+  PyObject* settings_mod;  // as TemplateState
+  PyObject* suppressed;
+  PyObject* holder;
+  PyObject* get_tracer;
+  PyObject* record_get;  // _native.record_cache_get
+  int kind;              // OTLP span kind
+  bool is_get;
+  bool native_ok;  // a single-key operation whose result says nothing more than get's
+};
+
+PyObject* g_str_call = nullptr;
+PyObject* g_str_hit = nullptr;
+PyObject* g_str_cache_spans = nullptr;
+PyObject* g_str_cache_keys = nullptr;
+PyObject* g_str_repeat_threshold = nullptr;
+PyObject* g_str_cache_hit = nullptr;
+PyObject* g_str_default = nullptr;
+PyObject* g_str_key = nullptr;
+PyObject* g_str_version = nullptr;
+
+// kwargs[name] of a vectorcall, borrowed, or null.
+PyObject* Keyword(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* name) {
+  if (!kwnames) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+    PyObject* k = PyTuple_GET_ITEM(kwnames, i);
+    if (k == name || PyUnicode_Compare(k, name) == 0) return args[nargs + i];
+  }
+  return nullptr;
+}
+
+PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
+                    PyObject* kwnames) {
+  auto* st = reinterpret_cast<CacheState*>(PyCapsule_GetPointer(state_obj, nullptr));
+  if (!st) return nullptr;
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
+  auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
+  if (!st->native_ok) return fallback();
+  PyObject* outer = PyObject_GetAttr(st->in_call, g_str_call);
+  if (!outer) return nullptr;
+  bool nested = outer != Py_None;
+  Py_DECREF(outer);
+  if (nested) return fallback();  // the backend calling itself: part of the outer span
+  int off = NotRecorded(st->suppressed);
+  long repeat_threshold = 0;
+  if (off == 0) {
+    PyObject* cfg = DjangoSettings(st->settings_mod);
+    if (!cfg) return nullptr;
+    PyObject* on = PyObject_GetAttr(cfg, g_str_cache_spans);
+    PyObject* keys = on ? PyObject_GetAttr(cfg, g_str_cache_keys) : nullptr;
+    PyObject* threshold = keys ? PyObject_GetAttr(cfg, g_str_repeat_threshold) : nullptr;
+    Py_DECREF(cfg);
+    if (!threshold) {
+      Py_XDECREF(on);
+      Py_XDECREF(keys);
+      return nullptr;
+    }
+    off = !PyObject_IsTrue(on);
+    const bool export_keys = PyObject_IsTrue(keys) == 1;
+    repeat_threshold = PyLong_AsLong(threshold);
+    Py_DECREF(on);
+    Py_DECREF(keys);
+    Py_DECREF(threshold);
+    if (repeat_threshold == -1 && PyErr_Occurred()) return nullptr;
+    if (!off && export_keys) return fallback();
+  }
+  if (off < 0) return nullptr;
+  if (off) return PyObject_Vectorcall(st->method, args, nargs, kwnames);
+
+  PyObject* tracer = PyObject_GetAttr(st->holder, g_str_tracer);
+  if (tracer == Py_None) {
+    Py_DECREF(tracer);
+    tracer = PyObject_CallNoArgs(st->get_tracer);
+  }
+  if (!tracer) return nullptr;
+  NativeTracer* native = nullptr;
+  bool ours = nb::try_cast<NativeTracer*>(nb::handle(tracer), native) && native &&
+              !native->owner->py_start_current.is_valid();
+  if (!ours) {
+    Py_DECREF(tracer);
+    return fallback();
+  }
+  // The outermost call in progress, for the backend's calls to itself.
+  PyObject* record = st->call_type ? PyObject_CallNoArgs(st->call_type) : nullptr;
+  if (!record || PyObject_SetAttr(st->in_call, g_str_call, record) < 0) {
+    Py_XDECREF(record);
+    Py_DECREF(tracer);
+    return nullptr;
+  }
+  nb::object span;
+  try {
+    span =
+        NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), st->attributes, nb::none(),
+                nb::none(), kAttachOnEnter | kEndOnExit | kRecordException | kSetStatusOnException,
+                StartOptions());
+    SpanEnter(span);
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace cache span start");
+    span = nb::object();
+  } catch (const std::exception&) {
+    span = nb::object();
+  }
+  Py_DECREF(tracer);
+  PyObject* result = PyObject_Vectorcall(st->method, args, nargs, kwnames);
+  bool hit = false;
+  if (span.is_valid()) {
+    if (!result) {
+      PyObject *type, *value, *tb;
+      PyErr_Fetch(&type, &value, &tb);
+      PyErr_NormalizeException(&type, &value, &tb);
+      if (value && tb) PyException_SetTraceback(value, tb);
+      try {
+        SpanExit(span, value ? nb::handle(value) : nb::none());
+      } catch (nb::python_error& e) {
+        e.discard_as_unraisable("djtrace cache span end");
+      } catch (const std::exception&) {
+      }
+      PyErr_Restore(type, value, tb);
+    } else {
+      if (st->is_get) {
+        PyObject* dflt = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_default);
+        hit = result != (dflt ? dflt : Py_None);
+        PySpan& ps = nb::cast<PySpan&>(span);
+        if (ps.span.is_recording()) ps.span.SetAttribute("cache.hit", AttrValue(hit));
+      }
+      try {
+        SpanExit(span, nb::none());
+      } catch (nb::python_error& e) {
+        e.discard_as_unraisable("djtrace cache span end");
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyObject_SetAttr(st->in_call, g_str_call, Py_None) < 0) PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+  }
+  Py_DECREF(record);
+  if (result && st->is_get && repeat_threshold && span.is_valid()) {
+    // Counted once the cache span is closed: the current span is then the one that made the
+    // call, and a local root the application started gets its statistics from it.
+    PyObject* key = nargs > 0 ? args[0] : Keyword(args, nargs, kwnames, g_str_key);
+    PyObject* version = nargs > 2 ? args[2] : Keyword(args, nargs, kwnames, g_str_version);
+    PyObject* call_args[5] = {st->alias, key ? key : Py_None, version ? version : Py_None,
+                              hit ? Py_True : Py_False, Py_None};
+    PyObject* r = PyObject_Vectorcall(st->record_get, call_args, 5, nullptr);
+    if (!r) PyErr_WriteUnraisable(st->record_get);  // never into the application
+    Py_XDECREF(r);
+  }
+  return result;
+}
+
+PyMethodDef g_cache_call_def = {
+    "call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(CacheCall)),
+    METH_FASTCALL | METH_KEYWORDS, "A cache method in a span `cache.<op>`."};
+
 void Replace(PyObject*& slot, nb::object value) {
   PyObject* old = slot;
   slot = value.is_none() ? nullptr : value.release().ptr();
@@ -310,6 +579,85 @@ void Bind(nb::module_& m) {
       "original"_a, "relation_var"_a,
       "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
       "`relation_var`.");
+  g_str_recording = PyUnicode_InternFromString("recording");
+  g_str_current = PyUnicode_InternFromString("_current");
+  g_str_template_spans = PyUnicode_InternFromString("template_spans");
+  g_str_get = PyUnicode_InternFromString("get");
+  g_str_name_attr = PyUnicode_InternFromString("name");
+  m.def(
+      "template_render",
+      [](nb::object orig, nb::object name_of, nb::dict names, nb::object span_name,
+         nb::object settings_mod, nb::object suppressed, nb::object holder, nb::object get_tracer,
+         nb::dict attributes) {
+        auto* st = new TemplateState{
+            orig.release().ptr(),      name_of.release().ptr(),      names.release().ptr(),
+            span_name.release().ptr(), settings_mod.release().ptr(), suppressed.release().ptr(),
+            holder.release().ptr(),    get_tracer.release().ptr(),   attributes.release().ptr()};
+        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
+          auto* t = static_cast<TemplateState*>(PyCapsule_GetPointer(cap, nullptr));
+          for (PyObject* o : {t->orig, t->name_of, t->names, t->span_name, t->settings_mod,
+                              t->suppressed, t->holder, t->get_tracer, t->attributes})
+            Py_XDECREF(o);
+          delete t;
+        }));
+        nb::object fn =
+            nb::steal(PyCFunction_NewEx(&g_template_render_def, capsule.ptr(), nullptr));
+        return nb::steal(PyInstanceMethod_New(fn.ptr()));
+      },
+      "orig"_a, "name_of"_a.none(), "names"_a, "span_name"_a, "settings_module"_a, "suppressed"_a,
+      "holder"_a, "get_tracer"_a, "attributes"_a,
+      "A method for Template.render / ExtendsNode.render: `orig` in a span `render <name>` "
+      "while template spans are recorded.");
+  g_str_call = PyUnicode_InternFromString("call");
+  g_str_hit = PyUnicode_InternFromString("hit");
+  g_str_cache_spans = PyUnicode_InternFromString("cache_spans");
+  g_str_cache_keys = PyUnicode_InternFromString("cache_keys");
+  g_str_repeat_threshold = PyUnicode_InternFromString("cache_repeat_threshold");
+  g_str_default = PyUnicode_InternFromString("default");
+  g_str_key = PyUnicode_InternFromString("key");
+  g_str_version = PyUnicode_InternFromString("version");
+  m.def(
+      "cache_call",
+      [](nb::object method, nb::object fallback, nb::str name, nb::dict attributes,
+         nb::object alias, nb::object in_call, nb::object call_type, nb::object settings_mod,
+         nb::object suppressed, nb::object holder, nb::object get_tracer, nb::object record_get,
+         int kind, bool is_get, bool native_ok) {
+        auto* st = new CacheState{method.release().ptr(),
+                                  fallback.release().ptr(),
+                                  name.release().ptr(),
+                                  attributes.release().ptr(),
+                                  alias.release().ptr(),
+                                  in_call.release().ptr(),
+                                  call_type.release().ptr(),
+                                  settings_mod.release().ptr(),
+                                  suppressed.release().ptr(),
+                                  holder.release().ptr(),
+                                  get_tracer.release().ptr(),
+                                  record_get.release().ptr(),
+                                  kind,
+                                  is_get,
+                                  native_ok};
+        // Backends are made per thread: the state goes with the wrapper.
+        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
+          auto* c = static_cast<CacheState*>(PyCapsule_GetPointer(cap, nullptr));
+          for (PyObject* o :
+               {c->method, c->fallback, c->name, c->attributes, c->alias, c->in_call, c->call_type,
+                c->settings_mod, c->suppressed, c->holder, c->get_tracer, c->record_get})
+            Py_XDECREF(o);
+          delete c;
+        }));
+        return nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
+      },
+      "method"_a, "fallback"_a, "name"_a, "attributes"_a, "alias"_a, "in_call"_a, "call_type"_a,
+      "settings_module"_a, "suppressed"_a, "holder"_a, "get_tracer"_a, "record_get"_a, "kind"_a,
+      "is_get"_a, "native_ok"_a, "A cache backend method in a span `cache.<op>` (see CacheCall).");
+  m.def(
+      "is_cache_call",
+      [](nb::handle f) {
+        return PyCFunction_Check(f.ptr()) &&
+               reinterpret_cast<PyCFunctionObject*>(f.ptr())->m_ml == &g_cache_call_def;
+      },
+      "f"_a.none(), "Whether `f` is a cache method cache_call made.");
   m.def(
       "set_traced_call_hooks",
       [](nb::object error_hook, nb::object fallback, nb::object request_var) {

@@ -365,6 +365,22 @@ def test_every_cache_method_gets_a_span(spans):
     assert "'a'" not in str([dict(x.attributes) for x in s])
 
 
+def test_cache_hits_follow_the_default_however_it_is_passed(spans):
+    # A get is a hit when the result is not the default, passed by position or by keyword;
+    # a stored None is a hit unless None is also the default.
+    cache = caches["default"]
+    sentinel = object()
+    cache.set(key="kw", value=None)
+    cache.get(key="kw")
+    cache.get("kw", sentinel)
+    cache.get("absent", default=sentinel)
+    cache.get(key="absent", default=None, version=2)
+    names = spans.names()
+    assert names == ["cache.set", "cache.get", "cache.get", "cache.get", "cache.get"]
+    hits = [s.attributes["cache.hit"] for s in spans.spans[1:]]
+    assert hits == [False, True, False, False]
+
+
 def test_a_failing_cache_call_records_the_error_and_restores_the_context(spans):
     from opentelemetry import trace
 

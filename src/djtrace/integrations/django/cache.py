@@ -222,7 +222,16 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
 
     call.__wrapped__ = method
     call._djtrace_cache = True
-    return call
+    # The common case (a single-key operation, no exported keys, djtrace's tracer) runs
+    # natively; `call` stays the wrapper for everything else.
+    return _native.cache_call(
+        method, call, name, fixed, alias, in_call, _Call, dj_settings, SUPPRESSED,
+        _state._holder, _state.tracer, _native.record_cache_get,  # noqa: SLF001
+        kind_code, is_get, not is_many and not reads_result)
+
+
+def _is_wrapped(method: Any) -> bool:
+    return getattr(method, "_djtrace_cache", False) or _native.is_cache_call(method)
 
 
 def instrument(backend: Any, alias: str) -> Any:
@@ -246,7 +255,7 @@ def instrument(backend: Any, alias: str) -> Any:
     kind = _state.KIND_CLIENT if remote else _state.KIND_INTERNAL
     for op in METHODS:
         method = getattr(backend, op, None)
-        if method is None or getattr(method, "_djtrace_cache", False):
+        if method is None or _is_wrapped(method):
             continue
         setattr(backend, op, _wrap(method, op, alias, static, kind))
     backend._djtrace_instrumented = True

@@ -13,10 +13,10 @@ covers top-level, included and extended templates alike.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
+from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
@@ -49,25 +49,10 @@ def _off() -> bool:
 
 def _django_wrapper(orig: Any, name_of: Any) -> Any:
     """Template.render or ExtendsNode.render in a span `render <name_of(self, context)>`
-    (name_of None: the template's own name). The gate and the name lookup are inlined: a page
-    renders several templates, and each Python call here is paid per template."""
-    names = _names
-    get_settings = dj_settings.get
-    tracer = _state.tracer
-
-    @functools.wraps(orig)
-    def render(self, context):
-        rs = REQUEST.get()
-        if ((rs is not None and not rs.recording) or SUPPRESSED.get()
-                or not get_settings().template_spans):
-            return orig(self, context)
-        key = self.name if name_of is None else name_of(self, context)
-        name = names.get(key)
-        if name is None:
-            name = _span_name(key)
-        return _traced_call(tracer(), name, _ATTRS_DJANGO, 0, orig, self, context)
-
-    render.__wrapped__ = orig
+    (name_of None: the template's own name), natively: a page renders several templates."""
+    render = _native.template_render(orig, name_of, _names, _span_name, dj_settings,
+                                     SUPPRESSED, _state._holder, _state.tracer,  # noqa: SLF001
+                                     _ATTRS_DJANGO)
     return render
 
 
