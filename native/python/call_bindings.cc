@@ -147,7 +147,6 @@ PyMethodDef g_start_current_span_def = {
 PyObject* g_request_var = nullptr;
 PyObject* g_str_inner = nullptr;
 PyObject* g_str_name = nullptr;
-PyObject* g_str_trace_middleware = nullptr;
 PyObject* g_str_tracer = nullptr;
 
 // The tracer of the request in REQUEST when that request records middleware spans (a new
@@ -160,11 +159,10 @@ PyObject* RequestTracer() {
     rs = nullptr;
   }
   if (rs && rs != Py_None) {
-    PyObject* flag = PyObject_GetAttr(rs, g_str_trace_middleware);
-    int on = flag ? PyObject_IsTrue(flag) : -1;
-    Py_XDECREF(flag);
-    if (on == 1) tracer = PyObject_GetAttr(rs, g_str_tracer);
-    if (PyErr_Occurred()) PyErr_Clear();  // a RequestSpan without the fields: not traced
+    if (RequestSpanField(rs, RequestField::kTraceMiddleware) == Py_True) {
+      tracer = RequestSpanField(rs, RequestField::kTracer);
+      Py_XINCREF(tracer);
+    }
   }
   Py_XDECREF(rs);
   return tracer;
@@ -180,11 +178,17 @@ PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     return nullptr;
   }
   PyObject* self = args[0];
-  PyObject* inner = PyObject_GetAttr(self, g_str_inner);
+  // The proxy's class defines __getattr__: its own two fields are read off its dict.
+  PyObject* inner = InstanceDictItem(self, g_str_inner);
+  inner = inner ? Py_NewRef(inner) : PyObject_GetAttr(self, g_str_inner);
   if (!inner) return nullptr;
   PyObject* tracer = RequestTracer();
   PyObject* result;
-  PyObject* name = tracer ? PyObject_GetAttr(self, g_str_name) : nullptr;
+  PyObject* name = nullptr;
+  if (tracer) {
+    name = InstanceDictItem(self, g_str_name);
+    name = name ? Py_NewRef(name) : PyObject_GetAttr(self, g_str_name);
+  }
   if (name) {
     result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args + 1, nargs - 1, kwnames);
     Py_DECREF(name);
@@ -286,7 +290,6 @@ struct TemplateState {
   PyObject* attributes;  // {"djtrace.template.engine": "django"}
 };
 
-PyObject* g_str_recording = nullptr;
 PyObject* g_str_current = nullptr;
 PyObject* g_str_template_spans = nullptr;
 PyObject* g_str_get = nullptr;
@@ -298,9 +301,8 @@ int NotRecorded(PyObject* suppressed_var) {
   if (g_request_var && PyContextVar_Get(g_request_var, nullptr, &rs) < 0) return -1;
   int off = 0;
   if (rs && rs != Py_None) {
-    PyObject* rec = PyObject_GetAttr(rs, g_str_recording);
-    off = rec ? !PyObject_IsTrue(rec) : -1;
-    Py_XDECREF(rec);
+    PyObject* rec = RequestSpanField(rs, RequestField::kRecording);
+    off = rec == Py_False;
   }
   Py_XDECREF(rs);
   if (off) return off;
@@ -382,7 +384,7 @@ struct CacheState {
   PyObject* attributes;    // the fixed attributes (dict)
   PyObject* alias;         // the CACHES alias
   PyObject* in_call;       // cache._IN_CALL (threading.local; .call is the outer call)
-  PyObject* call_type;     // cache._Call
+  PyObject* call_record;   // cache._NATIVE_CALL
   PyObject* settings_mod;  // as TemplateState
   PyObject* suppressed;
   PyObject* holder;
@@ -464,10 +466,11 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     Py_DECREF(tracer);
     return fallback();
   }
-  // The outermost call in progress, for the backend's calls to itself.
-  PyObject* record = st->call_type ? PyObject_CallNoArgs(st->call_type) : nullptr;
-  if (!record || PyObject_SetAttr(st->in_call, g_str_call, record) < 0) {
-    Py_XDECREF(record);
+  // A call in progress, so that the backend's calls to itself make no spans of their own.
+  PyObject* record = st->call_record;
+  Py_INCREF(record);
+  if (PyObject_SetAttr(st->in_call, g_str_call, record) < 0) {
+    Py_DECREF(record);
     Py_DECREF(tracer);
     return nullptr;
   }
@@ -549,7 +552,6 @@ void Replace(PyObject*& slot, nb::object value) {
 void Bind(nb::module_& m) {
   g_str_inner = PyUnicode_InternFromString("_djtrace_inner");
   g_str_name = PyUnicode_InternFromString("_djtrace_name");
-  g_str_trace_middleware = PyUnicode_InternFromString("trace_middleware");
   g_str_tracer = PyUnicode_InternFromString("tracer");
   m.attr("traced_call") = nb::steal(PyCFunction_NewEx(&g_traced_call_def, nullptr, nullptr));
   m.attr("start_current_span") =
@@ -579,7 +581,6 @@ void Bind(nb::module_& m) {
       "original"_a, "relation_var"_a,
       "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
       "`relation_var`.");
-  g_str_recording = PyUnicode_InternFromString("recording");
   g_str_current = PyUnicode_InternFromString("_current");
   g_str_template_spans = PyUnicode_InternFromString("template_spans");
   g_str_get = PyUnicode_InternFromString("get");
@@ -619,7 +620,7 @@ void Bind(nb::module_& m) {
   m.def(
       "cache_call",
       [](nb::object method, nb::object fallback, nb::str name, nb::dict attributes,
-         nb::object alias, nb::object in_call, nb::object call_type, nb::object settings_mod,
+         nb::object alias, nb::object in_call, nb::object call_record, nb::object settings_mod,
          nb::object suppressed, nb::object holder, nb::object get_tracer, nb::object record_get,
          int kind, bool is_get, bool native_ok) {
         auto* st = new CacheState{method.release().ptr(),
@@ -628,7 +629,7 @@ void Bind(nb::module_& m) {
                                   attributes.release().ptr(),
                                   alias.release().ptr(),
                                   in_call.release().ptr(),
-                                  call_type.release().ptr(),
+                                  call_record.release().ptr(),
                                   settings_mod.release().ptr(),
                                   suppressed.release().ptr(),
                                   holder.release().ptr(),
@@ -640,15 +641,15 @@ void Bind(nb::module_& m) {
         // Backends are made per thread: the state goes with the wrapper.
         nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
           auto* c = static_cast<CacheState*>(PyCapsule_GetPointer(cap, nullptr));
-          for (PyObject* o :
-               {c->method, c->fallback, c->name, c->attributes, c->alias, c->in_call, c->call_type,
-                c->settings_mod, c->suppressed, c->holder, c->get_tracer, c->record_get})
+          for (PyObject* o : {c->method, c->fallback, c->name, c->attributes, c->alias, c->in_call,
+                              c->call_record, c->settings_mod, c->suppressed, c->holder,
+                              c->get_tracer, c->record_get})
             Py_XDECREF(o);
           delete c;
         }));
         return nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
       },
-      "method"_a, "fallback"_a, "name"_a, "attributes"_a, "alias"_a, "in_call"_a, "call_type"_a,
+      "method"_a, "fallback"_a, "name"_a, "attributes"_a, "alias"_a, "in_call"_a, "call_record"_a,
       "settings_module"_a, "suppressed"_a, "holder"_a, "get_tracer"_a, "record_get"_a, "kind"_a,
       "is_get"_a, "native_ok"_a, "A cache backend method in a span `cache.<op>` (see CacheCall).");
   m.def(

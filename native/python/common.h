@@ -97,6 +97,16 @@ void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 
+// Fields of a djtrace.integrations.django.handlers.RequestSpan, read in place (its __slots__,
+// by offset; request_bindings.cc). Borrowed; null when `rs` is not a RequestSpan or the field
+// is unset.
+enum class RequestField { kTracer, kRecording, kTraceMiddleware, kTraceViews };
+PyObject* RequestSpanField(PyObject* rs, RequestField field);
+
+// An attribute from `obj`'s instance dict alone (borrowed; null when absent, without raising):
+// for long-lived wrapper objects whose class defines __getattr__.
+PyObject* InstanceDictItem(PyObject* obj, PyObject* name);
+
 // Binding files register a function that adds their classes and functions to the module.
 using BindFn = void (*)(nb::module_&);
 std::vector<BindFn>& Binders();

@@ -500,6 +500,36 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return nullptr;
 }
 
+}  // namespace
+
+PyObject* RequestSpanField(PyObject* rs, RequestField field) {
+  if (!g_req.rs_type || !PyObject_TypeCheck(rs, g_req.rs_type)) return nullptr;
+  switch (field) {
+    case RequestField::kTracer:
+      return g_req.tracer.Get(rs);
+    case RequestField::kRecording:
+      return g_req.recording.Get(rs);
+    case RequestField::kTraceMiddleware:
+      return g_req.trace_middleware.Get(rs);
+    case RequestField::kTraceViews:
+      return g_req.trace_views.Get(rs);
+  }
+  return nullptr;
+}
+
+PyObject* InstanceDictItem(PyObject* obj, PyObject* name) {
+  PyObject** dict = _PyObject_GetDictPtr(obj);
+  if (!dict || !*dict) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* value = PyDict_GetItemWithError(*dict, name);
+  if (!value) PyErr_Clear();
+  return value;
+}
+
+namespace {
+
 bool CheckRequestSpan(PyObject* rs) {
   if (g_req.rs_type && PyObject_TypeCheck(rs, g_req.rs_type)) return true;
   PyErr_SetString(PyExc_TypeError, "expected a RequestSpan");
@@ -536,7 +566,9 @@ void RecordResponse(PyObject* rs, PyObject* response, long flags) {
     PyObject* request = g_req.request.Get(rs);
     nb::object user = request ? nb::steal(OptionalAttr(request, g_n.user)) : nb::object();
     if (user.is_valid() && !user.is_none()) {
-      nb::object wrapped = nb::steal(OptionalAttr(user.ptr(), g_n.wrapped));
+      // Read past LazyObject's __getattribute__ (Python): the instance's own _wrapped.
+      nb::object wrapped = nb::steal(PyObject_GenericGetAttr(user.ptr(), g_n.wrapped));
+      if (!wrapped.is_valid()) PyErr_Clear();
       PyObject* w = wrapped.is_valid() ? wrapped.ptr() : user.ptr();
       if (w != Py_None && Py_TYPE(w) != &PyBaseObject_Type) {
         PyObject* r = PyObject_CallMethodObjArgs(g_req.hooks, g_n.enduser, rs, nullptr);
@@ -687,6 +719,167 @@ PyObject* RequestRecordRoute(PyObject*, PyObject* rs) {
   Py_RETURN_NONE;
 }
 
+// BaseHandler.get_response, wrapped: the request served inside its span. State: (the original
+// get_response, the settings module, _state._holder, _state.tracer, handlers.begin,
+// handlers._serve_sync). Native so that a traced request adds no Python frame of ours; an
+// excluded URL and what begin does in Python go through _serve_sync.
+struct HandlerState {
+  PyObject* orig;
+  PyObject* settings_mod;
+  PyObject* holder;
+  PyObject* get_tracer;
+  PyObject* begin;
+  PyObject* serve;
+};
+
+PyObject* g_str_instrument = nullptr;
+PyObject* g_str_placed = nullptr;
+PyObject* g_str_current_settings = nullptr;
+PyObject* g_str_get = nullptr;
+PyObject* g_str_tracer_attr = nullptr;
+PyObject* g_str_fail = nullptr;
+
+PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
+                             PyObject* kwnames) {
+  auto* st = reinterpret_cast<HandlerState*>(PyCapsule_GetPointer(state_obj, nullptr));
+  if (!st) return nullptr;
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
+  if (nargs != 2 || kwnames) return PyObject_Vectorcall(st->orig, args, nargs, kwnames);
+  PyObject* self = args[0];
+  PyObject* request = args[1];
+  auto plain = [&] { return PyObject_Vectorcall(st->orig, args, 2, nullptr); };
+
+  nb::object cfg = nb::steal(PyObject_GetAttr(st->settings_mod, g_str_current_settings));
+  if (!cfg.is_valid() || cfg.is_none()) {
+    PyErr_Clear();
+    cfg = nb::steal(PyObject_CallMethodNoArgs(st->settings_mod, g_str_get));
+    if (!cfg.is_valid()) return nullptr;  // as the Python wrapper: settings.get() raised
+  }
+  {
+    nb::object on = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_instrument));
+    if (!on.is_valid()) return nullptr;
+    if (on.ptr() != Py_True && PyObject_IsTrue(on.ptr()) != 1) return plain();
+    nb::object placed = nb::steal(OptionalAttr(self, g_str_placed));
+    if (placed.is_valid() && PyObject_IsTrue(placed.ptr()) == 1) return plain();
+    if (PyErr_Occurred()) PyErr_Clear();
+  }
+
+  nb::object rs;
+  {
+    nb::object tracer = nb::steal(PyObject_GetAttr(st->holder, g_str_tracer_attr));
+    if (tracer.is_valid() && tracer.is_none())
+      tracer = nb::steal(PyObject_CallNoArgs(st->get_tracer));
+    if (tracer.is_valid()) {
+      PyObject* begin_args[3] = {request, cfg.ptr(), tracer.ptr()};
+      rs = nb::steal(RequestBegin(nullptr, begin_args, 3));
+      if (rs.is_valid() && rs.ptr() == Py_NotImplemented) {
+        PyObject* py_args[2] = {request, cfg.ptr()};
+        rs = nb::steal(PyObject_Vectorcall(st->begin, py_args, 2, nullptr));
+      }
+    }
+    if (!rs.is_valid()) {
+      ReportError("django request start");
+      return plain();
+    }
+  }
+  if (rs.is_none()) return plain();
+  if (!PyObject_TypeCheck(rs.ptr(), g_req.rs_type)) {  // EXCLUDED
+    nb::object call = nb::steal(PyMethod_New(st->orig, self));
+    if (!call.is_valid()) return nullptr;
+    PyObject* serve_args[3] = {call.ptr(), request, rs.ptr()};
+    return PyObject_Vectorcall(st->serve, serve_args, 3, nullptr);
+  }
+
+  PyObject* response = plain();
+  if (!response) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb) PyException_SetTraceback(value, tb);
+    if (value) {
+      PyObject* r = PyObject_CallMethodOneArg(rs.ptr(), g_str_fail, value);
+      if (!r) ReportError("django request exception");
+      Py_XDECREF(r);
+    }
+    PyObject* r = RequestLeave(nullptr, rs.ptr());
+    Py_XDECREF(r);
+    r = RequestEndImpl(rs.ptr());
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    return nullptr;
+  }
+  PyObject* respond_args[2] = {rs.ptr(), response};
+  PyObject* r = RequestRespond(nullptr, respond_args, 2);
+  if (!r) ReportError("django response");
+  Py_XDECREF(r);
+  r = RequestLeave(nullptr, rs.ptr());
+  if (!r) ReportError("django request leave");
+  Py_XDECREF(r);
+  return response;
+}
+
+PyMethodDef g_handler_get_response_def = {
+    "get_response", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HandlerGetResponse)),
+    METH_FASTCALL | METH_KEYWORDS, "BaseHandler.get_response inside the request's span."};
+
+// A native function that binds like a Python function when stored on a class and keeps the
+// function it wraps in __wrapped__ (as functools.wraps does), for inspect.unwrap, debuggers
+// and the tests that check an installation.
+struct NativeMethod {
+  PyObject_HEAD vectorcallfunc vectorcall;
+  PyObject* fn;       // the PyCFunction that does the work
+  PyObject* wrapped;  // __wrapped__
+};
+
+PyObject* NativeMethodCall(PyObject* self, PyObject* const* args, size_t nargsf,
+                           PyObject* kwnames) {
+  return PyObject_Vectorcall(reinterpret_cast<NativeMethod*>(self)->fn, args, nargsf, kwnames);
+}
+
+PyObject* NativeMethodGet(PyObject* self, PyObject* obj, PyObject*) {
+  if (!obj || obj == Py_None) return Py_NewRef(self);
+  return PyMethod_New(self, obj);
+}
+
+void NativeMethodDealloc(PyObject* self) {
+  auto* m = reinterpret_cast<NativeMethod*>(self);
+  Py_XDECREF(m->fn);
+  Py_XDECREF(m->wrapped);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyMemberDef g_native_method_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(NativeMethod, wrapped), READONLY, nullptr},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(NativeMethod, vectorcall), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyTypeObject* NativeMethodType() {
+  static PyTypeObject* type = [] {
+    static PyType_Slot slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(NativeMethodDealloc)},
+                                  {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
+                                  {Py_tp_descr_get, reinterpret_cast<void*>(NativeMethodGet)},
+                                  {Py_tp_members, g_native_method_members},
+                                  {0, nullptr}};
+    static PyType_Spec spec = {
+        "djtrace._native.NativeMethod", sizeof(NativeMethod), 0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR, slots};
+    return reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+  }();
+  return type;
+}
+
+PyObject* NewNativeMethod(PyObject* fn, PyObject* wrapped) {
+  PyTypeObject* type = NativeMethodType();
+  if (!type) return nullptr;
+  auto* m = PyObject_New(NativeMethod, type);
+  if (!m) return nullptr;
+  m->vectorcall = NativeMethodCall;
+  m->fn = Py_NewRef(fn);
+  m->wrapped = Py_NewRef(wrapped);
+  return reinterpret_cast<PyObject*>(m);
+}
+
 PyMethodDef g_request_defs[] = {
     {"request_begin", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RequestBegin)),
      METH_FASTCALL,
@@ -746,6 +939,36 @@ void BindRequestLifecycle(nb::module_& m) {
                      Intern("")};
   for (PyMethodDef& def : g_request_defs)
     m.attr(def.ml_name) = nb::steal(PyCFunction_NewEx(&def, nullptr, nullptr));
+  g_str_instrument = Intern("instrument");
+  g_str_placed = Intern("_djtrace_placed");
+  g_str_current_settings = Intern("_current");
+  g_str_get = Intern("get");
+  g_str_tracer_attr = Intern("tracer");
+  g_str_fail = Intern("fail");
+  m.def(
+      "request_handler",
+      [](nb::object orig, nb::object settings_mod, nb::object holder, nb::object get_tracer,
+         nb::object begin, nb::object serve) {
+        auto* st = new HandlerState{orig.release().ptr(),   settings_mod.release().ptr(),
+                                    holder.release().ptr(), get_tracer.release().ptr(),
+                                    begin.release().ptr(),  serve.release().ptr()};
+        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
+          auto* h = static_cast<HandlerState*>(PyCapsule_GetPointer(cap, nullptr));
+          for (PyObject* o :
+               {h->orig, h->settings_mod, h->holder, h->get_tracer, h->begin, h->serve})
+            Py_XDECREF(o);
+          delete h;
+        }));
+        nb::object fn =
+            nb::steal(PyCFunction_NewEx(&g_handler_get_response_def, capsule.ptr(), nullptr));
+        PyObject* wrapped =
+            reinterpret_cast<HandlerState*>(PyCapsule_GetPointer(capsule.ptr(), nullptr))->orig;
+        nb::object method = nb::steal(NewNativeMethod(fn.ptr(), wrapped));
+        if (!method.is_valid()) throw nb::python_error();
+        return method;
+      },
+      "orig"_a, "settings_module"_a, "holder"_a, "get_tracer"_a, "begin"_a, "serve"_a,
+      "A method for BaseHandler.get_response: `orig` inside the request's span.");
   m.def(
       "request_setup",
       [](nb::handle rs_type, nb::handle root_type, nb::handle request_var, nb::handle root_var,

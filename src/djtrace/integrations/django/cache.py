@@ -64,6 +64,9 @@ class _InCall(threading.local):
 
 
 _IN_CALL = _InCall()
+#: What the native wrapper puts in _IN_CALL.call: its operations read no nested hit, so one
+#: shared record does (nested calls only need to see that a call is in progress).
+_NATIVE_CALL = _Call()
 
 
 def _system(backend: Any) -> tuple[str | None, bool]:
@@ -225,7 +228,7 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     # The common case (a single-key operation, no exported keys, djtrace's tracer) runs
     # natively; `call` stays the wrapper for everything else.
     return _native.cache_call(
-        method, call, name, fixed, alias, in_call, _Call, dj_settings, SUPPRESSED,
+        method, call, name, fixed, alias, in_call, _NATIVE_CALL, dj_settings, SUPPRESSED,
         _state._holder, _state.tracer, _native.record_cache_get,  # noqa: SLF001
         kind_code, is_get, not is_many and not reads_result)
 

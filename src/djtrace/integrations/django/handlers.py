@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from types import MethodType
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -395,6 +394,12 @@ def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     except Exception:  # noqa: BLE001
         _report_internal_error("django request start")
         rs = None
+    return _serve_sync(call, request, rs)
+
+
+def _serve_sync(call: Any, request: Any, rs: Any) -> Any:
+    """Runs `call(request)` for what begin returned (the native get_response wrapper comes
+    here for excluded URLs)."""
     if rs is None:
         return call(request)
     if rs is EXCLUDED:
@@ -498,11 +503,9 @@ def install() -> None:
     _originals.update(get_response=orig_get, get_response_async=orig_get_async,
                       load_middleware=orig_load)
 
-    def get_response(self, request):
-        cfg = dj_settings.get()
-        if not cfg.instrument or self.__dict__.get("_djtrace_placed"):
-            return orig_get(self, request)
-        return trace_sync(MethodType(orig_get, self), request, cfg)
+    # Native: the settings check, begin, the call, respond and leave (see trace_sync).
+    get_response = _native.request_handler(orig_get, dj_settings, _tracer_holder, _state.tracer,
+                                           begin, _serve_sync)
 
     async def get_response_async(self, request):
         cfg = dj_settings.get()
@@ -519,7 +522,6 @@ def install() -> None:
         except Exception:  # noqa: BLE001
             _report_internal_error("django load_middleware")
 
-    get_response.__wrapped__ = orig_get
     get_response_async.__wrapped__ = orig_get_async
     load_middleware.__wrapped__ = orig_load
     base.BaseHandler.get_response = get_response
