@@ -23,9 +23,8 @@ constexpr int kUseErrorHook = 1;  // `mode` bit: exceptions go to g_error_hook
 PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes, long mode,
                      PyObject* fn, PyObject* const* fn_args, Py_ssize_t fn_nargs,
                      PyObject* kwnames) {
-  NativeTracer* tracer = nullptr;
-  if (!nb::try_cast<NativeTracer*>(nb::handle(tracer_obj), tracer) || !tracer ||
-      tracer->owner->py_start_current.is_valid()) {
+  NativeTracer* tracer = FastTracer(tracer_obj);
+  if (!tracer || tracer->owner->py_start_current.is_valid()) {
     if (!g_fallback) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
     // traced_call's own arguments, for the Python version of it.
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -459,9 +458,8 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     tracer = PyObject_CallNoArgs(st->get_tracer);
   }
   if (!tracer) return nullptr;
-  NativeTracer* native = nullptr;
-  bool ours = nb::try_cast<NativeTracer*>(nb::handle(tracer), native) && native &&
-              !native->owner->py_start_current.is_valid();
+  NativeTracer* native = FastTracer(tracer);
+  bool ours = native && !native->owner->py_start_current.is_valid();
   if (!ours) {
     Py_DECREF(tracer);
     return fallback();
@@ -507,8 +505,8 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
       if (st->is_get) {
         PyObject* dflt = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_default);
         hit = result != (dflt ? dflt : Py_None);
-        PySpan& ps = nb::cast<PySpan&>(span);
-        if (ps.span.is_recording()) ps.span.SetAttribute("cache.hit", AttrValue(hit));
+        PySpan* ps = FastSpan(span.ptr());
+        if (ps && ps->span.is_recording()) ps->span.SetAttribute("cache.hit", AttrValue(hit));
       }
       try {
         SpanExit(span, nb::none());

@@ -71,6 +71,22 @@ struct NativeTracer {
   nb::object py_scope;  // the Python InstrumentationScope, for the read API
 };
 
+// The Python types of PySpan and NativeTracer (set when the module is made), so that the hot
+// paths check an object's type by pointer rather than through nanobind's type map.
+extern PyTypeObject* g_span_type;
+extern PyTypeObject* g_tracer_type;
+
+inline bool IsInstance(PyObject* o, PyTypeObject* type) {
+  return type && (Py_TYPE(o) == type || PyType_IsSubtype(Py_TYPE(o), type));
+}
+// `o` as our span or tracer, or null when it is something else.
+inline PySpan* FastSpan(PyObject* o) {
+  return IsInstance(o, g_span_type) ? nb::inst_ptr<PySpan>(nb::handle(o)) : nullptr;
+}
+inline NativeTracer* FastTracer(PyObject* o) {
+  return IsInstance(o, g_tracer_type) ? nb::inst_ptr<NativeTracer>(nb::handle(o)) : nullptr;
+}
+
 // Conversions (definitions in ext.cc).
 nb::object IdToInt(const uint8_t* bytes, size_t n);
 bool IntToId(nb::handle h, uint8_t* out, size_t n);

@@ -747,7 +747,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   SpanContextData remote_parent;
   const SpanContextData* parent_ctx = nullptr;
   if (!parent.is_none()) {
-    if (nb::try_cast<PySpan*>(parent, parent_span) && parent_span) {
+    if ((parent_span = FastSpan(parent.ptr())) != nullptr) {
       if (parent_span->span.context().valid())
         parent_ctx = &parent_span->span.context();
       else

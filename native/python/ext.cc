@@ -29,6 +29,8 @@ using namespace nb::literals;
 namespace djtrace {
 
 ContextGlue g_ctx;
+PyTypeObject* g_span_type = nullptr;
+PyTypeObject* g_tracer_type = nullptr;
 
 std::vector<BindFn>& Binders() {
   static std::vector<BindFn> binders;
@@ -444,8 +446,7 @@ bool SpanContextFromPy(nb::handle sc, SpanContextData& out) {
 // get_span_context() (an OpenTelemetry NonRecordingSpan from a propagator, for one).
 bool ParentContext(nb::handle parent, SpanContextData& out) {
   if (parent.is_none()) return false;
-  PySpan* ps = nullptr;
-  if (nb::try_cast<PySpan*>(parent, ps) && ps) {
+  if (PySpan* ps = FastSpan(parent.ptr())) {
     out = ps->span.context();
     return out.valid();
   }
@@ -534,7 +535,7 @@ void ReadLinks(nb::handle links, StartOptions& o) {
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o) {
-  nb::object obj = nb::inst_alloc(nb::type<PySpan>());
+  nb::object obj = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(g_span_type)));
   PySpan* ps = nb::inst_ptr<PySpan>(obj);
   new (ps) PySpan();
   nb::inst_mark_ready(obj);
@@ -546,8 +547,7 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
   SpanContextData parent_ctx;
   if (ParentContext(parent, parent_ctx)) {
     o.parent = &parent_ctx;
-    PySpan* local = nullptr;
-    if (nb::try_cast<PySpan*>(parent, local) && local) o.local_parent = &local->span;
+    if (PySpan* local = FastSpan(parent.ptr())) o.local_parent = &local->span;
   }
   o.start_time_unix_nano = ToTime(start_time);
   if (!attributes.is_none()) ToAttributes(attributes, o.attributes);
@@ -557,7 +557,8 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
 }
 
 nb::object SpanEnter(nb::handle self_h) {
-  PySpan& self = nb::cast<PySpan&>(self_h);
+  PySpan* fast = FastSpan(self_h.ptr());
+  PySpan& self = fast ? *fast : nb::cast<PySpan&>(self_h);
   if ((self.flags & kAttachOnEnter) && !self.token) {
     PyObject* token = Attach(self_h.ptr());
     if (!token) PyErr_Clear();  // tracing must not break the caller
@@ -567,7 +568,8 @@ nb::object SpanEnter(nb::handle self_h) {
 }
 
 void SpanExit(nb::handle self_h, nb::handle exc) {
-  PySpan& self = nb::cast<PySpan&>(self_h);
+  PySpan* fast = FastSpan(self_h.ptr());
+  PySpan& self = fast ? *fast : nb::cast<PySpan&>(self_h);
   if (self.token) {
     PyObject* token = self.token;
     self.token = nullptr;
@@ -1222,5 +1224,7 @@ NB_MODULE(_native, m) {
   });
 
   // Bindings of the other native areas (python/*_bindings.cc) register themselves.
+  g_span_type = reinterpret_cast<PyTypeObject*>(nb::type<PySpan>().ptr());
+  g_tracer_type = reinterpret_cast<PyTypeObject*>(nb::type<NativeTracer>().ptr());
   for (BindFn bind : Binders()) bind(m);
 }

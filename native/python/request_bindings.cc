@@ -257,11 +257,7 @@ PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
   return value;
 }
 
-PySpan* AsPySpan(PyObject* span) {
-  PySpan* ps = nullptr;
-  if (!nb::try_cast<PySpan*>(nb::handle(span), ps)) return nullptr;
-  return ps;
-}
+PySpan* AsPySpan(PyObject* span) { return FastSpan(span); }
 
 // span.set_attribute(key, value) for one of our spans natively, for others through the API.
 void SetSpanAttribute(PyObject* span, PyObject* key, PyObject* value) {
@@ -354,10 +350,8 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   PyObject* request = args[0];
   PyObject* cfg = args[1];
   PyObject* tracer_obj = args[2];
-  NativeTracer* tracer = nullptr;
-  if (!nb::try_cast<NativeTracer*>(nb::handle(tracer_obj), tracer) || !tracer ||
-      tracer->owner->py_start_current.is_valid())
-    Py_RETURN_NOTIMPLEMENTED;
+  NativeTracer* tracer = FastTracer(tracer_obj);
+  if (!tracer || tracer->owner->py_start_current.is_valid()) Py_RETURN_NOTIMPLEMENTED;
   PyObject* parent_token = nullptr;
   try {
     const long flags = SettingsFlags(cfg);
