@@ -287,6 +287,12 @@ struct TemplateState {
   PyObject* holder;        // _state._holder (its cached tracer), and _state.tracer()
   PyObject* get_tracer;
   PyObject* attributes;  // {"djtrace.template.engine": "django"}
+
+  ~TemplateState() {
+    for (PyObject* o : {orig, name_of, names, span_name, settings_mod, suppressed, holder,
+                        get_tracer, attributes})
+      Py_XDECREF(o);
+  }
 };
 
 PyObject* g_str_current = nullptr;
@@ -392,6 +398,12 @@ struct CacheState {
   int kind;              // OTLP span kind
   bool is_get;
   bool native_ok;  // a single-key operation whose result says nothing more than get's
+
+  ~CacheState() {
+    for (PyObject* o : {method, fallback, name, attributes, alias, in_call, call_record,
+                        settings_mod, suppressed, holder, get_tracer, record_get})
+      Py_XDECREF(o);
+  }
 };
 
 PyObject* g_str_call = nullptr;
@@ -592,13 +604,7 @@ void Bind(nb::module_& m) {
             orig.release().ptr(),      name_of.release().ptr(),      names.release().ptr(),
             span_name.release().ptr(), settings_mod.release().ptr(), suppressed.release().ptr(),
             holder.release().ptr(),    get_tracer.release().ptr(),   attributes.release().ptr()};
-        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
-          auto* t = static_cast<TemplateState*>(PyCapsule_GetPointer(cap, nullptr));
-          for (PyObject* o : {t->orig, t->name_of, t->names, t->span_name, t->settings_mod,
-                              t->suppressed, t->holder, t->get_tracer, t->attributes})
-            Py_XDECREF(o);
-          delete t;
-        }));
+        nb::object capsule = OwnedCapsule(st);
         nb::object fn =
             nb::steal(PyCFunction_NewEx(&g_template_render_def, capsule.ptr(), nullptr));
         return nb::steal(PyInstanceMethod_New(fn.ptr()));
@@ -637,14 +643,7 @@ void Bind(nb::module_& m) {
                                   is_get,
                                   native_ok};
         // Backends are made per thread: the state goes with the wrapper.
-        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
-          auto* c = static_cast<CacheState*>(PyCapsule_GetPointer(cap, nullptr));
-          for (PyObject* o : {c->method, c->fallback, c->name, c->attributes, c->alias, c->in_call,
-                              c->call_record, c->settings_mod, c->suppressed, c->holder,
-                              c->get_tracer, c->record_get})
-            Py_XDECREF(o);
-          delete c;
-        }));
+        nb::object capsule = OwnedCapsule(st);
         return nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
       },
       "method"_a, "fallback"_a, "name"_a, "attributes"_a, "alias"_a, "in_call"_a, "call_record"_a,

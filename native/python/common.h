@@ -108,6 +108,9 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
 // span when it was started to end on exit).
 nb::object SpanEnter(nb::handle self_h);
 void SpanExit(nb::handle self_h, nb::handle exc);
+// Undoes an attach of the OpenTelemetry context (a token of its context variable, or of the
+// runtime context's attach when another one is configured); errors are cleared.
+void Detach(PyObject* token);
 // Reports a call on an ended span (debug log and counter, on the Python side).
 void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
@@ -122,6 +125,20 @@ PyObject* RequestSpanField(PyObject* rs, RequestField field);
 // An attribute from `obj`'s instance dict alone (borrowed; null when absent, without raising):
 // for long-lived wrapper objects whose class defines __getattr__.
 PyObject* InstanceDictItem(PyObject* obj, PyObject* name);
+
+// A capsule that owns `state` and deletes it with itself: the state of a native wrapper
+// function (its `self`). State's destructor releases what it holds.
+template <class State>
+nb::object OwnedCapsule(State* state) {
+  PyObject* capsule = PyCapsule_New(state, nullptr, [](PyObject* cap) {
+    delete static_cast<State*>(PyCapsule_GetPointer(cap, nullptr));
+  });
+  if (!capsule) {
+    delete state;
+    throw nb::python_error();
+  }
+  return nb::steal(capsule);
+}
 
 // Binding files register a function that adds their classes and functions to the module.
 using BindFn = void (*)(nb::module_&);

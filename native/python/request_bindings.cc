@@ -481,13 +481,7 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (parent_token) {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    if (g_ctx.var) {
-      if (PyContextVar_Reset(g_ctx.var, parent_token) < 0) PyErr_Clear();
-    } else {
-      PyObject* d = PyObject_CallOneArg(g_ctx.detach, parent_token);
-      if (!d) PyErr_Clear();
-      Py_XDECREF(d);
-    }
+    Detach(parent_token);
     Py_DECREF(parent_token);
     PyErr_Restore(type, value, tb);
   }
@@ -665,13 +659,7 @@ PyObject* RequestLeave(PyObject*, PyObject* rs) {
   if (token && token != Py_None) {
     Py_INCREF(token);
     g_req.parent_token.Set(rs, Py_None);
-    if (g_ctx.var) {
-      if (PyContextVar_Reset(g_ctx.var, token) < 0) PyErr_Clear();
-    } else {
-      PyObject* r = PyObject_CallOneArg(g_ctx.detach, token);
-      if (!r) PyErr_Clear();
-      Py_XDECREF(r);
-    }
+    Detach(token);
     Py_DECREF(token);
   }
   Py_RETURN_NONE;
@@ -724,6 +712,10 @@ struct HandlerState {
   PyObject* get_tracer;
   PyObject* begin;
   PyObject* serve;
+
+  ~HandlerState() {
+    for (PyObject* o : {orig, settings_mod, holder, get_tracer, begin, serve}) Py_XDECREF(o);
+  }
 };
 
 PyObject* g_str_instrument = nullptr;
@@ -946,13 +938,7 @@ void BindRequestLifecycle(nb::module_& m) {
         auto* st = new HandlerState{orig.release().ptr(),   settings_mod.release().ptr(),
                                     holder.release().ptr(), get_tracer.release().ptr(),
                                     begin.release().ptr(),  serve.release().ptr()};
-        nb::object capsule = nb::steal(PyCapsule_New(st, nullptr, [](PyObject* cap) {
-          auto* h = static_cast<HandlerState*>(PyCapsule_GetPointer(cap, nullptr));
-          for (PyObject* o :
-               {h->orig, h->settings_mod, h->holder, h->get_tracer, h->begin, h->serve})
-            Py_XDECREF(o);
-          delete h;
-        }));
+        nb::object capsule = OwnedCapsule(st);
         nb::object fn =
             nb::steal(PyCFunction_NewEx(&g_handler_get_response_def, capsule.ptr(), nullptr));
         PyObject* wrapped =
