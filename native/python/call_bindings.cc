@@ -318,15 +318,24 @@ int NotRecorded(PyObject* suppressed_var) {
   return off;
 }
 
-// The Django integration's settings (settings.get(), without the call when cached): a new
-// reference, or null with an exception.
-PyObject* DjangoSettings(PyObject* settings_mod) {
-  PyObject* cfg = PyObject_GetAttr(settings_mod, g_str_current);
+}  // namespace
+
+PyObject* DjangoSettings(PyObject* settings_module) {
+  PyObject* cfg = PyObject_GetAttr(settings_module, g_str_current);
   if (cfg && cfg != Py_None) return cfg;
   Py_XDECREF(cfg);
   PyErr_Clear();
-  return PyObject_CallMethodNoArgs(settings_mod, g_str_get);
+  return PyObject_CallMethodNoArgs(settings_module, g_str_get);
 }
+
+PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer) {
+  PyObject* tracer = PyObject_GetAttr(holder, g_str_tracer);
+  if (tracer != Py_None) return tracer;
+  Py_DECREF(tracer);
+  return PyObject_CallNoArgs(get_tracer);
+}
+
+namespace {
 
 PyObject* TemplateRender(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* kwnames) {
@@ -357,11 +366,7 @@ PyObject* TemplateRender(PyObject* state_obj, PyObject* const* args, Py_ssize_t 
     }
     Py_DECREF(key);
   }
-  PyObject* tracer = name ? PyObject_GetAttr(st->holder, g_str_tracer) : nullptr;
-  if (tracer == Py_None) {
-    Py_DECREF(tracer);
-    tracer = PyObject_CallNoArgs(st->get_tracer);
-  }
+  PyObject* tracer = name ? CachedTracer(st->holder, st->get_tracer) : nullptr;
   if (!tracer) {
     PyErr_Clear();
     Py_XDECREF(name);
@@ -407,11 +412,9 @@ struct CacheState {
 };
 
 PyObject* g_str_call = nullptr;
-PyObject* g_str_hit = nullptr;
 PyObject* g_str_cache_spans = nullptr;
 PyObject* g_str_cache_keys = nullptr;
 PyObject* g_str_repeat_threshold = nullptr;
-PyObject* g_str_cache_hit = nullptr;
 PyObject* g_str_default = nullptr;
 PyObject* g_str_key = nullptr;
 PyObject* g_str_version = nullptr;
@@ -433,46 +436,45 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
   auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
   if (!st->native_ok) return fallback();
+  auto plain = [&] { return PyObject_Vectorcall(st->method, args, nargs, kwnames); };
+  // The checks below never raise into the application: a failure means an untraced call.
   PyObject* outer = PyObject_GetAttr(st->in_call, g_str_call);
-  if (!outer) return nullptr;
+  if (!outer) {
+    PyErr_Clear();
+    return plain();
+  }
   bool nested = outer != Py_None;
   Py_DECREF(outer);
   if (nested) return fallback();  // the backend calling itself: part of the outer span
   int off = NotRecorded(st->suppressed);
   long repeat_threshold = 0;
   if (off == 0) {
-    PyObject* cfg = DjangoSettings(st->settings_mod);
-    if (!cfg) return nullptr;
-    PyObject* on = PyObject_GetAttr(cfg, g_str_cache_spans);
-    PyObject* keys = on ? PyObject_GetAttr(cfg, g_str_cache_keys) : nullptr;
-    PyObject* threshold = keys ? PyObject_GetAttr(cfg, g_str_repeat_threshold) : nullptr;
-    Py_DECREF(cfg);
-    if (!threshold) {
-      Py_XDECREF(on);
-      Py_XDECREF(keys);
-      return nullptr;
+    nb::object cfg = nb::steal(DjangoSettings(st->settings_mod));
+    nb::object on, keys, threshold;
+    if (cfg.is_valid()) on = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_spans));
+    if (on.is_valid()) keys = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_keys));
+    if (keys.is_valid()) threshold = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_repeat_threshold));
+    if (threshold.is_valid()) {
+      off = !PyObject_IsTrue(on.ptr());
+      repeat_threshold = PyLong_AsLong(threshold.ptr());
+      if (repeat_threshold == -1 && PyErr_Occurred()) off = -1;
+      if (!off && PyObject_IsTrue(keys.ptr()) == 1) return fallback();  // keys exported
+    } else {
+      off = -1;
     }
-    off = !PyObject_IsTrue(on);
-    const bool export_keys = PyObject_IsTrue(keys) == 1;
-    repeat_threshold = PyLong_AsLong(threshold);
-    Py_DECREF(on);
-    Py_DECREF(keys);
-    Py_DECREF(threshold);
-    if (repeat_threshold == -1 && PyErr_Occurred()) return nullptr;
-    if (!off && export_keys) return fallback();
   }
-  if (off < 0) return nullptr;
-  if (off) return PyObject_Vectorcall(st->method, args, nargs, kwnames);
+  if (off) {
+    if (off < 0) PyErr_Clear();
+    return plain();
+  }
 
-  PyObject* tracer = PyObject_GetAttr(st->holder, g_str_tracer);
-  if (tracer == Py_None) {
-    Py_DECREF(tracer);
-    tracer = PyObject_CallNoArgs(st->get_tracer);
-  }
-  if (!tracer) return nullptr;
-  NativeTracer* native = FastTracer(tracer);
-  bool ours = native && !native->owner->py_start_current.is_valid();
-  if (!ours) {
+  PyObject* tracer = CachedTracer(st->holder, st->get_tracer);
+  NativeTracer* native = tracer ? FastTracer(tracer) : nullptr;
+  if (!native || native->owner->py_start_current.is_valid()) {
+    if (!tracer) {
+      PyErr_Clear();
+      return plain();
+    }
     Py_DECREF(tracer);
     return fallback();
   }
@@ -480,9 +482,10 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   PyObject* record = st->call_record;
   Py_INCREF(record);
   if (PyObject_SetAttr(st->in_call, g_str_call, record) < 0) {
+    PyErr_Clear();
     Py_DECREF(record);
     Py_DECREF(tracer);
-    return nullptr;
+    return plain();
   }
   nb::object span;
   try {
@@ -498,7 +501,7 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     span = nb::object();
   }
   Py_DECREF(tracer);
-  PyObject* result = PyObject_Vectorcall(st->method, args, nargs, kwnames);
+  PyObject* result = plain();
   bool hit = false;
   if (span.is_valid()) {
     if (!result) {
@@ -614,7 +617,6 @@ void Bind(nb::module_& m) {
       "A method for Template.render / ExtendsNode.render: `orig` in a span `render <name>` "
       "while template spans are recorded.");
   g_str_call = PyUnicode_InternFromString("call");
-  g_str_hit = PyUnicode_InternFromString("hit");
   g_str_cache_spans = PyUnicode_InternFromString("cache_spans");
   g_str_cache_keys = PyUnicode_InternFromString("cache_keys");
   g_str_repeat_threshold = PyUnicode_InternFromString("cache_repeat_threshold");

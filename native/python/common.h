@@ -122,6 +122,15 @@ void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 enum class RequestField { kTracer, kRecording, kTraceMiddleware, kTraceViews };
 PyObject* RequestSpanField(PyObject* rs, RequestField field);
 
+// The Django integration's settings object (settings._current, or settings.get() before it is
+// cached) and its tracer (_state._holder.tracer, or _state.tracer() before it is cached): new
+// references, or null with an exception set (call_bindings.cc).
+PyObject* DjangoSettings(PyObject* settings_module);
+PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer);
+
+// span.set_attribute(key, value) on one of our spans, as the Python method does (ext.cc).
+void SetAttributeFromPython(PySpan& span, PyObject* key, PyObject* value);
+
 // An attribute from `obj`'s instance dict alone (borrowed; null when absent, without raising):
 // for long-lived wrapper objects whose class defines __getattr__.
 PyObject* InstanceDictItem(PyObject* obj, PyObject* name);

@@ -358,6 +358,22 @@ void ReportMisuse(PySpan& span, const char* what) {
   Py_XDECREF(r);
 }
 
+void SetAttributeFromPython(PySpan& self, PyObject* key, PyObject* value) {
+  if (!self.span.is_recording() || !PyUnicode_Check(key)) {
+    if (self.span.has_ended()) ReportMisuse(self, "set_attribute");
+    return;
+  }
+  Py_ssize_t n;
+  const char* k = PyUnicode_AsUTF8AndSize(key, &n);
+  if (!k || n == 0) {
+    PyErr_Clear();
+    return;
+  }
+  AttrValue v;
+  if (ToAttrValue(value, v))
+    self.span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
+}
+
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time) {
   if (self.span.has_ended()) {
     ReportMisuse(self, "end");
@@ -1052,19 +1068,7 @@ NB_MODULE(_native, m) {
       .def(
           "set_attribute",
           [](PySpan& self, nb::handle key, nb::handle value) {
-            if (!self.span.is_recording() || !PyUnicode_Check(key.ptr())) {
-              if (self.span.has_ended()) ReportMisuse(self, "set_attribute");
-              return;
-            }
-            Py_ssize_t n;
-            const char* k = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
-            if (!k || n == 0) {
-              PyErr_Clear();
-              return;
-            }
-            AttrValue v;
-            if (ToAttrValue(value.ptr(), v))
-              self.span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
+            SetAttributeFromPython(self, key.ptr(), value.ptr());
           },
           "key"_a.none(), "value"_a.none())
       .def(

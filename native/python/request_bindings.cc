@@ -227,8 +227,8 @@ struct RequestNames {
       *excluded_re, *search, *status_code, *resolver_match, *route, *user, *wrapped,
       *resource_closers, *streaming, *gunicorn_socket, *http_host, *server_name, *http_route,
       *status_attr, *status_attr_old, *error_type, *slash, *http_text_format, *get_global_textmap,
-      *enter, *exit, *end, *set_attribute, *update_name, *set_status, *append, *is_recording,
-      *enduser, *response_headers, *stream, *gunicorn, *empty;
+      *exit, *end, *set_attribute, *update_name, *set_status, *append, *enduser, *response_headers,
+      *stream, *gunicorn, *empty;
 };
 RequestNames g_n;
 
@@ -262,13 +262,7 @@ PySpan* AsPySpan(PyObject* span) { return FastSpan(span); }
 // span.set_attribute(key, value) for one of our spans natively, for others through the API.
 void SetSpanAttribute(PyObject* span, PyObject* key, PyObject* value) {
   if (PySpan* ps = AsPySpan(span)) {
-    if (!ps->span.is_recording()) return;
-    Py_ssize_t n;
-    const char* k = PyUnicode_AsUTF8AndSize(key, &n);
-    AttrValue v;
-    if (k && ToAttrValue(value, v))
-      ps->span.SetAttribute(std::string_view(k, static_cast<size_t>(n)), std::move(v));
-    if (PyErr_Occurred()) PyErr_Clear();
+    SetAttributeFromPython(*ps, key, value);
     return;
   }
   PyObject* r = PyObject_CallMethodObjArgs(span, g_n.set_attribute, key, value, nullptr);
@@ -614,14 +608,16 @@ PyObject* RequestRespond(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     Py_XDECREF(r);
   }
   if (PyErr_Occurred()) PyErr_Clear();
-  PyObject* closer = PyCFunction_NewEx(&g_request_closer_def, rs, nullptr);
-  int rc = closer ? PyList_Check(closers) ? PyList_Append(closers, closer) : -1 : -1;
-  if (rc < 0 && closer && !PyErr_Occurred()) {
-    PyObject* r = PyObject_CallMethodObjArgs(closers, g_n.append, closer, nullptr);
-    rc = r ? 0 : -1;
-    Py_XDECREF(r);
+  int rc = -1;
+  if (PyObject* closer = PyCFunction_NewEx(&g_request_closer_def, rs, nullptr)) {
+    if (PyList_Check(closers)) {
+      rc = PyList_Append(closers, closer);
+    } else if (PyObject* r = PyObject_CallMethodObjArgs(closers, g_n.append, closer, nullptr)) {
+      rc = 0;
+      Py_DECREF(r);
+    }
+    Py_DECREF(closer);
   }
-  Py_XDECREF(closer);
   Py_DECREF(closers);
   if (rc < 0) {
     ReportError("django response closer");
@@ -702,7 +698,7 @@ PyObject* RequestRecordRoute(PyObject*, PyObject* rs) {
 }
 
 // BaseHandler.get_response, wrapped: the request served inside its span. State: (the original
-// get_response, the settings module, _state._holder, _state.tracer, handlers.begin,
+// get_response, the settings module, _state._holder, _state.tracer, handlers._begin_python,
 // handlers._serve_sync). Native so that a traced request adds no Python frame of ours; an
 // excluded URL and what begin does in Python go through _serve_sync.
 struct HandlerState {
@@ -720,9 +716,6 @@ struct HandlerState {
 
 PyObject* g_str_instrument = nullptr;
 PyObject* g_str_placed = nullptr;
-PyObject* g_str_current_settings = nullptr;
-PyObject* g_str_get = nullptr;
-PyObject* g_str_tracer_attr = nullptr;
 PyObject* g_str_fail = nullptr;
 
 PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
@@ -735,12 +728,8 @@ PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssiz
   PyObject* request = args[1];
   auto plain = [&] { return PyObject_Vectorcall(st->orig, args, 2, nullptr); };
 
-  nb::object cfg = nb::steal(PyObject_GetAttr(st->settings_mod, g_str_current_settings));
-  if (!cfg.is_valid() || cfg.is_none()) {
-    PyErr_Clear();
-    cfg = nb::steal(PyObject_CallMethodNoArgs(st->settings_mod, g_str_get));
-    if (!cfg.is_valid()) return nullptr;  // as the Python wrapper: settings.get() raised
-  }
+  nb::object cfg = nb::steal(DjangoSettings(st->settings_mod));
+  if (!cfg.is_valid()) return nullptr;  // as the Python wrapper did: settings.get() raised
   {
     nb::object on = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_instrument));
     if (!on.is_valid()) return nullptr;
@@ -752,9 +741,7 @@ PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssiz
 
   nb::object rs;
   {
-    nb::object tracer = nb::steal(PyObject_GetAttr(st->holder, g_str_tracer_attr));
-    if (tracer.is_valid() && tracer.is_none())
-      tracer = nb::steal(PyObject_CallNoArgs(st->get_tracer));
+    nb::object tracer = nb::steal(CachedTracer(st->holder, st->get_tracer));
     if (tracer.is_valid()) {
       PyObject* begin_args[3] = {request, cfg.ptr(), tracer.ptr()};
       rs = nb::steal(RequestBegin(nullptr, begin_args, 3));
@@ -910,14 +897,12 @@ void BindRequestLifecycle(nb::module_& m) {
                      Intern("/"),
                      Intern("_HTTP_TEXT_FORMAT"),
                      Intern("get_global_textmap"),
-                     Intern("__enter__"),
                      Intern("__exit__"),
                      Intern("end"),
                      Intern("set_attribute"),
                      Intern("update_name"),
                      Intern("set_status"),
                      Intern("append"),
-                     Intern("is_recording"),
                      Intern("enduser"),
                      Intern("response_headers"),
                      Intern("stream"),
@@ -927,9 +912,6 @@ void BindRequestLifecycle(nb::module_& m) {
     m.attr(def.ml_name) = nb::steal(PyCFunction_NewEx(&def, nullptr, nullptr));
   g_str_instrument = Intern("instrument");
   g_str_placed = Intern("_djtrace_placed");
-  g_str_current_settings = Intern("_current");
-  g_str_get = Intern("get");
-  g_str_tracer_attr = Intern("tracer");
   g_str_fail = Intern("fail");
   m.def(
       "request_handler",

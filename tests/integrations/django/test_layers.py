@@ -381,6 +381,20 @@ def test_cache_hits_follow_the_default_however_it_is_passed(spans):
     assert hits == [False, True, False, False]
 
 
+def test_a_cache_call_is_served_untraced_when_the_integration_cannot_read_its_settings(spans,
+                                                                                      monkeypatch):
+    # Instrumentation never raises into the application: settings it cannot read mean an
+    # untraced call, not an AttributeError from cache.get.
+    from djtrace.integrations.django import settings as dj_settings
+
+    cache = caches["default"]
+    monkeypatch.setattr(dj_settings, "_current", object())
+    cache.set("untraced", 7)
+    assert cache.get("untraced") == 7
+    monkeypatch.undo()
+    assert spans.names() == []
+
+
 def test_a_failing_cache_call_records_the_error_and_restores_the_context(spans):
     from opentelemetry import trace
 

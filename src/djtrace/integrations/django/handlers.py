@@ -285,10 +285,13 @@ def _url_for_exclusion(request: Any, meta: dict) -> str:
 def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Starts the request span and attaches the request's context; returns the RequestSpan,
     EXCLUDED for an excluded URL, or None when this request is already traced."""
-    rs = _request_begin(request, cfg, _state.tracer())
-    if rs is not NotImplemented:
-        return rs
-    # Request header capture, or a tracer that is not djtrace's native one: in Python.
+    rs = _request_begin(request, cfg, _tracer_holder.tracer or _state.tracer())
+    return _begin_python(request, cfg) if rs is NotImplemented else rs
+
+
+def _begin_python(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
+    """begin for what request_begin leaves to Python: request header capture, or a tracer that
+    is not djtrace's native one."""
     current = REQUEST.get()
     if current is not None and current.request is request:
         return None
@@ -388,9 +391,7 @@ def _suppress_exit(tokens: tuple) -> None:
 def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Runs `call(request)` (the rest of the handler) inside the request's span."""
     try:
-        rs = _request_begin(request, cfg, _tracer_holder.tracer or _state.tracer())
-        if rs is NotImplemented:
-            rs = begin(request, cfg)
+        rs = begin(request, cfg)
     except Exception:  # noqa: BLE001
         _report_internal_error("django request start")
         rs = None
@@ -505,7 +506,7 @@ def install() -> None:
 
     # Native: the settings check, begin, the call, respond and leave (see trace_sync).
     get_response = _native.request_handler(orig_get, dj_settings, _tracer_holder, _state.tracer,
-                                           begin, _serve_sync)
+                                           _begin_python, _serve_sync)
 
     async def get_response_async(self, request):
         cfg = dj_settings.get()
