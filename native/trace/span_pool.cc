@@ -19,11 +19,6 @@ bool WorthKeeping(const SpanData& span) {
          span.name.capacity() <= kMaxKeptName;
 }
 
-// This thread's spans taken from the shared list, handed out one at a time.
-struct LocalCache {
-  std::vector<SpanPtr> spans;
-};
-
 }  // namespace
 
 #if defined(__x86_64__) && defined(__GLIBCXX__)
@@ -81,20 +76,21 @@ void SpanPool::Return(std::vector<SpanPtr>& spans) noexcept {
 }
 
 SpanPtr SpanPool::Take() {
-  thread_local LocalCache local;
-  if (local.spans.empty()) {
+  // This thread's spans taken from the shared list, handed out one at a time.
+  thread_local std::vector<SpanPtr> local;
+  if (local.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t n = std::min(kRefill, returned_.size());
     if (n) {
-      local.spans.reserve(kRefill);
+      local.reserve(kRefill);
       for (size_t i = returned_.size() - n; i < returned_.size(); ++i)
-        local.spans.push_back(std::move(returned_[i]));
+        local.push_back(std::move(returned_[i]));
       returned_.resize(returned_.size() - n);
     }
   }
-  if (local.spans.empty()) return std::make_unique<SpanData>();
-  SpanPtr span = std::move(local.spans.back());
-  local.spans.pop_back();
+  if (local.empty()) return std::make_unique<SpanData>();
+  SpanPtr span = std::move(local.back());
+  local.pop_back();
   ClearForReuse(*span);  // on this thread: what it frees feeds this thread's allocations
   return span;
 }
