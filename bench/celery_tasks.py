@@ -146,7 +146,7 @@ def summary(values: list) -> str:
 def table(title: str, results: dict) -> None:
     base = statistics.median(results["untraced"])
     print(f"\n{title}")
-    print(f"| configuration | µs/task (min / median / max) | added µs/task (median) | ratio |")
+    print("| configuration | µs/task (min / median / max) | added µs/task (median) | ratio |")
     print("|---|---|---|---|")
     for mode in MODES:
         med = statistics.median(results[mode])

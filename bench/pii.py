@@ -27,7 +27,8 @@ def corpus(n: int = 5000) -> list[tuple[str, str]]:
     for i in range(n):
         kind = i % 10
         if kind == 0:
-            values.append(("url.full", f"https://shop.example.com/api/orders/{rnd.randint(1, 99999)}/"
+            values.append(("url.full", "https://shop.example.com/api/orders/"
+                           f"{rnd.randint(1, 99999)}/"
                            f"?page={rnd.randint(1, 9)}&sort=-created&email={rnd.choice(users)}"))
         elif kind == 1:
             values.append(("user_agent.original", rnd.choice(agents)))
@@ -48,14 +49,16 @@ def corpus(n: int = 5000) -> list[tuple[str, str]]:
         elif kind == 5:
             values.append(("log.message", f"order ORD-2024-{rnd.randint(100000, 999999)} paid "
                            f"{rnd.randint(10, 999)}.{rnd.randint(10, 99)} EUR by "
-                           f"{rnd.choice(users)} from 10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.7"))
+                           f"{rnd.choice(users)} from "
+                           f"10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.7"))
         elif kind == 6:
             values.append(("messaging.destination.name", "celery"))
         elif kind == 7:
             values.append(("note", f"call 415-555-{rnd.randint(1000, 9999)} about ssn "
                            f"123-45-{rnd.randint(1000, 9999)}"))
         elif kind == 8:
-            values.append(("code.filepath", "/srv/app/orders/management/commands/process_pending_orders.py"))
+            values.append(("code.filepath",
+                           "/srv/app/orders/management/commands/process_pending_orders.py"))
         else:
             values.append(("http.request.header.x-request-id",
                            f"{rnd.getrandbits(128):032x}"))

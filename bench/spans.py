@@ -91,8 +91,9 @@ def main() -> None:
     def mmm(values):
         return min(values), statistics.median(values), max(values)
 
-    print(f"# Per span: `with start_as_current_span(...)` + 3 set_attribute, batch + OTLP/HTTP")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+    print("# Per span: `with start_as_current_span(...)` + 3 set_attribute, batch + OTLP/HTTP")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; "
           f"{args.rounds} rounds x {args.spans} spans, interleaved\n")
     print("| configuration | calling thread us/span (min/med/max) | end to end us/span (med) | "
           "Python heap per queued span |")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: native unit tests (GoogleTest via CTest, then again under ASan+UBSan), a
-# short libFuzzer run of every fuzz target, and the Python suite (pytest).
+# Runs every test: ruff over the Python code, native unit tests (GoogleTest via CTest, then again
+# under ASan+UBSan), a short libFuzzer run of every fuzz target, and the Python suite (pytest).
 # FUZZ_SECONDS (default 15) sets each fuzzer's run; SKIP_SANITIZE=1 skips the sanitizer pass
 # for quick local iterations.
 set -euo pipefail
@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
 jobs=$(nproc)
+echo "== lint (ruff, the rules pinned in pyproject.toml)"
+.venv/bin/python -m ruff check .
+
 echo "== native unit tests"
 cmake -S . -B build/native-tests -G Ninja -DDJTRACE_BUILD_TESTS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -122,7 +122,7 @@ def run(args, spec) -> dict:
             slices[k] += 1
     per_label: dict[str, list[int]] = {}
     for w in workers:
-        for lat, li in zip(w.latencies, w.labels):
+        for lat, li in zip(w.latencies, w.labels, strict=False):
             per_label.setdefault(spec["requests"][li]["label"],
                                  []).append(lat)
     status: dict[str, int] = {}

@@ -124,7 +124,7 @@ def stop_all(servers: list[Server], grace: float = 3.0) -> None:
             s.proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-    for s, pids in trees.items():
+    for _s, pids in trees.items():
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

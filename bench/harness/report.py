@@ -175,8 +175,9 @@ def goals(results: dict) -> list[str]:
                                f"{t:.3f}x (untraced runs spread {noise * 100:.1f}%)", bad))
         p = med(d["p99"]) / med(u["p99"])
         lines.append(goal_line(f"{server}: djtrace 100% p99 at most +3%", p <= 1.03,
-                               f"{med(d['p99']):.2f} ms vs {med(u['p99']):.2f} ms ({(p - 1) * 100:+.1f}%; "
-                               f"untraced p99 spread {spread(u['p99']) / med(u['p99']) * 100:.1f}%)",
+                               f"{med(d['p99']):.2f} ms vs {med(u['p99']):.2f} ms "
+                               f"({(p - 1) * 100:+.1f}%; untraced p99 spread "
+                               f"{spread(u['p99']) / med(u['p99']) * 100:.1f}%)",
                                bad))
         m = med(d["rss"]) - med(u["rss"])
         lines.append(goal_line(f"{server}: djtrace 100% RSS per worker at most +10 MB", m <= 10,
@@ -196,7 +197,8 @@ def goals(results: dict) -> list[str]:
             noise = spread(u[key])
             lines.append(goal_line(
                 f"{server}: djtrace 10% {name} within untraced noise", abs(diff) <= noise,
-                f"difference {diff:+.{digits}f} {unit}, untraced runs spread {noise:.{digits}f} {unit}",
+                f"difference {diff:+.{digits}f} {unit}, "
+                f"untraced runs spread {noise:.{digits}f} {unit}",
                 bad))
     ip = results.get("inproc")
     if ip and "untraced" in ip and "djtrace-10" in ip:
@@ -382,7 +384,8 @@ def micro_tables(micro: dict) -> list[str]:
             label = ("guide's three-regex Python processor" if name == "guide-regex"
                      else f"djtrace native, {name.split('-', 1)[1]} profile")
             mb = [x["mb_per_s"] for x in rows]
-            lines.append(f"| {label} | {fmt3(mb, 1)} | {fmt(med([x['ns_per_span'] for x in rows]), 0)}"
+            lines.append(f"| {label} | {fmt3(mb, 1)} | "
+                         f"{fmt(med([x['ns_per_span'] for x in rows]), 0)}"
                          f" | {ratio(med(mb), med([x['mb_per_s'] for x in g])) if g else '-'} |")
         lines.append("")
     e = micro.get("encode")
@@ -479,13 +482,14 @@ def charts(results: dict, out_dir: str) -> list[str]:
     if servers:
         fig, axes = plt.subplots(1, len(servers), figsize=(6.5 * len(servers), 4.5),
                                  squeeze=False)
-        for ax, server in zip(axes[0], servers):
+        for ax, server in zip(axes[0], servers, strict=True):
             for config, rows in macro[server].items():
                 lat = sorted(x for r in rows for x in r["latencies_us"])
                 if not lat:
                     continue
                 n = len(lat)
-                ps = [p for p in (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9) if n >= 100 / (100 - p)]
+                ps = [p for p in (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9)
+                      if n >= 100 / (100 - p)]
                 xs = [1 / (1 - p / 100) for p in ps]
                 ax.plot(xs, [pct(lat, p) / 1e3 for p in ps], marker="o", ms=3,
                         label=LABELS.get(config, config), color=COLORS.get(config))
@@ -508,12 +512,12 @@ def charts(results: dict, out_dir: str) -> list[str]:
                                   ("cpu", "cpu", "server CPU per request (ms)")):
             fig, axes = plt.subplots(1, len(servers), figsize=(6.5 * len(servers), 4.2),
                                      squeeze=False)
-            for ax, server in zip(axes[0], servers):
+            for ax, server in zip(axes[0], servers, strict=True):
                 rows = macro_rows(macro[server])
                 names = list(rows)
                 mids = [med(rows[c][key]) for c in names]
-                lo = [m - mmm(rows[c][key])[0] for m, c in zip(mids, names)]
-                hi = [mmm(rows[c][key])[2] - m for m, c in zip(mids, names)]
+                lo = [m - mmm(rows[c][key])[0] for m, c in zip(mids, names, strict=True)]
+                hi = [mmm(rows[c][key])[2] - m for m, c in zip(mids, names, strict=True)]
                 ax.bar(range(len(names)), mids, yerr=[lo, hi], capsize=4,
                        color=[COLORS.get(c, "#555") for c in names])
                 ax.set_xticks(range(len(names)))

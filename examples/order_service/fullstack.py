@@ -113,7 +113,7 @@ class FullStack:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.db_name}"')
 
-    def start(self) -> "FullStack":
+    def start(self) -> FullStack:
         self.var.mkdir(parents=True, exist_ok=True)
         self.start_services()
         self.create_database()

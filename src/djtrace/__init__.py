@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from djtrace._version import __version__
 from djtrace.config import Config, ConfigError, from_sources

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 
@@ -130,7 +131,8 @@ def parse_headers(name: str, raw: Any) -> dict:
             if not item.strip():
                 continue
             if "=" not in item:
-                raise ConfigError(f"{name} must be key=value pairs separated by commas; got {raw!r}")
+                raise ConfigError(
+                    f"{name} must be key=value pairs separated by commas; got {raw!r}")
             key, value = item.split("=", 1)
             pairs.append((unquote(key.strip()), unquote(value.strip())))
     out = {}

@@ -33,16 +33,19 @@ def main(argv: list[str] | None = None) -> int:
             with tracer.start_as_current_span(
                 "SELECT auth_user", kind=SpanKind.CLIENT,
                 attributes={"db.system.name": "sqlite",
-                            "db.query.text": 'SELECT "auth_user"."id" FROM "auth_user" WHERE "auth_user"."id" = %s'},
+                            "db.query.text": 'SELECT "auth_user"."id" FROM "auth_user" '
+                                             'WHERE "auth_user"."id" = %s'},
             ):
                 time.sleep(0.002)
             with tracer.start_as_current_span(
                 "INSERT orders", kind=SpanKind.CLIENT,
                 attributes={"db.system.name": "sqlite",
-                            "db.query.text": 'INSERT INTO "orders" ("user_id", "total_amount") VALUES (%s, %s)'},
+                            "db.query.text": 'INSERT INTO "orders" ("user_id", "total_amount") '
+                                             'VALUES (%s, %s)'},
             ):
                 time.sleep(0.003)
-            with tracer.start_as_current_span("payment_gateway.charge", kind=SpanKind.CLIENT) as charge:
+            with tracer.start_as_current_span("payment_gateway.charge",
+                                              kind=SpanKind.CLIENT) as charge:
                 charge.set_status(Status(StatusCode.ERROR, "card declined"))
     provider.shutdown()
     print(f"\ntraces written to {args.file}")

@@ -35,7 +35,8 @@ Counters of values redacted per rule (never the values) are in `djtrace.stats()[
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from djtrace import _native
 from djtrace.config import ConfigError
@@ -49,9 +50,11 @@ def _rules(setting: str, value: Any, value_key: str) -> list:
     for i, rule in enumerate(value or ()):
         if isinstance(rule, Mapping):
             try:
-                out.append((str(rule["name"]), str(rule[value_key]), str(rule.get("style", "full"))))
+                out.append((str(rule["name"]), str(rule[value_key]),
+                            str(rule.get("style", "full"))))
             except KeyError as exc:
-                raise ConfigError(f"{setting}[{i}] needs a {exc.args[0]!r} entry: {rule!r}") from None
+                raise ConfigError(
+                    f"{setting}[{i}] needs a {exc.args[0]!r} entry: {rule!r}") from None
         elif isinstance(rule, (list, tuple)) and len(rule) in (2, 3):
             out.append((str(rule[0]), str(rule[1]), str(rule[2]) if len(rule) == 3 else "full"))
         else:

@@ -23,8 +23,9 @@ also after it closed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["CapturedSpans", "SpanNode", "capture_spans", "captured_spans"]
 
@@ -130,7 +131,7 @@ class SpanNode:
         """[name, [child names ...]] recursively: convenient for asserting a tree's shape."""
         return [self.name, [c.names() for c in self.children]]
 
-    def walk(self) -> Iterator["SpanNode"]:
+    def walk(self) -> Iterator[SpanNode]:
         yield self
         for child in self.children:
             yield from child.walk()

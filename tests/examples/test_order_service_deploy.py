@@ -17,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 import yaml  # noqa: E402 - requirements/test.txt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,28 +59,29 @@ def compose() -> dict:
 def django_facts(var: Path) -> dict:
     """What the example's Django project says about itself, asked in a subprocess (this test
     process must not set Django up)."""
-    code = """
+    code = f"""
 import json, re
 import django
 django.setup()
 from django.conf import settings
 from django.urls import resolve, Resolver404
 from django.core.management import get_commands
-probes = {}
-for path in %r:
+paths = {PROBES!r}
+probes = {{}}
+for path in paths:
     try:
         probes[path] = resolve(path).url_name
     except Resolver404:
         probes[path] = None
 excluded = settings.DJTRACE.get("excluded_urls", [])
 pattern = re.compile("|".join(excluded)) if excluded else None
-print(json.dumps({
+print(json.dumps({{
     "probes": probes,
-    "excluded": {p: bool(pattern and pattern.search("http://127.0.0.1:8000" + p)) for p in %r},
+    "excluded": {{p: bool(pattern and pattern.search("http://127.0.0.1:8000" + p)) for p in paths}},
     "traced_example": bool(pattern and pattern.search("http://127.0.0.1:8000/api/orders/")),
     "commands": sorted(get_commands()),
-}))
-""" % (PROBES, PROBES)
+}}))
+"""
     env = {**os.environ, "PYTHONPATH": str(EXAMPLE), "DJANGO_SETTINGS_MODULE":
            "order_service.settings", "OTEL_SDK_DISABLED": "true",
            "ORDER_SERVICE_VAR": str(var)}

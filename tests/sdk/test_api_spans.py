@@ -711,7 +711,7 @@ def test_decorator_on_async_function(setup):
     assert all(s.parent.span_id == parent.get_span_context().span_id for s in finished)
     # Each span covers its own await: it ends after it started and after its sleep.
     by_id = {s.context.span_id: s for s in finished}
-    for n, span_id in zip((3, 1, 2), ids):
+    for n, span_id in zip((3, 1, 2), ids, strict=True):
         span = by_id[span_id]
         assert span.end_time - span.start_time >= n * 0.001 * 1e9 * 0.9
     assert finished[3].status.status_code is StatusCode.ERROR

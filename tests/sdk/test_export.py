@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from djtrace.sdk import BatchSpanProcessor, Resource, SimpleSpanProcessor, TracerProvider
-from djtrace.sdk.exporter.otlp_grpc import OTLPSpanExporter as GrpcExporter
-from djtrace.sdk.exporter.otlp_http import OTLPSpanExporter as HttpExporter
 from support.otlp_receiver import (
     OtlpGrpcReceiver,
     OtlpHttpReceiver,
     closed_port,
     self_signed_cert,
 )
+
+from djtrace.sdk import BatchSpanProcessor, Resource, SimpleSpanProcessor, TracerProvider
+from djtrace.sdk.exporter.otlp_grpc import OTLPSpanExporter as GrpcExporter
+from djtrace.sdk.exporter.otlp_http import OTLPSpanExporter as HttpExporter
 
 
 def _provider(exporter, **bsp) -> TracerProvider:

@@ -16,8 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 PYTHON = sys.executable
 
 

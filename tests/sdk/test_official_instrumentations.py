@@ -13,7 +13,6 @@ from opentelemetry.instrumentation.dbapi import trace_integration, unwrap_connec
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.trace import SpanKind, StatusCode
 
-
 # ------------------------------------------------------------------------------------------
 # requests
 

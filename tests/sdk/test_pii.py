@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.otlp_receiver import OtlpHttpReceiver
 
 from djtrace import ConfigError
 from djtrace.pii import build_redactor
-from support.otlp_receiver import OtlpHttpReceiver
 
 SECRETS_DEFAULT = [
     "4111 1111 1111 1111",  # card (Luhn-valid)
@@ -50,14 +50,16 @@ EMIT = textwrap.dedent('''
     tracer = trace.get_tracer("pii")
     basic = base64.b64encode(b"admin:s3cr3t-basic").decode()
     with tracer.start_as_current_span("lookup alice.smith@example.com") as span:
-        span.set_attribute("url.query", "q=shoes&password=hunter2-password&token=tok_live_abcdef123456")
+        span.set_attribute("url.query",
+                           "q=shoes&password=hunter2-password&token=tok_live_abcdef123456")
         span.set_attribute("http.request.header.authorization", ["Basic " + basic])
         span.set_attribute("user.card", "4111 1111 1111 1111")
         span.set_attribute("note", "call +44 20 7946 0958 or mail alice.smith@example.com")
         span.set_attribute("client.address", "203.0.113.77")
         span.set_attribute("payment.iban", "GB82WEST12345698765432")
         span.set_attribute("tags", ["ssn 123-45-6789", "ok"])
-        span.add_event("login", {"jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"})
+        span.add_event("login", {"jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                                        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"})
         span.set_status(Status(StatusCode.ERROR, "key AKIAIOSFODNN7EXAMPLE rejected"))
         try:
             raise ValueError("github token ghp_16C7e42F292c6912E7710c838347Ae178B4a leaked")

@@ -95,7 +95,8 @@ PARENTS = [(False, False, False)] + [
 
 
 @pytest.mark.parametrize("ratio", RATIOS)
-@pytest.mark.parametrize("parent", PARENTS, ids=lambda p: "valid=%d,remote=%d,sampled=%d" % p)
+@pytest.mark.parametrize("parent", PARENTS,
+                         ids=lambda p: f"valid={p[0]:d},remote={p[1]:d},sampled={p[2]:d}")
 def test_parent_based_agrees_with_official_sdk(ratio, parent):
     valid, remote, sampled = parent
     native = ParentBased(TraceIdRatioBased(ratio))._native
@@ -320,7 +321,7 @@ def test_python_sampler_is_asked_with_official_arguments(make_provider):
     assert root_call["name"] == "root"
     assert root_call["kind"] is SpanKind.SERVER
     assert root_call["attributes"] == {"shared": "from_caller", "mine": 1}
-    assert [l.context for l in root_call["links"]] == [link_ctx]
+    assert [link.context for link in root_call["links"]] == [link_ctx]
     assert not root_call["parent"].is_valid
     assert root_call["trace_id"] == root_ctx.trace_id  # the id the root span then uses
     assert child_call["parent"] == root_ctx

@@ -57,7 +57,7 @@ def summary(span) -> dict:
         "dropped_attributes": span.dropped_attributes,
         "events": [(e.name, dict(e.attributes)) for e in span.events],
         "dropped_events": span.dropped_events,
-        "links": [(l.context.span_id, dict(l.attributes)) for l in span.links],
+        "links": [(link.context.span_id, dict(link.attributes)) for link in span.links],
         "dropped_links": span.dropped_links,
     }
 

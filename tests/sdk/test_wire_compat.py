@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-
 from support.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver
 
 SCRIPT = textwrap.dedent('''

@@ -97,7 +97,9 @@ class OtlpHttpReceiver:
                 with receiver.received.lock:
                     receiver.received.requests.append(req)
                     receiver.received.raw.append(body)
-                    receiver.received.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    receiver.received.headers.append(
+                        {k.lower(): v for k, v in self.headers.items()}
+                    )
                 reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -121,7 +123,7 @@ class OtlpHttpReceiver:
             self.endpoint = f"https://localhost:{self.port}/v1/traces"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "OtlpHttpReceiver":
+    def __enter__(self) -> OtlpHttpReceiver:
         self.thread.start()
         return self
 
@@ -168,7 +170,7 @@ class OtlpGrpcReceiver:
             self.port = self.server.add_insecure_port("127.0.0.1:0")
             self.endpoint = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "OtlpGrpcReceiver":
+    def __enter__(self) -> OtlpGrpcReceiver:
         self.server.start()
         return self
 

@@ -39,7 +39,7 @@ def _run_checks():
         try:
             check()
             results[name] = "ok"
-        except Exception as exc:  # a probe reports failures, it never raises them
+        except Exception as exc:  # noqa: BLE001 - a probe reports failures, never raises them
             results[name] = f"error: {type(exc).__name__}"
     healthy = all(value == "ok" for value in results.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": results},

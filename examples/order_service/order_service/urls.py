@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
+from orders import views
 from rest_framework.routers import DefaultRouter
 
 from order_service import health
-from orders import views
 
 router = DefaultRouter(use_regex_path=False)
 router.register("orders", views.OrderViewSet, basename="order")

@@ -116,7 +116,9 @@ def case_attribute_types():
         "array.empty.string": (),
         "": "empty key",
     }
-    return [span("attributes", 0x1111111111111111, resource_main(), scope_main(), attributes=attributes)]
+    return [
+        span("attributes", 0x1111111111111111, resource_main(), scope_main(), attributes=attributes)
+    ]
 
 
 def case_events():
@@ -137,7 +139,12 @@ def case_links():
     bounded = BoundedAttributes(maxlen=1, attributes={"a": 1, "b": 2}, immutable=True)
     links = [
         Link(
-            ctx(TRACE_B, 0x3333333333333333, remote=True, trace_state=TraceState([("vendor", "value")])),
+            ctx(
+                TRACE_B,
+                0x3333333333333333,
+                remote=True,
+                trace_state=TraceState([("vendor", "value")]),
+            ),
             {"link.kind": "follows", "n": 7},
         ),
         Link(ctx(TRACE_A, 0x4444444444444444)),
@@ -149,7 +156,9 @@ def case_links():
 def case_status():
     r, s = resource_main(), scope_main()
     return [
-        span("error", 0x0000000000000001, r, s, status=Status(StatusCode.ERROR, "database is down")),
+        span(
+            "error", 0x0000000000000001, r, s, status=Status(StatusCode.ERROR, "database is down")
+        ),
         span("ok", 0x0000000000000002, r, s, status=Status(StatusCode.OK)),
         span("unset", 0x0000000000000003, r, s),
     ]
@@ -174,7 +183,13 @@ def case_parents():
 
 def case_kinds():
     r, s = resource_main(), scope_main()
-    kinds = [SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER]
+    kinds = [
+        SpanKind.INTERNAL,
+        SpanKind.SERVER,
+        SpanKind.CLIENT,
+        SpanKind.PRODUCER,
+        SpanKind.CONSUMER,
+    ]
     spans = [span(k.name.lower(), 0x100 + i, r, s, kind=k) for i, k in enumerate(kinds)]
     spans.append(span("huge times", 0x200, r, s, start_time=2**63 + 5, end_time=2**64 - 1))
     return spans
@@ -266,7 +281,9 @@ def case_long_strings():
         "len16384": "d" * 16384,
         "array": ("e" * 127, "f" * 128),
     }
-    return [span("n" * 200, 0x0808080808080808, resource_main(), scope_main(), attributes=attributes)]
+    return [
+        span("n" * 200, 0x0808080808080808, resource_main(), scope_main(), attributes=attributes)
+    ]
 
 
 CASES = [

@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib.abc
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _hooks: dict[str, list[Callable[[], Any]]] = {}
 _lock = threading.RLock()

@@ -12,8 +12,8 @@ OpenTelemetry's own `suppress_instrumentation` context key is honoured too (see
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 __all__ = ["suppressed", "suppress", "enter", "exit", "SUPPRESSED"]
 

@@ -20,7 +20,8 @@ formatted and parsed natively; any other propagator goes through `propagate.inje
 
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import propagate
@@ -33,9 +34,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import TraceState
 
 from djtrace import _native
-from djtrace.sdk.trace import DisabledTracerProvider
+from djtrace.sdk.trace import (
+    DisabledTracerProvider,
+    _report_internal_error,  # noqa: F401 - re-exported for integrations
+)
 from djtrace.sdk.trace import TracerProvider as _DjtraceProvider
-from djtrace.sdk.trace import _report_internal_error  # noqa: F401 - re-exported for integrations
 
 OFF = 0
 NATIVE = 1

@@ -16,7 +16,6 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from djtrace import _native
 
-
 _logger = logging.getLogger("djtrace")
 misuse_count = 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from djtrace import _native
@@ -88,7 +89,8 @@ def process_attributes() -> dict[str, Any]:
 
 def host_attributes() -> dict[str, Any]:
     """Host attributes, as the official SDK's host detector sets them."""
-    return {HOST_NAME: platform.node(), HOST_ARCH: platform.machine(), OS_TYPE: platform.system().lower()}
+    return {HOST_NAME: platform.node(), HOST_ARCH: platform.machine(),
+            OS_TYPE: platform.system().lower()}
 
 
 _DETECTORS = {"process": process_attributes, "host": host_attributes}
@@ -108,7 +110,7 @@ class Resource:
     @staticmethod
     def create(
         attributes: Mapping[str, Any] | None = None, schema_url: str | None = None
-    ) -> "Resource":
+    ) -> Resource:
         """Default attributes, then OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME, then `attributes`.
 
         Raises ResourceError naming the variable when OTEL_RESOURCE_ATTRIBUTES is malformed.
@@ -134,7 +136,7 @@ class Resource:
         return Resource(merged, schema_url)
 
     @staticmethod
-    def get_empty() -> "Resource":
+    def get_empty() -> Resource:
         return _EMPTY_RESOURCE
 
     @property
@@ -145,7 +147,7 @@ class Resource:
     def schema_url(self) -> str:
         return self._schema_url
 
-    def merge(self, other: "Resource") -> "Resource":
+    def merge(self, other: Resource) -> Resource:
         """Attributes of `other` win; schema urls must agree when both are set."""
         merged = dict(self._attributes)
         merged.update(other._attributes)
@@ -175,7 +177,8 @@ class Resource:
         return self._attributes == other._attributes and self._schema_url == other._schema_url
 
     def __hash__(self) -> int:
-        return hash((tuple(sorted(self._attributes.items(), key=lambda kv: kv[0])), self._schema_url))
+        items = tuple(sorted(self._attributes.items(), key=lambda kv: kv[0]))
+        return hash((items, self._schema_url))
 
     def __repr__(self) -> str:
         return f"Resource({self._attributes!r}, schema_url={self._schema_url!r})"

@@ -34,7 +34,9 @@ class Worker:
                      "--without-heartbeat", *args]
         self.env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]
+            ),
             "DJTRACE_TEST_BROKER": BROKER,
             "DJTRACE_TEST_QUEUE": self.queue,
             "OTEL_SERVICE_NAME": service,
@@ -46,7 +48,7 @@ class Worker:
         }
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "Worker":
+    def start(self, timeout: float = 60) -> Worker:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.argv, env=self.env, cwd=HERE, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)

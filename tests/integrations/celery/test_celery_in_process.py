@@ -115,10 +115,10 @@ def test_a_failing_filter_drops_the_arguments(app, memory, task_args):
 
 def test_publish_failure_ends_the_producer_span_with_error(app, memory):
     from kombu import Connection
-
+    from kombu.exceptions import OperationalError
     from support.otlp_receiver import closed_port
 
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         app.add.apply_async((1, 2), connection=Connection(f"redis://127.0.0.1:{closed_port()}"),
                             retry=False)
     [send] = memory.get_finished_spans()

@@ -9,11 +9,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from opentelemetry import baggage, context, trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
-from opentelemetry.trace import SpanKind, StatusCode
-
+from opentelemetry.trace import SpanKind
 
 RESULT_TIMEOUT = 30
 STATUS_ERROR = PbStatus.STATUS_CODE_ERROR
@@ -220,9 +220,9 @@ def test_time_limits_are_recorded(tasks, shared_worker, shared_receiver, tracer)
                                            soft_time_limit=0.5)
     with tracer.start_as_current_span("hard") as hard_root:
         hard = tasks.sleep_for.apply_async((5,), queue=shared_worker.queue, time_limit=1)
-    with pytest.raises(Exception):
+    with pytest.raises(SoftTimeLimitExceeded):
         soft.get(timeout=RESULT_TIMEOUT)
-    with pytest.raises(Exception):
+    with pytest.raises(TimeLimitExceeded):
         hard.get(timeout=RESULT_TIMEOUT)
 
     [soft_run] = wait_spans(shared_receiver, in_trace(soft_root.get_span_context().trace_id))

@@ -15,10 +15,9 @@ import time
 import uuid
 
 import pytest
+from djtrace_celery_workers import BROKER, HERE, TESTS
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
-
-from djtrace_celery_workers import BROKER, HERE, TESTS
 from support.otlp_receiver import OtlpHttpReceiver
 
 LONG_DELAY = 60000
@@ -122,7 +121,9 @@ def test_beat_sends_are_roots_of_their_own_traces(tmp_path, redis_server, tasks)
     with OtlpHttpReceiver() as receiver:
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]
+            ),
             "DJTRACE_TEST_BROKER": BROKER,
             "DJTRACE_TEST_BEAT_QUEUE": f"beat-{uuid.uuid4().hex[:8]}",
             "OTEL_SERVICE_NAME": "celery-beat",

@@ -33,9 +33,9 @@ from django.apps import apps  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.backends.postgresql.psycopg_any import is_psycopg3  # noqa: E402
 from opentelemetry import trace  # noqa: E402
+from project.shop.models import Customer, Order, OrderItem  # noqa: E402
 
 from djtrace.testing import capture_spans  # noqa: E402
-from project.shop.models import Customer, Order, OrderItem  # noqa: E402
 
 
 def span_dict(s):

@@ -33,10 +33,10 @@ def run_django(code: str, env: dict | None = None) -> subprocess.CompletedProces
 
 
 def test_installed_app_is_all_it_takes():
-    import djtrace
     from django.core.handlers.base import BaseHandler
     from opentelemetry import trace
 
+    import djtrace
     from djtrace.integrations.django import installed
     from djtrace.sdk.trace import TracerProvider
 

@@ -16,8 +16,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
 from opentelemetry.trace import SpanKind, StatusCode
-
 from support.otlp_receiver import OtlpHttpReceiver
+
 from ._helpers import unmask
 
 HERE = Path(__file__).resolve().parent

@@ -6,12 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.db import connection
-from django.test import Client, override_settings
-from opentelemetry import context as context_api
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
-
 from _dbhelpers import (
     POSTGRES,
     SECRETS,
@@ -23,6 +17,12 @@ from _dbhelpers import (
     make_shop,
     server_span,
 )
+from django.db import connection
+from django.test import Client, override_settings
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
 from djtrace.integrations import _suppress
 from djtrace.integrations.django import db
 
@@ -266,7 +266,6 @@ def test_transaction_rollback(shop, spans):
 @pytest.mark.django_db(transaction=True)
 def test_real_commit_outside_a_test_transaction(spans):
     from django.db import transaction
-
     from project.shop.models import Customer
 
     with transaction.atomic():

@@ -8,9 +8,9 @@ import gc
 import sys
 
 import pytest
+from _dbhelpers import db_spans
 from opentelemetry import trace
 
-from _dbhelpers import db_spans
 from djtrace import _native
 from djtrace.integrations import _suppress
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _dbhelpers import SECRETS
 
 HERE = Path(__file__).resolve().parent

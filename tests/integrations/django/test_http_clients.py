@@ -18,6 +18,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from djtrace.integrations.http import _common
+
 from ._helpers import unmask
 
 HERE = Path(__file__).resolve().parent

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.test import AsyncClient, Client, override_settings
 from opentelemetry.trace import SpanKind, StatusCode
+
 from ._helpers import unmask
 
 pytestmark = pytest.mark.django_db

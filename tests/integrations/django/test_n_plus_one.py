@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from _dbhelpers import SHOP_VIEWS, db_spans, events, line_of, make_shop, server_span
 from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 from opentelemetry import trace
 
-from _dbhelpers import SHOP_VIEWS, db_spans, events, line_of, make_shop, server_span
 from djtrace import testing
 from djtrace.integrations.django import db
 from djtrace.testing import no_n_plus_one, query_report  # noqa: F401 - the fixtures
@@ -269,7 +269,7 @@ def test_query_count_helpers(shop):
     assert q.queries[-1]["lineno"] == line_of("duplicate")
 
 
-def test_fixtures(shop, query_report, no_n_plus_one):
+def test_fixtures(shop, query_report, no_n_plus_one):  # noqa: F811 - the imported fixtures
     Client().get("/shop/orders/good/")
     assert query_report.count == 2
     assert no_n_plus_one.count == 2

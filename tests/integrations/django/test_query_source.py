@@ -13,8 +13,8 @@ from pathlib import Path
 
 import django
 import pytest
-
 from _dbhelpers import db_spans, line_of, make_shop
+
 from djtrace import _native
 
 pytestmark = pytest.mark.django_db

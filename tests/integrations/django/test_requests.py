@@ -10,6 +10,7 @@ from django.test import AsyncClient, Client, override_settings
 from opentelemetry.trace import SpanKind, StatusCode
 
 from djtrace.integrations.django import settings as dj_settings
+
 from ._helpers import unmask
 
 pytestmark = pytest.mark.django_db
@@ -256,8 +257,9 @@ def test_excluded_urls_from_the_setting(spans):
 def test_excluded_request_suppresses_children(spans, monkeypatch):
     """Work done inside an excluded request (cache, templates, a user's span) makes no orphan
     root span: the request runs with djtrace's and OpenTelemetry's suppression flags set."""
-    from djtrace.integrations import _suppress
     from project.web.views import PROBES
+
+    from djtrace.integrations import _suppress
 
     monkeypatch.setenv("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "healthz")
     dj_settings.reload()

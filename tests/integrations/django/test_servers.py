@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
-
 from support.otlp_receiver import OtlpHttpReceiver
 
 HERE = Path(__file__).resolve().parent
@@ -180,10 +179,10 @@ def test_wsgi_through_gunicorn_with_preload_and_two_workers(tmp_path):
                 try:
                     _get(base + "/plain/", timeout=5)
                     break
-                except OSError:
+                except OSError as err:
                     if time.time() > deadline or proc.poll() is not None:
                         raise AssertionError(proc.stderr.read() if proc.poll() is not None
-                                             else "gunicorn did not answer")
+                                             else "gunicorn did not answer") from err
                     time.sleep(0.2)
             for _ in range(6):
                 assert _get(base + "/plain/") == (200, b"plain")

@@ -6,8 +6,12 @@ import pytest
 from django.test import Client
 from opentelemetry import trace
 
-from djtrace.testing import SpanNode, capture_spans
-from djtrace.testing import captured_spans  # noqa: F401 - the fixture, imported as a plugin would
+from djtrace.testing import (
+    SpanNode,
+    capture_spans,
+    captured_spans,  # noqa: F401 - the fixture, imported as a plugin would
+)
+
 tracer = trace.get_tracer("tests")
 
 
@@ -81,6 +85,6 @@ def test_one_fails_clearly():
 
 
 @pytest.mark.django_db
-def test_fixture_from_the_plugin(captured_spans):
+def test_fixture_from_the_plugin(captured_spans):  # noqa: F811 - the imported fixture
     Client().get("/plain/")
     assert captured_spans.one("GET plain/").attributes["http.response.status_code"] == 200

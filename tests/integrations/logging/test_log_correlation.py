@@ -16,9 +16,9 @@ import urllib.request
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from support.spans import global_memory_exporter
 
 from djtrace.integrations import logging as log_correlation
-from support.spans import global_memory_exporter
 
 
 @pytest.fixture
@@ -182,6 +182,6 @@ def test_gunicorn_access_log_prints_the_trace_id(tmp_path):
         server.terminate()
         server.wait(10)
     assert len(lines) == 2, lines
-    for body, line in zip(bodies, lines):
+    for body, line in zip(bodies, lines, strict=True):
         assert len(body) == 32
         assert line.endswith(f"trace_id={body}"), line

@@ -10,14 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from support.otlp_receiver import OtlpHttpReceiver
 
 SECRETS = {
     "card": "4111 1111 1111 1111",
     "ssn": "123-45-6789",
     "token": "tok_live_abcdef123456",
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
     "api_key": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
     "password": "hunter2-password",
 }
@@ -69,11 +69,13 @@ APP = textwrap.dedent('''
     from django.test import Client
     client = Client(raise_request_exception=False, REMOTE_ADDR="203.0.113.77")
     headers = {
-        "HTTP_AUTHORIZATION": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "HTTP_AUTHORIZATION": ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                               "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
         "HTTP_X_API_KEY": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
         "HTTP_X_FORWARDED_FOR": "203.0.113.77",
     }
-    q = "/users/alice.smith@example.com/?token=tok_live_abcdef123456&password=hunter2-password&ok=shoes"
+    q = ("/users/alice.smith@example.com/?token=tok_live_abcdef123456"
+         "&password=hunter2-password&ok=shoes")
     assert client.get(q, **headers).status_code == 200
     assert client.get(q + "&fail=1", **headers).status_code == 500
     trace.get_tracer_provider().shutdown()

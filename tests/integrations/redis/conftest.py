@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support import services
 from support.spans import global_memory_exporter, redis_running
 

@@ -15,7 +15,6 @@ import redis
 import redis.asyncio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-
 from support import services
 
 DB = 6
@@ -61,8 +60,9 @@ def test_no_span_outside_a_recording_span(client, memory, tracer):
     client.set("djtrace:k", "v")
     client.get("djtrace:k")
     assert redis_spans(memory) == []
-    from djtrace.sdk import ALWAYS_OFF  # noqa: F401 - a not-sampled parent records nothing
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    from djtrace.sdk import ALWAYS_OFF  # noqa: F401 - a not-sampled parent records nothing
 
     unsampled = NonRecordingSpan(SpanContext(1, 2, False, TraceFlags(0)))
     with use_span(unsampled):

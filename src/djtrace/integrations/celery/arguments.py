@@ -9,7 +9,8 @@ Celery's own `argsrepr` / `kwargsrepr` when the message carries them, so a calle
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ARGS = "djtrace.celery.args"
 KWARGS = "djtrace.celery.kwargs"

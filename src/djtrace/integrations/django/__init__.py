@@ -22,8 +22,9 @@ _installed: dict[str, bool] = {}
 def configure_sdk() -> Any:
     """Configures djtrace from DJTRACE and the environment, unless it is configured already or
     the application installed a tracer provider of its own (then that one is used)."""
-    import djtrace
     from opentelemetry import trace as trace_api
+
+    import djtrace
 
     if djtrace.get_config() is not None:
         return djtrace._provider  # noqa: SLF001

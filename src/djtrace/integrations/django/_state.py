@@ -29,7 +29,7 @@ REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("djtrace_request",
 
 #: The local root djtrace started in this context (request or management command), for
 #: per-root statistics such as repeated cache reads.
-ROOT: contextvars.ContextVar["RootState | None"] = contextvars.ContextVar(
+ROOT: contextvars.ContextVar[RootState | None] = contextvars.ContextVar(
     "djtrace_root", default=None)
 
 

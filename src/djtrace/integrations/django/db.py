@@ -82,8 +82,9 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from djtrace.config import ConfigError, register_setting_keys
 

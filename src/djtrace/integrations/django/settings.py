@@ -69,7 +69,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from djtrace.config import register_setting_keys
 
@@ -263,7 +264,7 @@ def load(raw_settings: Any, environ: Mapping[str, str] | None = None,
                 E_UNKNOWN_KEY, str(key),
                 f"DJTRACE[{key!r}] is not a known setting (known: {known})"))
 
-    for key, default in DEFAULTS.items():
+    for key in DEFAULTS:
         if key not in raw_settings:
             continue
         value = raw_settings[key]

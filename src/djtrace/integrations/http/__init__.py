@@ -8,7 +8,7 @@ through these libraries.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from djtrace.integrations.http import _common
 
@@ -20,10 +20,9 @@ def install(disabled: Iterable[str] = ()) -> dict[str, bool]:
     OTEL_PYTHON_DISABLED_INSTRUMENTATIONS), at once for a library already imported, otherwise
     when the application imports it. Returns, by name: True installed, False not (disabled,
     absent, or another instrumentation got there first), None waiting for the import."""
+    from djtrace.integrations._imports import when_imported
     from djtrace.integrations.http import httpx_client, requests_client, urllib3_client
     from djtrace.sdk.trace import _report_internal_error
-
-    from djtrace.integrations._imports import when_imported
 
     skip = {d.strip().lower() for d in disabled}
     result = {}

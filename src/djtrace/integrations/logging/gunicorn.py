@@ -37,7 +37,8 @@ __all__ = ["ACCESS_LOG_FORMAT", "ENVIRON_TRACE_ID", "ENVIRON_SPAN_ID", "Logger",
 remember = remember_request
 
 #: Gunicorn's default access log format followed by the trace id (needs Logger below).
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" trace_id=%(trace_id)s'
+ACCESS_LOG_FORMAT = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+                     'trace_id=%(trace_id)s')
 
 
 def _from_traceresponse(value: str) -> tuple | None:

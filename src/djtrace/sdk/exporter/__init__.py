@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from djtrace import _native
 from djtrace.config import ConfigError, parse_headers
@@ -58,9 +59,11 @@ class _OtlpExporterBase:
             try:
                 timeout = int(raw) / 1000.0 if raw else 10.0
             except ValueError:
-                raise ConfigError(f"OTEL_EXPORTER_OTLP_TIMEOUT must be milliseconds, got {raw!r}") from None
+                raise ConfigError(
+                    f"OTEL_EXPORTER_OTLP_TIMEOUT must be milliseconds, got {raw!r}") from None
         if compression is None:
-            compression = _env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
+            compression = _env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                               "OTEL_EXPORTER_OTLP_COMPRESSION")
         self._endpoint = endpoint
         self._headers = dict(headers)
         self._timeout = float(timeout)

@@ -37,7 +37,8 @@ class OTLPSpanExporter(_OtlpExporterBase):
             if specific:
                 endpoint = check_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", specific)
             elif generic:
-                endpoint = check_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", generic).rstrip("/") + "/v1/traces"
+                base = check_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", generic)
+                endpoint = base.rstrip("/") + "/v1/traces"
             else:
                 endpoint = DEFAULT_ENDPOINT
         else:

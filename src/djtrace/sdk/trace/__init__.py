@@ -16,8 +16,9 @@ import os
 import threading
 import traceback
 import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -25,11 +26,11 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from djtrace import _native
 from djtrace.sdk import _context  # noqa: F401 - installs the context glue
+from djtrace.sdk.resources import Resource
+from djtrace.sdk.trace.sampling import Decision, Sampler, sampler_from_env
 
 _native.set_span_kinds(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER,
                        SpanKind.CONSUMER)
-from djtrace.sdk.resources import Resource
-from djtrace.sdk.trace.sampling import Decision, Sampler, sampler_from_env
 
 logger = logging.getLogger("djtrace")
 
@@ -108,7 +109,8 @@ class SpanLimits:
                     try:
                         parsed = int(raw)
                     except ValueError:
-                        raise ValueError(f"{name} must be a non-negative integer, got {raw!r}") from None
+                        raise ValueError(
+                            f"{name} must be a non-negative integer, got {raw!r}") from None
                     return self._check(parsed, name)
             return default
 
@@ -117,7 +119,8 @@ class SpanLimits:
         general_count = pick(max_attributes, "OTEL_ATTRIBUTE_COUNT_LIMIT", default=None)
         if general_count is None:
             general_count = 128
-        general_length = pick(max_attribute_length, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", default=None)
+        general_length = pick(max_attribute_length, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                              default=None)
         self.max_attributes = general_count
         self.max_attribute_length = general_length
         self.max_span_attributes = pick(
@@ -163,7 +166,8 @@ class SpanLimits:
         return (
             f"SpanLimits(max_span_attributes={self.max_span_attributes}, "
             f"max_events_attributes={self.max_event_attributes}, "
-            f"max_link_attributes={self.max_link_attributes}, max_attributes={self.max_attributes}, "
+            f"max_link_attributes={self.max_link_attributes}, "
+            f"max_attributes={self.max_attributes}, "
             f"max_events={self.max_events}, max_links={self.max_links}, "
             f"max_attribute_length={self.max_attribute_length})"
         )
@@ -283,7 +287,8 @@ class ReadableSpan:
 
     @property
     def links(self) -> tuple:
-        return tuple(_ReadLink(_span_context_from_tuple(c), a, dr) for (c, a, dr) in self._d["links"])
+        return tuple(_ReadLink(_span_context_from_tuple(c), a, dr)
+                     for (c, a, dr) in self._d["links"])
 
     @property
     def status(self) -> Status:
@@ -320,12 +325,14 @@ class ReadableSpan:
                     "trace_state": d["trace_state"],
                 },
                 "kind": str(self.kind),
-                "parent_id": None if d["parent_span_id"] is None else f"0x{d['parent_span_id']:016x}",
+                "parent_id": (None if d["parent_span_id"] is None
+                              else f"0x{d['parent_span_id']:016x}"),
                 "start_time": d["start_time"],
                 "end_time": d["end_time"],
                 "status": {"status_code": self.status.status_code.name},
                 "attributes": d["attributes"],
-                "events": [{"name": n, "timestamp": t, "attributes": a} for (n, t, a, _) in d["events"]],
+                "events": [{"name": n, "timestamp": t, "attributes": a}
+                           for (n, t, a, _) in d["events"]],
                 "links": [{"context": {"trace_id": f"0x{c[0]:032x}", "span_id": f"0x{c[1]:016x}"},
                            "attributes": a} for (c, a, _) in d["links"]],
                 "resource": {"attributes": self.resource.attributes,
@@ -360,7 +367,8 @@ class _SpanMethods:
         elif isinstance(status, StatusCode):
             self._set_status(status.value, description)
 
-    def record_exception(self, exception: BaseException, attributes: Mapping[str, Any] | None = None,
+    def record_exception(self, exception: BaseException,
+                         attributes: Mapping[str, Any] | None = None,
                          timestamp: int | None = None, escaped: bool = False) -> None:
         if not self.is_recording():
             return
@@ -395,7 +403,7 @@ class _SpanMethods:
             self._set_status(StatusCode.ERROR.value, f"{type(exc).__name__}: {exc}")
 
     # Read access of the official SDK's Span, built on demand.
-    def _readable(self) -> "ReadableSpan | None":
+    def _readable(self) -> ReadableSpan | None:
         data = self._data()
         return ReadableSpan(data) if data is not None else None
 
@@ -511,7 +519,7 @@ class _PythonPath:
     """How spans start and end when the provider has a sampler or span processors written in
     Python: the same behaviour as the native path, with the Python hooks called."""
 
-    def __init__(self, provider: "TracerProvider") -> None:
+    def __init__(self, provider: TracerProvider) -> None:
         self._provider = weakref.ref(provider)
 
     def start_span(self, tracer, name, context=None, kind=SpanKind.INTERNAL, attributes=None,
@@ -603,7 +611,7 @@ class SpanProcessor:
         return True
 
 
-_providers: "weakref.WeakSet[TracerProvider]" = weakref.WeakSet()
+_providers: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
 
 def _shutdown_all_at_exit() -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
@@ -82,7 +83,8 @@ class StaticSampler(Sampler):
     def __init__(self, decision: Decision) -> None:
         self._decision = decision
         self._native = (
-            _native.always_off_sampler() if decision is Decision.DROP else _native.always_on_sampler()
+            _native.always_off_sampler() if decision is Decision.DROP
+            else _native.always_on_sampler()
         )
 
 
@@ -192,7 +194,8 @@ class _FromName(Sampler):
 
 
 def sampler_from_env(environ: Mapping[str, str] | None = None) -> Sampler:
-    """The sampler named by OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default parentbased_always_on)."""
+    """The sampler named by OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default
+    parentbased_always_on)."""
     env = os.environ if environ is None else environ
     name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
     arg = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()

@@ -49,7 +49,7 @@ class Command(BaseCommand):
                 try:
                     process_order.delay(order.id)
                     processed += 1
-                except Exception as e:  # a broker outage fails this order, not the batch
+                except Exception as e:  # noqa: BLE001 - broker outage fails one order only
                     failed += 1
                     order_span.set_status(Status(StatusCode.ERROR, str(e)))
                     order_span.record_exception(e)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from djtrace import _native
 

@@ -6,7 +6,6 @@ marked line.
 
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
-
 from project.shop.models import Customer, Order, OrderItem, Tag
 
 

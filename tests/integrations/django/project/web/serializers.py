@@ -1,6 +1,5 @@
-from rest_framework import serializers
-
 from project.web.models import Note
+from rest_framework import serializers
 
 
 class NoteSerializer(serializers.ModelSerializer):

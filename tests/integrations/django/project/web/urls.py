@@ -1,7 +1,6 @@
 from django.urls import include, path, re_path
-from rest_framework.routers import DefaultRouter
-
 from project.web import views
+from rest_framework.routers import DefaultRouter
 
 router = DefaultRouter()
 router.register("notes", views.NoteViewSet)

@@ -19,13 +19,12 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import permissions, throttling, viewsets
-from rest_framework.response import Response
-from rest_framework.views import APIView
-
 from project.web.models import Note
 from project.web.serializers import EchoSerializer, NoteSerializer
 from project.web.signals import order_placed
+from rest_framework import permissions, throttling, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 
 def index(request):
