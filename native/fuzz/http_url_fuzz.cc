@@ -7,13 +7,17 @@
 //     skipping runs, whitespace found by decoding code points);
 //   - redacting an output again changes nothing, for the inputs where the rules allow it (see
 //     CheckIdempotent);
-//   - valid UTF-8 stays valid UTF-8 (the Python binding decodes the output).
+//   - valid UTF-8 stays valid UTF-8 (the Python binding decodes the output);
+//   - the HTTP client span's attributes (http/client_request.h) record url.full as RedactUrl
+//     does, a port in 1-65535, a host without brackets, and valid UTF-8 from valid UTF-8.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 
+#include "http/client_request.h"
 #include "http/url.h"
 
 namespace {
@@ -308,5 +312,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckIdempotent(RedactText, input, text);
 
   if (valid) Check(IsValidUtf8(query) && IsValidUtf8(url) && IsValidUtf8(text));
+
+  djtrace::Attributes attrs;
+  const std::string name = djtrace::http::AppendClientRequestAttributes("GET", input, true, &attrs);
+  Check(name == "GET");
+  for (const djtrace::Attribute& a : attrs) {
+    if (const auto* s = std::get_if<std::string>(&a.value)) {
+      if (a.key == "url.full" || a.key == "http.url") Check(*s == url);
+      if (a.key == "server.address" || a.key == "net.peer.name")
+        Check(!s->empty() && s->find_first_of("[]@/?#") == std::string::npos);
+      if (valid) Check(IsValidUtf8(*s));
+    } else {
+      const int64_t port = std::get<int64_t>(a.value);
+      Check(port >= 1 && port <= 65535);
+    }
+  }
   return 0;
 }

@@ -16,25 +16,10 @@ bool IsKnown(std::string_view method) {
   return false;
 }
 
-// The registered method `method` stands for in any letter case, or empty.
-std::string_view KnownIgnoringCase(std::string_view method) {
-  for (std::string_view known : kKnownMethods) {
-    if (known.size() != method.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < known.size() && same; ++i) {
-      char c = method[i];
-      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-      same = c == known[i];
-    }
-    if (same) return known;
-  }
-  return {};
-}
-
 // The value recorded as http.request.method.
 std::string_view RecordedMethod(std::string_view method, const ServerRequestOptions& options) {
   if (IsKnown(method)) return method;
-  std::string_view known = KnownIgnoringCase(method);
+  std::string_view known = RegisteredMethod(method);
   if (!known.empty()) return known;
   return options.capture_all_methods ? method : std::string_view("_OTHER");
 }
@@ -121,6 +106,20 @@ HostPort SplitHostPort(std::string_view host) {
     if (port >= 0 && name.find(':') == std::string_view::npos) return {name, port};
   }
   return {host, -1};
+}
+
+std::string_view RegisteredMethod(std::string_view method) {
+  for (std::string_view known : kKnownMethods) {
+    if (known.size() != method.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < known.size() && same; ++i) {
+      char c = method[i];
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      same = c == known[i];
+    }
+    if (same) return known;
+  }
+  return {};
 }
 
 std::string_view AppendServerRequestAttributes(const ServerRequest& r,

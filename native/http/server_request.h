@@ -53,4 +53,8 @@ HostPort SplitHostPort(std::string_view host);
 // A decimal TCP port (0-65535) or -1.
 int ParsePort(std::string_view text);
 
+// The registered method (RFC 9110 plus PATCH and QUERY) that `method` names in any ASCII letter
+// case ("get" -> "GET"), or empty.
+std::string_view RegisteredMethod(std::string_view method);
+
 }  // namespace djtrace::http

@@ -1,9 +1,11 @@
 // Bindings of the integrations' redaction (http/url.h), for djtrace.integrations.redaction:
-// is_sensitive_key, redact_query_string, redact_url and redact_text. Only the str <-> UTF-8
-// conversions live here.
+// is_sensitive_key, redact_query_string, redact_url and redact_text; and of the HTTP client
+// span's attributes (http/client_request.h). Only the str <-> UTF-8 conversions live here.
 #include <string>
 #include <string_view>
+#include <variant>
 
+#include "http/client_request.h"
 #include "http/url.h"
 #include "python/common.h"
 
@@ -54,6 +56,33 @@ void Bind(nb::module_& m) {
   m.def("redact_query_string", &RedactStr<http::RedactQueryString>, "query"_a);
   m.def("redact_url", &RedactStr<http::RedactUrl>, "url"_a);
   m.def("redact_text", &RedactStr<http::RedactText>, "text"_a);
+  m.def(
+      "client_request_attributes",
+      [](const nb::str& method, const nb::str& url, bool old_semconv) {
+        nb::object method_storage, url_storage;
+        bool method_surrogates = false, url_surrogates = false;
+        const std::string_view m = Utf8Of(method, method_storage, method_surrogates);
+        const std::string_view u = Utf8Of(url, url_storage, url_surrogates);
+        Attributes attrs;
+        const std::string name = http::AppendClientRequestAttributes(m, u, old_semconv, &attrs);
+        // Values are text or whole numbers; text comes back with the surrogates it came with.
+        const char* errors = method_surrogates || url_surrogates ? "surrogatepass" : nullptr;
+        nb::dict out;
+        for (const Attribute& a : attrs) {
+          nb::object value;
+          if (const auto* text = std::get_if<std::string>(&a.value)) {
+            value = nb::steal(
+                PyUnicode_DecodeUTF8(text->data(), static_cast<Py_ssize_t>(text->size()), errors));
+            if (!value.is_valid()) throw nb::python_error();
+          } else {
+            value = nb::int_(std::get<int64_t>(a.value));
+          }
+          out[nb::str(a.key.data(), a.key.size())] = value;
+        }
+        return nb::make_tuple(nb::str(name.data(), name.size()), out);
+      },
+      "method"_a, "url"_a, "old_semconv"_a,
+      "(span name, attributes) of an outgoing HTTP request: http/client_request.h.");
 }
 
 RegisterBindings g_register(Bind);

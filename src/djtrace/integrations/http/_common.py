@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind, StatusCode
 
+from djtrace import _native
 from djtrace._version import __version__
 from djtrace.integrations import _suppress
-from djtrace.integrations.redaction import redact_url
 
 try:
     from opentelemetry.context import (
@@ -39,8 +38,6 @@ except ImportError:  # pragma: no cover - opentelemetry-api always has them
     SUPPRESS_KEY = "suppress_instrumentation"
 
 SCOPE = "djtrace.http"
-_KNOWN_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
 
 
 class _State:
@@ -87,37 +84,10 @@ def should_record() -> bool:
     return not (ctx.get(SUPPRESS_HTTP_KEY) or ctx.get(SUPPRESS_KEY))
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
 def client_attributes(method: str, url: str) -> tuple[str, dict]:
-    """(span name, attributes known before the call)."""
-    raw_method = method or "GET"
-    upper = raw_method.upper()
-    sanitized = upper if upper in _KNOWN_METHODS else "_OTHER"
-    full = redact_url(url)
-    attrs: dict[str, Any] = {"http.request.method": sanitized, "url.full": full}
-    if sanitized == "_OTHER":
-        attrs["http.request.method_original"] = raw_method
-    host = port = None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
-        pass
-    if host:
-        attrs["server.address"] = host
-    if port:
-        attrs["server.port"] = port
-    if semconv_old():
-        attrs["http.method"] = sanitized
-        attrs["http.url"] = full
-        if host:
-            attrs["net.peer.name"] = host
-        if port:
-            attrs["net.peer.port"] = port
-    return ("HTTP" if sanitized == "_OTHER" else sanitized), attrs
+    """(span name, attributes known before the call): method, redacted url.full, server.address
+    and server.port as urlsplit finds them (native: native/http/client_request.h)."""
+    return _native.client_request_attributes(method or "", url, bool(semconv_old()))
 
 
 class ClientCall:
