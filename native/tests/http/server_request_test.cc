@@ -5,19 +5,19 @@
 #include <map>
 #include <string>
 
+#include "tests/http/attribute_values.h"
+
 namespace djtrace::http {
 namespace {
 
-using Values = std::map<std::string, AttrValue>;
+using test_values::Int;
+using test_values::Str;
+using test_values::Values;
 
 Values Build(const ServerRequest& r, ServerRequestOptions o = {}) {
   Attributes attrs;
   AppendServerRequestAttributes(r, o, &attrs);
-  Values out;
-  for (auto& a : attrs) {
-    EXPECT_TRUE(out.emplace(a.key, a.value).second) << "duplicate key " << a.key;
-  }
-  return out;
+  return test_values::ByKey(attrs);
 }
 
 // The method the span is named with, for a request sent with `method`.
@@ -26,18 +26,6 @@ std::string NameMethod(std::string_view method, ServerRequestOptions o = {}) {
   r.method = method;
   Attributes attrs;
   return std::string(AppendServerRequestAttributes(r, o, &attrs));
-}
-
-std::string Str(const Values& v, const std::string& key) {
-  auto it = v.find(key);
-  if (it == v.end()) return "<absent>";
-  return std::get<std::string>(it->second);
-}
-
-int64_t Int(const Values& v, const std::string& key) {
-  auto it = v.find(key);
-  if (it == v.end()) return -999;
-  return std::get<int64_t>(it->second);
 }
 
 ServerRequest Typical() {
