@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "common.h"
+// After Python.h (common.h).
+#include <structmember.h>
 
 namespace djtrace {
 namespace {
@@ -167,37 +169,113 @@ PyObject* RequestTracer() {
   return tracer;
 }
 
-// __call__ of the Django middleware proxies (djtrace.integrations.django.middleware): the
-// wrapped middleware inside a span named after it while the request records middleware spans,
-// the wrapped middleware alone otherwise. Native, so that the ten or so middleware of a
-// request add no Python frame of ours.
-PyObject* MiddlewareCall(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  if (nargs < 1) {
-    PyErr_SetString(PyExc_TypeError, "middleware_call(self, request)");
-    return nullptr;
-  }
-  PyObject* self = args[0];
-  // The proxy's class defines __getattr__: its own two fields are read off its dict.
-  PyObject* inner = InstanceDictItem(self, g_str_inner);
-  inner = inner ? Py_NewRef(inner) : PyObject_GetAttr(self, g_str_inner);
+// The base type of the Django middleware proxies (djtrace.integrations.django.middleware):
+// calling one runs the wrapped middleware (`_djtrace_inner` in its dict) inside a span named
+// `_djtrace_name` while the request records middleware spans, and alone otherwise. Native and
+// called through vectorcall, so that the ten or so middleware of a request cost no Python
+// frame, no bound method and no lookup of __call__ on the proxy's class.
+struct MiddlewareProxy {
+  PyObject_HEAD vectorcallfunc vectorcall;
+  PyObject* dict;
+  PyObject* weakrefs;
+};
+
+// Read straight off the proxy's own dict: its class defines __getattr__ for everything else.
+PyObject* ProxyField(PyObject* self, PyObject* name) {
+  PyObject* dict = reinterpret_cast<MiddlewareProxy*>(self)->dict;
+  PyObject* value = dict ? PyDict_GetItemWithError(dict, name) : nullptr;
+  if (value) return Py_NewRef(value);
+  if (!PyErr_Occurred()) PyErr_SetObject(PyExc_AttributeError, name);
+  return nullptr;
+}
+
+PyObject* MiddlewareProxyCall(PyObject* self, PyObject* const* args, size_t nargsf,
+                              PyObject* kwnames) {
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject* inner = ProxyField(self, g_str_inner);
   if (!inner) return nullptr;
   PyObject* tracer = RequestTracer();
   PyObject* result;
-  PyObject* name = nullptr;
-  if (tracer) {
-    name = InstanceDictItem(self, g_str_name);
-    name = name ? Py_NewRef(name) : PyObject_GetAttr(self, g_str_name);
-  }
+  PyObject* name = tracer ? ProxyField(self, g_str_name) : nullptr;
   if (name) {
-    result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args + 1, nargs - 1, kwnames);
+    result = CallInSpan(tracer, name, Py_None, kUseErrorHook, inner, args, nargs, kwnames);
     Py_DECREF(name);
   } else {
     if (tracer) PyErr_Clear();
-    result = PyObject_Vectorcall(inner, args + 1, nargs - 1, kwnames);
+    result = PyObject_Vectorcall(inner, args, nargs, kwnames);
   }
   Py_XDECREF(tracer);
   Py_DECREF(inner);
   return result;
+}
+
+PyObject* MiddlewareProxyNew(PyTypeObject* type, PyObject*, PyObject*) {
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self) reinterpret_cast<MiddlewareProxy*>(self)->vectorcall = MiddlewareProxyCall;
+  return self;
+}
+
+int MiddlewareProxyTraverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<MiddlewareProxy*>(self)->dict);
+  Py_VISIT(Py_TYPE(self));  // a heap type
+  return 0;
+}
+
+int MiddlewareProxyClear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<MiddlewareProxy*>(self)->dict);
+  return 0;
+}
+
+void MiddlewareProxyDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  if (reinterpret_cast<MiddlewareProxy*>(self)->weakrefs) PyObject_ClearWeakRefs(self);
+  MiddlewareProxyClear(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyMemberDef g_middleware_proxy_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(MiddlewareProxy, vectorcall), READONLY, nullptr},
+    {"__dictoffset__", T_PYSSIZET, offsetof(MiddlewareProxy, dict), READONLY, nullptr},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(MiddlewareProxy, weakrefs), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyGetSetDef g_middleware_proxy_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyType_Slot g_middleware_proxy_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(MiddlewareProxyNew)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(MiddlewareProxyDealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(MiddlewareProxyTraverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(MiddlewareProxyClear)},
+    {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
+    {Py_tp_members, g_middleware_proxy_members},
+    {Py_tp_getset, g_middleware_proxy_getset},
+    {Py_tp_doc, const_cast<char*>("Base of djtrace's Django middleware proxies: calling one "
+                                  "runs the wrapped middleware, in a span while middleware is "
+                                  "traced.")},
+    {0, nullptr}};
+
+PyType_Spec g_middleware_proxy_spec = {
+    "djtrace._native.MiddlewareProxy", sizeof(MiddlewareProxy), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    g_middleware_proxy_slots};
+
+PyTypeObject* g_middleware_proxy_type = nullptr;
+
+// Python 3.11 does not pass the vectorcall flag on to subclasses defined in Python (3.12
+// does); without it a call to the proxy would go through tp_call and an argument tuple.
+// Sets it on `cls`, a subclass of MiddlewareProxy that keeps its __call__.
+void MiddlewareProxyClassReady(nb::handle cls) {
+  if (!PyType_Check(cls.ptr()) || !g_middleware_proxy_type ||
+      !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), g_middleware_proxy_type))
+    throw nb::type_error("expected a subclass of MiddlewareProxy");
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  if (type->tp_call == PyVectorcall_Call &&
+      type->tp_vectorcall_offset == offsetof(MiddlewareProxy, vectorcall))
+    type->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
 }
 
 // A middleware's hook (process_view and the like) as the proxy exposes it: `state` is
@@ -217,11 +295,6 @@ PyMethodDef g_middleware_hook_def = {
     "middleware_hook",
     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareHookCall)),
     METH_FASTCALL | METH_KEYWORDS, "A middleware hook, in a span while middleware is traced."};
-
-PyMethodDef g_middleware_call_def = {
-    "middleware_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MiddlewareCall)),
-    METH_FASTCALL | METH_KEYWORDS,
-    "middleware_call(self, request): __call__ of djtrace's Django middleware proxies."};
 
 PyMethodDef g_traced_call_def = {
     "traced_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(TracedCall)),
@@ -569,10 +642,13 @@ void Bind(nb::module_& m) {
   m.attr("traced_call") = nb::steal(PyCFunction_NewEx(&g_traced_call_def, nullptr, nullptr));
   m.attr("start_current_span") =
       nb::steal(PyCFunction_NewEx(&g_start_current_span_def, nullptr, nullptr));
-  // An instancemethod binds `self` when read off an instance, as a Python function would.
-  nb::object middleware_call =
-      nb::steal(PyCFunction_NewEx(&g_middleware_call_def, nullptr, nullptr));
-  m.attr("middleware_call") = nb::steal(PyInstanceMethod_New(middleware_call.ptr()));
+  g_middleware_proxy_type =
+      reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_middleware_proxy_spec));
+  if (!g_middleware_proxy_type) throw nb::python_error();
+  m.attr("MiddlewareProxy") = nb::borrow(reinterpret_cast<PyObject*>(g_middleware_proxy_type));
+  m.def("middleware_proxy_class_ready", &MiddlewareProxyClassReady, "cls"_a,
+        "Lets calls to instances of `cls` (a subclass of MiddlewareProxy defined in Python) "
+        "use vectorcall, as Python 3.12 does by itself.");
   m.def(
       "middleware_hook",
       [](nb::object hook, nb::str name) {

@@ -53,6 +53,51 @@ def test_one_span_per_middleware_nested_in_chain_order(spans):
         assert span.status.status_code is StatusCode.UNSET
 
 
+def test_middleware_proxies_behave_as_the_middleware_they_wrap():
+    import gc
+    import weakref
+
+    from djtrace import _native
+    from djtrace.integrations.django.middleware import wrap_instance
+
+    class Recording:
+        marker = "kept"
+
+        def __init__(self, get_response):
+            self.get_response = get_response
+            self.seen = []
+
+        def __call__(self, request):
+            self.seen.append(request)
+            return self.get_response(request)
+
+        def process_view(self, request, view, args, kwargs):
+            return None
+
+    inner = Recording(lambda request: f"response to {request}")
+    proxy = wrap_instance(inner, "tests.Recording")
+    # Named after the middleware (Django's messages name hook.__self__.__class__), called
+    # natively, the middleware's own attributes and hooks reachable through it.
+    assert type(proxy).__name__ == "Recording"
+    assert isinstance(proxy, _native.MiddlewareProxy)
+    assert proxy("r1") == "response to r1" and proxy.__call__("r2") == "response to r2"
+    assert inner.seen == ["r1", "r2"]
+    assert proxy.marker == "kept" and proxy.seen is inner.seen
+    assert proxy.process_view("r", None, (), {}) is None
+    assert proxy.__dict__["_djtrace_inner"] is inner
+    with pytest.raises(AttributeError):
+        proxy.missing  # noqa: B018
+    assert proxy(request="r3") == "response to r3"  # keywords reach the middleware too
+    with pytest.raises(TypeError):
+        proxy("r4", "extra")  # and so do wrong calls, with Python's own error
+    # A cycle through the proxy (a middleware holding the chain that holds it) is collected.
+    inner.get_response = proxy
+    ref = weakref.ref(proxy)
+    del proxy, inner
+    gc.collect()
+    assert ref() is None
+
+
 def test_view_hooks_get_their_own_spans(spans):
     Client().get("/deferred/")
     innermost = spans.one("project.web.middleware.DualModeMiddleware")

@@ -122,11 +122,14 @@ class _Proxy:
         return getattr(self._djtrace_inner, name)
 
 
-class _SyncProxy(_Proxy):
-    # Native: `self._djtrace_inner(request)`, inside a span named `self._djtrace_name` (made
-    # current, exceptions recorded as record_error does) while the request in REQUEST has
-    # trace_middleware set. No Python frame of ours per middleware and request.
-    __call__ = _native.middleware_call
+class _SyncProxy(_native.MiddlewareProxy):
+    # Calling one is native (MiddlewareProxy): `self._djtrace_inner(request)`, inside a span
+    # named `self._djtrace_name` (made current, exceptions recorded as record_error does) while
+    # the request in REQUEST has trace_middleware set. No Python frame of ours per middleware
+    # and request.
+    _djtrace_inner: Any
+    _djtrace_name: str
+    __getattr__ = _Proxy.__getattr__
 
 
 class _AsyncProxy(_Proxy):
@@ -172,6 +175,8 @@ def _proxy_class(cls: type, is_async: bool) -> type:
         base = _AsyncProxy if is_async else _SyncProxy
         made = type(cls.__name__, (base,), {"__qualname__": cls.__qualname__,
                                             "__module__": cls.__module__})
+        if not is_async:
+            _native.middleware_proxy_class_ready(made)
         _proxy_classes[key] = made
     return made
 
@@ -179,7 +184,8 @@ def _proxy_class(cls: type, is_async: bool) -> type:
 def wrap_instance(instance: Any, path: str) -> Any:
     """A traced stand-in for a middleware instance (what a middleware factory returned)."""
     is_async = iscoroutinefunction(instance)
-    proxy = object.__new__(_proxy_class(type(instance), is_async))
+    cls = _proxy_class(type(instance), is_async)
+    proxy = cls.__new__(cls)
     proxy._djtrace_inner = instance
     proxy._djtrace_name = path
     if is_async:
