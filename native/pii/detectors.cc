@@ -661,6 +661,10 @@ class Scan {
     if (colon2 == nullptr) return a;  // user name only: left to the other detectors
     const size_t pw = static_cast<const char*>(colon2) - s_ + 1;
     if (pw == at) return a;
+    if (IsMaskToken(pw, at)) {  // already redacted: leave it, stay idempotent
+      floor_ = at;  // as after a match: the user info is no e-mail's local part
+      return at;
+    }
     return Emit(pw, at, Detector::kUrlCredentials);
   }
 
@@ -672,10 +676,11 @@ class Scan {
     return i + 1;
   }
 
-  // "[REDACTED]" or "pseudo:<hex>", as masking.h writes them.
+  // "[REDACTED]" or "pseudo:<hex>", as masking.h writes them, or "REDACTED", the marker the
+  // HTTP semantic conventions ask integrations to write into url.full and url.query.
   bool IsMaskToken(size_t b, size_t e) const {
     const std::string_view v(s_ + b, e - b);
-    if (v == "[REDACTED]") return true;
+    if (v == "[REDACTED]" || v == "REDACTED") return true;
     if (v.size() < 15 || v.substr(0, 7) != "pseudo:") return false;
     for (size_t k = 7; k < v.size(); ++k) {
       if (!IsHex(v[k]) || IsUpper(v[k])) return false;

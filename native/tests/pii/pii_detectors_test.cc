@@ -110,6 +110,17 @@ TEST(ScannerTest, MatchesCoverOnlyTheSecretPart) {
   EXPECT_EQ(ScanAll("password: 'it''s'"), (std::vector<Found>{{"it", D::kSensitiveParam}}));
 }
 
+TEST(ScannerTest, ValuesAlreadyRedactedAreLeftAlone) {
+  // An integration writes the semantic conventions' "REDACTED" into url.full; the processor's
+  // pass must not turn it into "[REDACTED]" (a mix of markers in one URL).
+  EXPECT_TRUE(ScanAll("https://REDACTED:REDACTED@h.example/x?token=REDACTED&a=1").empty());
+  EXPECT_TRUE(ScanAll("https://bob:[REDACTED]@h/?password=[REDACTED]").empty());
+  // Only the whole value counts as a marker.
+  EXPECT_EQ(
+      ScanAll("https://bob:REDACTEDx@h/?token=xREDACTED"),
+      (std::vector<Found>{{"REDACTEDx", D::kUrlCredentials}, {"xREDACTED", D::kSensitiveParam}}));
+}
+
 TEST(ScannerTest, SeveralDetectorsInOneValue) {
   const std::string text =
       "user alice@example.com from 203.0.113.7 paid 4242-4242-4242-4242 call +44 20 7946 0958";
