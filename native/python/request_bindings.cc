@@ -199,20 +199,22 @@ enum RequestFlags : long {
   kFlagRequestHeaders = 64,
   kFlagResponseHeaders = 128,
   kFlagExcluded = 256,
+  kFlagPlainScheme = 512,  // Django's SECURE_PROXY_SSL_HEADER is not set
 };
 
 struct RequestGlue {
-  PyTypeObject* rs_type = nullptr;    // handlers.RequestSpan
-  PyTypeObject* root_type = nullptr;  // _state.RootState
-  PyObject* request_var = nullptr;    // _state.REQUEST
-  PyObject* root_var = nullptr;       // _state.ROOT
-  PyObject* excluded = nullptr;       // handlers.EXCLUDED
-  PyObject* propagate = nullptr;      // the opentelemetry.propagate module
-  PyObject* meta_keys = nullptr;      // handlers._meta_keys() -> tuple of META keys | None
-  PyObject* extract = nullptr;        // handlers._extract_always(meta) -> Context | None
-  PyObject* hooks = nullptr;          // handlers._NativeHooks: the rare cases, in Python
-  PyObject* report = nullptr;         // _report_internal_error(where)
-  PyObject* status_error = nullptr;   // StatusCode.ERROR (for spans that are not ours)
+  PyTypeObject* rs_type = nullptr;       // handlers.RequestSpan
+  PyTypeObject* root_type = nullptr;     // _state.RootState
+  PyObject* request_var = nullptr;       // _state.REQUEST
+  PyObject* root_var = nullptr;          // _state.ROOT
+  PyObject* excluded = nullptr;          // handlers.EXCLUDED
+  PyObject* propagate = nullptr;         // the opentelemetry.propagate module
+  PyObject* meta_keys = nullptr;         // handlers._meta_keys() -> tuple of META keys | None
+  PyObject* extract = nullptr;           // handlers._extract_always(meta) -> Context | None
+  PyObject* hooks = nullptr;             // handlers._NativeHooks: the rare cases, in Python
+  PyObject* report = nullptr;            // _report_internal_error(where)
+  PyObject* status_error = nullptr;      // StatusCode.ERROR (for spans that are not ours)
+  PyTypeObject* wsgi_request = nullptr;  // django.core.handlers.wsgi.WSGIRequest
   // The propagator the META keys were computed for, and those keys (None: always extract).
   PyObject* propagator = nullptr;
   PyObject* keys = nullptr;
@@ -228,7 +230,7 @@ struct RequestNames {
       *resource_closers, *streaming, *gunicorn_socket, *http_host, *server_name, *http_route,
       *status_attr, *status_attr_old, *error_type, *slash, *http_text_format, *get_global_textmap,
       *exit, *end, *set_attribute, *update_name, *set_status, *append, *enduser, *response_headers,
-      *stream, *gunicorn, *empty;
+      *stream, *gunicorn, *empty, *environ, *wsgi_url_scheme;
 };
 RequestNames g_n;
 
@@ -298,6 +300,25 @@ void RecordRoute(PyObject* rs) {
   }
 }
 
+// request.scheme without the property's two Python frames, where it is known to read
+// environ["wsgi.url_scheme"]: a WSGIRequest itself (not a subclass, which may override either)
+// while SECURE_PROXY_SSL_HEADER is not set. Django computes it again for its own checks.
+PyObject* RequestScheme(PyObject* request, long flags) {
+  if ((flags & kFlagPlainScheme) && g_req.wsgi_request && Py_IS_TYPE(request, g_req.wsgi_request)) {
+    PyObject* environ = PyObject_GetAttr(request, g_n.environ);
+    if (environ && PyDict_Check(environ)) {
+      PyObject* scheme = PyDict_GetItemWithError(environ, g_n.wsgi_url_scheme);  // environ.get
+      Py_DECREF(environ);
+      if (scheme) return Py_NewRef(scheme);
+      if (!PyErr_Occurred()) return Py_NewRef(Py_None);
+    } else {
+      Py_XDECREF(environ);
+    }
+    PyErr_Clear();
+  }
+  return PyObject_GetAttr(request, g_n.scheme);
+}
+
 long SettingsFlags(PyObject* cfg) {
   nb::object flags = nb::steal(PyObject_GetAttr(cfg, g_n.request_flags));
   if (!flags.is_valid()) throw nb::python_error();
@@ -362,7 +383,7 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (!meta.is_valid()) throw nb::python_error();
     if (!PyDict_Check(meta.ptr())) Py_RETURN_NOTIMPLEMENTED;
     nb::object method = nb::steal(PyObject_GetAttr(request, g_n.method));
-    nb::object scheme = nb::steal(PyObject_GetAttr(request, g_n.scheme));
+    nb::object scheme = nb::steal(RequestScheme(request, flags));
     nb::object path = nb::steal(PyObject_GetAttr(request, g_n.path));
     if (!method.is_valid() || !scheme.is_valid() || !path.is_valid()) throw nb::python_error();
 
@@ -907,7 +928,9 @@ void BindRequestLifecycle(nb::module_& m) {
                      Intern("response_headers"),
                      Intern("stream"),
                      Intern("gunicorn"),
-                     Intern("")};
+                     Intern(""),
+                     Intern("environ"),
+                     Intern("wsgi.url_scheme")};
   for (PyMethodDef& def : g_request_defs)
     m.attr(def.ml_name) = nb::steal(PyCFunction_NewEx(&def, nullptr, nullptr));
   g_str_instrument = Intern("instrument");
@@ -935,10 +958,12 @@ void BindRequestLifecycle(nb::module_& m) {
       "request_setup",
       [](nb::handle rs_type, nb::handle root_type, nb::handle request_var, nb::handle root_var,
          nb::handle excluded, nb::handle propagate, nb::handle meta_keys, nb::handle extract,
-         nb::handle hooks, nb::handle report, nb::handle status_error) {
+         nb::handle hooks, nb::handle report, nb::handle status_error, nb::handle wsgi_request) {
         RequestGlue g;
-        if (!PyType_Check(rs_type.ptr()) || !PyType_Check(root_type.ptr()))
-          throw nb::type_error("request_setup: RequestSpan and RootState must be classes");
+        if (!PyType_Check(rs_type.ptr()) || !PyType_Check(root_type.ptr()) ||
+            !(wsgi_request.is_none() || PyType_Check(wsgi_request.ptr())))
+          throw nb::type_error(
+              "request_setup: RequestSpan, RootState and WSGIRequest (or None) must be classes");
         g.span = FindSlot(rs_type, "span");
         g.request = FindSlot(rs_type, "request");
         g.tracer = FindSlot(rs_type, "tracer");
@@ -969,10 +994,13 @@ void BindRequestLifecycle(nb::module_& m) {
         g.hooks = nb::borrow(hooks).release().ptr();
         g.report = nb::borrow(report).release().ptr();
         g.status_error = nb::borrow(status_error).release().ptr();
+        if (!wsgi_request.is_none())
+          g.wsgi_request =
+              reinterpret_cast<PyTypeObject*>(nb::borrow(wsgi_request).release().ptr());
         g_req = g;  // set up once, at import (the previous references, if any, stay alive)
       },
       "rs_type"_a, "root_type"_a, "request_var"_a, "root_var"_a, "excluded"_a, "propagate"_a,
-      "meta_keys"_a, "extract"_a, "hooks"_a, "report"_a, "status_error"_a,
+      "meta_keys"_a, "extract"_a, "hooks"_a, "report"_a, "status_error"_a, "wsgi_request"_a.none(),
       "Wires the request lifecycle functions to djtrace.integrations.django.handlers.");
 }
 

@@ -48,6 +48,41 @@ def test_span_named_after_the_route_with_stable_attributes(spans):
     assert span.status.status_code is StatusCode.UNSET
 
 
+def test_url_scheme_follows_the_wsgi_environ_and_secure_proxy_ssl_header(spans):
+    import sys
+
+    from django.http import HttpRequest
+
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is HttpRequest.scheme.fget.__code__:
+            calls.append(frame.f_code.co_name)
+
+    Client().get("/items/1/")
+    Client().get("/items/2/", secure=True)  # wsgi.url_scheme "https"
+    Client().get("/items/3/", HTTP_X_FORWARDED_PROTO="https")  # no proxy header configured
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        Client().get("/items/4/", HTTP_X_FORWARDED_PROTO="https")
+        Client().get("/items/5/", HTTP_X_FORWARDED_PROTO="http", secure=True)
+        sys.setprofile(profile)
+        try:
+            Client().get("/items/6/", HTTP_X_FORWARDED_PROTO="https")
+        finally:
+            sys.setprofile(None)
+        with_header = len(calls)
+    sys.setprofile(profile)
+    try:
+        Client().get("/items/7/")
+    finally:
+        sys.setprofile(None)
+    schemes = [s.attributes["url.scheme"] for s in spans.spans if s.kind is SpanKind.SERVER]
+    assert schemes == ["http", "https", "http", "https", "http", "https", "http"]
+    # Without the proxy header setting djtrace reads the environ itself; only Django's own
+    # checks call the property. With it, djtrace asks the property too.
+    assert len(calls) - with_header < with_header
+
+
 def test_regex_routes_and_class_views_are_named_by_pattern(spans):
     Client().get("/legacy/7/")
     Client().post("/items/")

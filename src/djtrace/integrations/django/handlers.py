@@ -268,9 +268,17 @@ async def _aiter_in_context(content: Any, rs: RequestSpan):
             await aclose()
 
 
+def _wsgi_request_class() -> Any:
+    try:
+        from django.core.handlers.wsgi import WSGIRequest
+    except Exception:  # noqa: BLE001 - the native code then reads request.scheme
+        return None
+    return WSGIRequest
+
+
 _native.request_setup(RequestSpan, _state.RootState, REQUEST, ROOT, EXCLUDED, propagate,
                       _meta_keys, _extract_always, _NativeHooks, _report_internal_error,
-                      _state.STATUS_ERROR)
+                      _state.STATUS_ERROR, _wsgi_request_class())
 _request_begin = _native.request_begin
 _request_respond = _native.request_respond
 _request_leave = _native.request_leave

@@ -61,7 +61,7 @@ Environment variables (read when settings are loaded, see `reload()`):
   reporting them as `_OTHER`.
 
 Settings are read once and cached; Django's `setting_changed` signal (override_settings in
-tests) clears the cache for DJTRACE and DEBUG.
+tests) clears the cache for DJTRACE, DEBUG and SECURE_PROXY_SSL_HEADER.
 """
 
 from __future__ import annotations
@@ -185,6 +185,7 @@ class DjangoSettings:
         "capture_all_methods",
         "problems",
         "request_flags",
+        "plain_scheme",
     )
 
     def __init__(self) -> None:
@@ -199,6 +200,8 @@ class DjangoSettings:
         self.semconv_old = False
         self.capture_all_methods = False
         self.problems: list[SettingProblem] = []
+        # Django's SECURE_PROXY_SSL_HEADER is unset: request.scheme is the WSGI environ's.
+        self.plain_scheme = False
         self.request_flags = request_flags(self)
 
 
@@ -208,7 +211,8 @@ def request_flags(s: DjangoSettings) -> int:
     return (bool(s.capture_all_methods) | bool(s.semconv_old) << 1
             | bool(s.middleware_spans) << 2 | bool(s.view_spans) << 3 | bool(s.drf_spans) << 4
             | bool(s.capture_enduser) << 5 | (s.capture_request_headers is not None) << 6
-            | (s.capture_response_headers is not None) << 7 | (s.excluded_re is not None) << 8)
+            | (s.capture_response_headers is not None) << 7 | (s.excluded_re is not None) << 8
+            | bool(s.plain_scheme) << 9)
 
 
 def _split_patterns(raw: Any) -> list[str] | None:
@@ -349,7 +353,8 @@ _logged: set[str] = set()
 
 
 def get() -> DjangoSettings:
-    """The settings in force (cached until DJTRACE or DEBUG changes, or `reload()`)."""
+    """The settings in force (cached until DJTRACE, DEBUG or SECURE_PROXY_SSL_HEADER changes, or
+    `reload()`)."""
     s = _current
     return s if s is not None else _load_from_django()
 
@@ -360,9 +365,13 @@ def _load_from_django() -> DjangoSettings:
         from django.conf import settings as dj
 
         raw = getattr(dj, "DJTRACE", None) if dj.configured else None
+        plain_scheme = dj.configured and not getattr(dj, "SECURE_PROXY_SSL_HEADER", None)
     except Exception:  # noqa: BLE001 - Django absent or misconfigured: defaults
         raw = None
+        plain_scheme = False
     s = load(raw)
+    s.plain_scheme = plain_scheme
+    s.request_flags = request_flags(s)
     for p in s.problems:
         if p.message not in _logged:
             _logged.add(p.message)
@@ -392,7 +401,7 @@ def on_change(listener: Callable[[DjangoSettings], None]) -> None:
 
 
 def _setting_changed(setting: str = "", **kwargs: Any) -> None:
-    if setting in ("DJTRACE", "DEBUG"):
+    if setting in ("DJTRACE", "DEBUG", "SECURE_PROXY_SSL_HEADER"):
         reload()
 
 
