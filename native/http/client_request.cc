@@ -160,16 +160,10 @@ UrlAuthority SplitUrlAuthority(std::string_view raw) {
   for (size_t i = 0; i < host.size(); ++i) out.host.push_back(i < zone ? Lower(host[i]) : host[i]);
 
   if (!port.empty()) {
-    // int(port) for ASCII digits, leading zeros allowed, at most 65535.
-    const bool digits = port.find_first_not_of("0123456789") == std::string_view::npos;
+    // int(port): ASCII digits, leading zeros allowed ("000080"), at most 65535.
     const size_t first = port.find_first_not_of('0');
-    const std::string_view significant =
-        first == std::string_view::npos ? std::string_view() : port.substr(first);
-    int value = 0;
-    if (digits && significant.size() <= 5) {
-      for (char c : significant) value = value * 10 + (c - '0');
-    }
-    if (digits && significant.size() <= 5 && value <= 65535) {
+    const int value = first == std::string_view::npos ? 0 : ParsePort(port.substr(first));
+    if (value >= 0) {
       out.port = value;
     } else {
       out.port_invalid = true;

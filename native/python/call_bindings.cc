@@ -279,7 +279,7 @@ void MiddlewareProxyClassReady(nb::handle cls) {
 }
 
 // A middleware's hook (process_view and the like) as the proxy exposes it: `state` is
-// (hook, span name). Same rule as MiddlewareCall.
+// (hook, span name). Same rule as MiddlewareProxyCall.
 PyObject* MiddlewareHookCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames) {
   PyObject* hook = PyTuple_GET_ITEM(state, 0);

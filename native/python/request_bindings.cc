@@ -259,11 +259,9 @@ PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
   return value;
 }
 
-PySpan* AsPySpan(PyObject* span) { return FastSpan(span); }
-
 // span.set_attribute(key, value) for one of our spans natively, for others through the API.
 void SetSpanAttribute(PyObject* span, PyObject* key, PyObject* value) {
-  if (PySpan* ps = AsPySpan(span)) {
+  if (PySpan* ps = FastSpan(span)) {
     SetAttributeFromPython(*ps, key, value);
     return;
   }
@@ -290,7 +288,7 @@ void RecordRoute(PyObject* rs) {
   nb::object name =
       nb::steal(PyUnicode_FromFormat("%S %S", method ? method : Py_None, route.ptr()));
   if (!name.is_valid()) throw nb::python_error();
-  if (PySpan* ps = AsPySpan(span)) {
+  if (PySpan* ps = FastSpan(span)) {
     std::string n;
     if (ToString(name.ptr(), n)) ps->span.UpdateName(std::move(n));
   } else {
@@ -441,7 +439,7 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         NewSpan(*tracer, name, static_cast<int>(SpanKind::kServer), SpanInContext(nb::none()),
                 nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
     SpanEnter(span);
-    const bool recording = AsPySpan(span.ptr())->span.is_recording();
+    const bool recording = FastSpan(span.ptr())->span.is_recording();
 
     nb::object rs = nb::steal(NewInstance(g_req.rs_type));
     nb::object root = nb::steal(NewInstance(g_req.root_type));
@@ -554,7 +552,7 @@ void RecordResponse(PyObject* rs, PyObject* response, long flags) {
     nb::object text = nb::steal(PyObject_Str(status.ptr()));
     if (!text.is_valid()) throw nb::python_error();
     SetSpanAttribute(span, g_n.error_type, text.ptr());
-    if (PySpan* ps = AsPySpan(span)) {
+    if (PySpan* ps = FastSpan(span)) {
       ps->span.SetStatus(StatusCode::kError, "");
     } else {
       PyObject* r = PyObject_CallMethodObjArgs(span, g_n.set_status, g_req.status_error, nullptr);
@@ -659,7 +657,7 @@ PyObject* RequestLeave(PyObject*, PyObject* rs) {
   ResetVar(g_req.root_var, g_req.root_token.Get(rs));
   ResetVar(g_req.request_var, g_req.req_token.Get(rs));
   if (PyObject* scope = g_req.scope.Get(rs)) {
-    if (AsPySpan(scope)) {
+    if (FastSpan(scope)) {
       try {
         SpanExit(scope, nb::none());
       } catch (nb::python_error& e) {
@@ -689,7 +687,7 @@ PyObject* RequestEndImpl(PyObject* rs) {
   try {
     if (!g_req.routed.True(rs)) RecordRoute(rs);
     PyObject* span = g_req.span.Get(rs);
-    if (PySpan* ps = span ? AsPySpan(span) : nullptr) {
+    if (PySpan* ps = span ? FastSpan(span) : nullptr) {
       EndSpan(span, *ps, nb::none());
     } else if (span) {
       PyObject* r = PyObject_CallMethodNoArgs(span, g_n.end);
@@ -943,12 +941,10 @@ void BindRequestLifecycle(nb::module_& m) {
         auto* st = new HandlerState{orig.release().ptr(),   settings_mod.release().ptr(),
                                     holder.release().ptr(), get_tracer.release().ptr(),
                                     begin.release().ptr(),  serve.release().ptr()};
-        nb::object capsule = OwnedCapsule(st);
+        nb::object capsule = OwnedCapsule(st);  // owns st, which stays valid with it
         nb::object fn =
             nb::steal(PyCFunction_NewEx(&g_handler_get_response_def, capsule.ptr(), nullptr));
-        PyObject* wrapped =
-            reinterpret_cast<HandlerState*>(PyCapsule_GetPointer(capsule.ptr(), nullptr))->orig;
-        nb::object method = nb::steal(NewNativeMethod(fn.ptr(), wrapped));
+        nb::object method = nb::steal(NewNativeMethod(fn.ptr(), st->orig));
         if (!method.is_valid()) throw nb::python_error();
         return method;
       },

@@ -7,8 +7,8 @@ from test_activation import run_django
 
 
 def test_layers_nest_under_the_official_sdk_provider():
-    # middleware_call and traced_call hand over to the OpenTelemetry API when the tracer is not
-    # djtrace's native one: same spans, same nesting, errors recorded the Django way.
+    # The middleware proxies and traced_call hand over to the OpenTelemetry API when the tracer
+    # is not djtrace's native one: same spans, same nesting, errors recorded the Django way.
     result = run_django("""
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
