@@ -264,6 +264,12 @@ bool RedactPairsInText(std::string_view text, std::string* out) {
     }
     size_t end = j + 2;
     while (end < n && !EndsPairValue(text, end)) ++end;
+    // A value the URL pass already redacted ends before the URL's fragment, which is kept.
+    const size_t after_marker = j + 1 + kRedacted.size();
+    if (after_marker < end && text[after_marker] == '#' &&
+        text.substr(j + 1, kRedacted.size()) == kRedacted) {
+      end = after_marker;
+    }
     const std::string_view value = text.substr(j + 1, end - j - 1);
     // A value already redacted, or the "//host/..." of a URL after its "scheme:", is kept.
     if (value != kRedacted && value.substr(0, 2) != "//" &&

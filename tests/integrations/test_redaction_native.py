@@ -96,7 +96,7 @@ def old_redact_url(url: str) -> str:
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_PAIR_IN_TEXT = re.compile(r"([A-Za-z0-9_.\-]+)([=:])([^\s&,;:='\"]+)")
+_PAIR_IN_TEXT = re.compile(r"([A-Za-z0-9_.\-]+)([=:])(REDACTED(?=#)|[^\s&,;:='\"]+)")
 
 
 def old_redact_text(text: str) -> str:
@@ -192,6 +192,7 @@ def test_keys(key):
      " token=REDACTED key=//kept key:\u00a0x pin=1\u20001"),
     "\ud800password=\ud800&token=\udfff http://\ud800@h",
     "caf\u00e9=1&s\u00e9ssion=2&session=\u00e9\u00e9",
+    "see https://h/p?a=1&token=z#sec and password=ab#cd",
 ])
 def test_examples(value):
     assert _native.redact_query_string(value) == old_redact_query_string(value)
@@ -223,3 +224,9 @@ def test_changed_input_is_a_new_str():
 def test_only_str(fn):
     with pytest.raises(TypeError):
         fn(b"password=x")
+
+
+def test_fragment_after_a_redacted_url_value_is_kept():
+    text = "see https://h/p?a=1&token=z#sec and password=ab#cd"
+    assert _native.redact_text(text) == ("see https://h/p?a=1&token=REDACTED#sec and "
+                                         "password=REDACTED")

@@ -261,6 +261,12 @@ TEST(UrlTest, TextKeepsRedactedValuesAndUrlRests) {
                   {"key=//host/x", "key=//host/x"},  // "scheme://..." seen as a pair
                   {"key=REDACTEDX", "key=REDACTED"},
                   {"key=/x", "key=REDACTED"},
+                  // A URL's redacted query value keeps the fragment after it; other values
+                  // that hold a '#' are redacted whole.
+                  {"https://h/p?a=1&token=z#sec", "https://h/p?a=1&token=REDACTED#sec"},
+                  {"token=REDACTED#password=x", "token=REDACTED#password=REDACTED"},
+                  {"password=ab#cd", "password=REDACTED"},
+                  {"password=REDACTEDab#cd", "password=REDACTED"},
               });
 }
 
@@ -283,8 +289,8 @@ TEST(UrlTest, UrlsInText) {
           {"pwd=+a://u@h", "pwd=REDACTED://REDACTED:REDACTED@h"},
           {"http://u@h\xC2\xA0http://v@i",
            "http://REDACTED:REDACTED@h\xC2\xA0http://REDACTED:REDACTED@i"},
-          // The fragment of a URL is part of the last pair's value in the text pass.
-          {"http://h/?a=1&token=2#x token=3", "http://h/?a=1&token=REDACTED token=REDACTED"},
+          // The fragment after a URL's redacted query value is kept.
+          {"http://h/?a=1&token=2#x token=3", "http://h/?a=1&token=REDACTED#x token=REDACTED"},
       });
 }
 
