@@ -205,6 +205,51 @@ def test_expired_task_is_recorded_as_revoked(tasks, shared_worker, shared_receiv
     assert [e.name for e in run.events] == ["celery.revoked"]
 
 
+def _start_and_terminate(tasks, worker, tracer, signal_name: str):
+    with tracer.start_as_current_span("request") as root:
+        result = tasks.sleep_for.apply_async((30,), queue=worker.queue)
+    inspect = tasks.app.control.inspect(destination=[worker.name], timeout=1)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        active = (inspect.active() or {}).get(worker.name) or []
+        if any(t.get("id") == result.id for t in active):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the task did not start")
+    tasks.app.control.revoke(result.id, terminate=True, signal=signal_name)
+    return in_trace(root.get_span_context().trace_id)
+
+
+def test_task_terminated_with_sigterm_has_one_span(tasks, shared_worker, shared_receiver,
+                                                   tracer):
+    """The child gets SystemExit and its span records it; the worker adds no second span."""
+    in_root = _start_and_terminate(tasks, shared_worker, tracer, "SIGTERM")
+    [run] = wait_spans(shared_receiver, in_root)
+    time.sleep(1.5)  # what the worker's main process would record comes after the child's end
+    assert len(wait_spans(shared_receiver, in_root, count=2, timeout=0.1)) == 1
+    a = attrs(run)
+    assert run.name == "process djtrace_test_tasks.sleep_for"
+    assert a["celery.state"] == "INTERRUPTED"
+    assert a["error.type"] == "SystemExit"
+    assert run.status.code == STATUS_ERROR
+
+
+def test_task_killed_by_revoke_is_recorded_by_the_worker(tasks, shared_worker, shared_receiver,
+                                                         tracer):
+    """SIGKILL leaves the child no chance to end its span: the worker's main process does."""
+    in_root = _start_and_terminate(tasks, shared_worker, tracer, "SIGKILL")
+    [run] = wait_spans(shared_receiver, in_root)
+    time.sleep(1.5)
+    assert len(wait_spans(shared_receiver, in_root, count=2, timeout=0.1)) == 1
+    a = attrs(run)
+    assert run.name == "process djtrace_test_tasks.sleep_for"
+    assert a["celery.state"] == "REVOKED"
+    assert a["celery.revoked.reason"] == "terminated"
+    assert a["celery.terminated.signal"] == "9"
+    assert [e.name for e in run.events] == ["celery.revoked"]
+
+
 def test_unknown_task_is_recorded_as_rejected(tasks, shared_worker, shared_receiver, tracer):
     with tracer.start_as_current_span("request") as root:
         tasks.app.send_task("djtrace_test_tasks.no_such_task", queue=shared_worker.queue)

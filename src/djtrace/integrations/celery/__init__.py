@@ -28,6 +28,12 @@ djtrace.celery.args / djtrace.celery.kwargs (see arguments.py).
 Events: "celery.retry", "celery.rejected", "celery.revoked", "exception" (failures: status
 ERROR).
 
+A task run that cannot end its own span is recorded by the worker's main process: revoked or
+expired before it ran, rejected, unknown, killed by the hard time limit or by
+`revoke(terminate=True, signal="SIGKILL")` (state REVOKED, celery.terminated.signal). With
+SIGTERM, the default, the child gets SystemExit and the task's own span records it
+(INTERRUPTED), once.
+
 Repeated task sends: the task messages sent within one local root (request, task, command) are
 counted by (task name, call site). When one task is sent task_send_repeat_threshold times from
 one line, as a loop does, the root span gets a "djtrace.celery.repeated_send" event

@@ -13,6 +13,7 @@ rejected as unknown or invalid, and a hard time limit (the pool kills the child 
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import Any
@@ -282,8 +283,20 @@ def outcome_span(task_name: str, task_id: Any, request: dict, state: str,
     span.end()
 
 
+def _is_sigterm(signum: Any) -> bool:
+    if isinstance(signum, str):
+        name = signum.strip().upper()
+        return name in ("SIGTERM", "TERM", str(int(signal.SIGTERM)))
+    return signum == signal.SIGTERM
+
+
 def on_revoked(sender: Any = None, request: Any = None, terminated: Any = False,
                signum: Any = None, expired: Any = False, **_: Any) -> None:
+    # revoke(terminate=True) with SIGTERM: the child running the task gets SystemExit, and the
+    # task's own span there records the interruption, with the work done before it. A second
+    # span here would count the one run twice. Other signals kill the child silently.
+    if terminated and _is_sigterm(signum):
+        return
     try:
         data = request.__dict__ if request is not None else {}
         task_name = getattr(sender, "name", None) or data.get("task") or "unknown"
