@@ -19,9 +19,13 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${DJTRACE_VAR:-}" ]; then
 else
   PG_HOME=$VAR
 fi
-PG_DATA=$PG_HOME/postgres
-PG_SOCK=$PG_HOME/postgres-socket
-REDIS_DIR=$VAR/redis
+# Servers on ports other than the defaults (the test command picks ports of the checkout's
+# own) keep their files apart, so that they run beside the default ones.
+PG_SUFFIX=$([ "$PG_PORT" = 54329 ] || echo "-$PG_PORT")
+REDIS_SUFFIX=$([ "$REDIS_PORT" = 63799 ] || echo "-$REDIS_PORT")
+PG_DATA=$PG_HOME/postgres$PG_SUFFIX
+PG_SOCK=$PG_HOME/postgres-socket$PG_SUFFIX
+REDIS_DIR=$VAR/redis$REDIS_SUFFIX
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

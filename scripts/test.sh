@@ -7,6 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
+# The PostgreSQL and Redis servers the tests start get ports of this checkout's own (from a
+# hash of its path), so that test runs in two checkouts at once neither share nor stop each
+# other's servers. DJTRACE_PG_PORT / DJTRACE_REDIS_PORT choose them instead.
+if [ -z "${DJTRACE_PG_PORT:-}" ] || [ -z "${DJTRACE_REDIS_PORT:-}" ]; then
+  checkout_hash=$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)
+  export DJTRACE_PG_PORT=${DJTRACE_PG_PORT:-$((41000 + checkout_hash % 8000 * 2))}
+  export DJTRACE_REDIS_PORT=${DJTRACE_REDIS_PORT:-$((DJTRACE_PG_PORT + 1))}
+fi
+echo "== test servers: PostgreSQL on 127.0.0.1:$DJTRACE_PG_PORT, Redis on :$DJTRACE_REDIS_PORT"
+
 jobs=$(nproc)
 echo "== lint (ruff, the rules pinned in pyproject.toml)"
 .venv/bin/python -m ruff check .

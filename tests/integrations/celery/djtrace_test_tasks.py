@@ -18,7 +18,9 @@ from opentelemetry import baggage, trace
 
 import djtrace.celery
 
-BROKER = os.environ.get("DJTRACE_TEST_BROKER", "redis://127.0.0.1:63799/5")
+BROKER = os.environ.get(
+    "DJTRACE_TEST_BROKER",
+    f"redis://127.0.0.1:{os.environ.get('DJTRACE_REDIS_PORT', '63799')}/5")
 QUEUE = os.environ.get("DJTRACE_TEST_QUEUE", "celery")
 
 app = Celery("djtrace_test_tasks", broker=BROKER, backend=BROKER)
