@@ -108,6 +108,11 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
 // span when it was started to end on exit).
 nb::object SpanEnter(nb::handle self_h);
 void SpanExit(nb::handle self_h, nb::handle exc);
+// Makes current a copy of the current OpenTelemetry context with `key` (when not null) set to
+// `value` and, as its span, a new root span that is valid, not sampled and records nothing.
+// Needs the context variable (g_ctx.var). Returns the token for Detach, or null with a Python
+// error set.
+PyObject* AttachUnsampledRoot(NativeTracer& tracer, PyObject* key, PyObject* value);
 // Undoes an attach of the OpenTelemetry context (a token of its context variable, or of the
 // runtime context's attach when another one is configured); errors are cleared.
 void Detach(PyObject* token);

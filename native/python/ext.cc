@@ -429,6 +429,39 @@ PyObject* Attach(PyObject* span_obj) {
   return token;
 }
 
+PyObject* AttachUnsampledRoot(NativeTracer& tracer, PyObject* key, PyObject* value) {
+  if (!g_ctx.var) {
+    PyErr_SetString(PyExc_RuntimeError, "the OpenTelemetry context variable is not set up");
+    return nullptr;
+  }
+  nb::object span;
+  try {
+    span = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(g_span_type)));
+  } catch (nb::python_error& e) {
+    e.restore();
+    return nullptr;
+  }
+  PySpan* ps = nb::inst_ptr<PySpan>(span);
+  new (ps) PySpan();
+  nb::inst_mark_ready(span);
+  ps->owner = tracer.owner;
+  ps->owner_ref = tracer.owner_obj.inc_ref().ptr();
+  SpanStarter::Unsampled(ps->span);
+  PyObject* current = nullptr;
+  if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
+  PyObject* ctx = NewContext(current);
+  Py_XDECREF(current);
+  if (!ctx) return nullptr;
+  if ((key && PyDict_SetItem(ctx, key, value) < 0) ||
+      PyDict_SetItem(ctx, g_ctx.span_key, span.ptr()) < 0) {
+    Py_DECREF(ctx);
+    return nullptr;
+  }
+  PyObject* token = PyContextVar_Set(g_ctx.var, ctx);
+  Py_DECREF(ctx);
+  return token;
+}
+
 void Detach(PyObject* token) {
   if (g_ctx.var) {
     if (PyContextVar_Reset(g_ctx.var, token) < 0) PyErr_Clear();  // reset in another context

@@ -203,18 +203,20 @@ enum RequestFlags : long {
 };
 
 struct RequestGlue {
-  PyTypeObject* rs_type = nullptr;       // handlers.RequestSpan
-  PyTypeObject* root_type = nullptr;     // _state.RootState
-  PyObject* request_var = nullptr;       // _state.REQUEST
-  PyObject* root_var = nullptr;          // _state.ROOT
-  PyObject* excluded = nullptr;          // handlers.EXCLUDED
-  PyObject* propagate = nullptr;         // the opentelemetry.propagate module
-  PyObject* meta_keys = nullptr;         // handlers._meta_keys() -> tuple of META keys | None
-  PyObject* extract = nullptr;           // handlers._extract_always(meta) -> Context | None
-  PyObject* hooks = nullptr;             // handlers._NativeHooks: the rare cases, in Python
-  PyObject* report = nullptr;            // _report_internal_error(where)
-  PyObject* status_error = nullptr;      // StatusCode.ERROR (for spans that are not ours)
-  PyTypeObject* wsgi_request = nullptr;  // django.core.handlers.wsgi.WSGIRequest
+  PyTypeObject* rs_type = nullptr;        // handlers.RequestSpan
+  PyTypeObject* root_type = nullptr;      // _state.RootState
+  PyObject* request_var = nullptr;        // _state.REQUEST
+  PyObject* root_var = nullptr;           // _state.ROOT
+  PyObject* excluded = nullptr;           // handlers.EXCLUDED
+  PyObject* propagate = nullptr;          // the opentelemetry.propagate module
+  PyObject* meta_keys = nullptr;          // handlers._meta_keys() -> tuple of META keys | None
+  PyObject* extract = nullptr;            // handlers._extract_always(meta) -> Context | None
+  PyObject* hooks = nullptr;              // handlers._NativeHooks: the rare cases, in Python
+  PyObject* report = nullptr;             // _report_internal_error(where)
+  PyObject* status_error = nullptr;       // StatusCode.ERROR (for spans that are not ours)
+  PyTypeObject* wsgi_request = nullptr;   // django.core.handlers.wsgi.WSGIRequest
+  PyObject* suppressed_var = nullptr;     // _suppress.SUPPRESSED
+  PyObject* otel_suppress_key = nullptr;  // OpenTelemetry's suppress-instrumentation key, or null
   // The propagator the META keys were computed for, and those keys (None: always extract).
   PyObject* propagator = nullptr;
   PyObject* keys = nullptr;
@@ -733,6 +735,30 @@ struct HandlerState {
   }
 };
 
+// An excluded request served as handlers._serve_sync does, without its Python frames: djtrace's
+// and OpenTelemetry's suppression flags set, and a valid but unsampled root span current, so
+// that whatever runs in it records nothing and makes no orphan root span.
+template <typename Serve>
+PyObject* ServeExcluded(NativeTracer& tracer, Serve serve) {
+  PyObject* suppress_token = PyContextVar_Set(g_req.suppressed_var, Py_True);
+  if (!suppress_token) ReportError("django excluded request");
+  PyObject* context_token = AttachUnsampledRoot(tracer, g_req.otel_suppress_key, Py_True);
+  if (!context_token) ReportError("django excluded request");
+  PyObject* response = serve();
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);  // the response's exception, kept across the resets
+  if (context_token) {
+    Detach(context_token);
+    Py_DECREF(context_token);
+  }
+  if (suppress_token) {
+    if (PyContextVar_Reset(g_req.suppressed_var, suppress_token) < 0) PyErr_Clear();
+    Py_DECREF(suppress_token);
+  }
+  PyErr_Restore(type, value, tb);
+  return response;
+}
+
 PyObject* g_str_instrument = nullptr;
 PyObject* g_str_placed = nullptr;
 PyObject* g_str_fail = nullptr;
@@ -759,8 +785,8 @@ PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssiz
   }
 
   nb::object rs;
+  nb::object tracer = nb::steal(CachedTracer(st->holder, st->get_tracer));
   {
-    nb::object tracer = nb::steal(CachedTracer(st->holder, st->get_tracer));
     if (tracer.is_valid()) {
       PyObject* begin_args[3] = {request, cfg.ptr(), tracer.ptr()};
       rs = nb::steal(RequestBegin(nullptr, begin_args, 3));
@@ -776,6 +802,8 @@ PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssiz
   }
   if (rs.is_none()) return plain();
   if (!PyObject_TypeCheck(rs.ptr(), g_req.rs_type)) {  // EXCLUDED
+    NativeTracer* native = FastTracer(tracer.ptr());
+    if (native && g_ctx.var && g_req.suppressed_var) return ServeExcluded(*native, plain);
     nb::object call = nb::steal(PyMethod_New(st->orig, self));
     if (!call.is_valid()) return nullptr;
     PyObject* serve_args[3] = {call.ptr(), request, rs.ptr()};
@@ -954,7 +982,8 @@ void BindRequestLifecycle(nb::module_& m) {
       "request_setup",
       [](nb::handle rs_type, nb::handle root_type, nb::handle request_var, nb::handle root_var,
          nb::handle excluded, nb::handle propagate, nb::handle meta_keys, nb::handle extract,
-         nb::handle hooks, nb::handle report, nb::handle status_error, nb::handle wsgi_request) {
+         nb::handle hooks, nb::handle report, nb::handle status_error, nb::handle wsgi_request,
+         nb::handle suppressed_var, nb::handle otel_suppress_key) {
         RequestGlue g;
         if (!PyType_Check(rs_type.ptr()) || !PyType_Check(root_type.ptr()) ||
             !(wsgi_request.is_none() || PyType_Check(wsgi_request.ptr())))
@@ -993,10 +1022,16 @@ void BindRequestLifecycle(nb::module_& m) {
         if (!wsgi_request.is_none())
           g.wsgi_request =
               reinterpret_cast<PyTypeObject*>(nb::borrow(wsgi_request).release().ptr());
+        if (!PyContextVar_CheckExact(suppressed_var.ptr()))
+          throw nb::type_error("request_setup: suppressed_var must be a ContextVar");
+        g.suppressed_var = nb::borrow(suppressed_var).release().ptr();
+        if (!otel_suppress_key.is_none())
+          g.otel_suppress_key = nb::borrow(otel_suppress_key).release().ptr();
         g_req = g;  // set up once, at import (the previous references, if any, stay alive)
       },
       "rs_type"_a, "root_type"_a, "request_var"_a, "root_var"_a, "excluded"_a, "propagate"_a,
       "meta_keys"_a, "extract"_a, "hooks"_a, "report"_a, "status_error"_a, "wsgi_request"_a.none(),
+      "suppressed_var"_a, "otel_suppress_key"_a.none(),
       "Wires the request lifecycle functions to djtrace.integrations.django.handlers.");
 }
 

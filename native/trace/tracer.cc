@@ -145,6 +145,13 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
   span.core_ = core;
 }
 
+void SpanStarter::Unsampled(LiveSpan& span) {
+  span.context_.trace_id = NewTraceId();
+  span.context_.span_id = NewSpanId();
+  span.context_.trace_flags = 0;
+  span.context_.remote = false;
+}
+
 bool LiveSpan::Mutable() {
   // An ended span is read-only even while its data is still here (between MarkEnded and
   // Submit, when processors written in Python look at it), as opentelemetry-sdk ignores any

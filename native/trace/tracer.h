@@ -144,8 +144,12 @@ class SpanStarter {
  public:
   // Fills `span` (which must be fresh): samples, draws ids and, when recording, builds its data.
   static void Start(const std::shared_ptr<TracerCore>& core,
-                    const std::shared_ptr<const InstrumentationScope>& scope, StartOptions&& options,
-                    LiveSpan& span);
+                    const std::shared_ptr<const InstrumentationScope>& scope,
+                    StartOptions&& options, LiveSpan& span);
+  // Fills `span` (which must be fresh) with a new root context that is valid and not sampled,
+  // recording nothing and counted nowhere: the parent an excluded request gives the work done
+  // in it, so that a parent-based sampler drops that work instead of making orphan roots.
+  static void Unsampled(LiveSpan& span);
 };
 
 }  // namespace djtrace

@@ -74,6 +74,32 @@ SpanContextData Context(uint8_t trace_byte, uint8_t span_byte, uint8_t flags, bo
   return c;
 }
 
+TEST_F(TracerTest, UnsampledRootIsValidRecordsNothingAndIsNotCounted) {
+  LiveSpan a, b;
+  SpanStarter::Unsampled(a);
+  SpanStarter::Unsampled(b);
+  for (const LiveSpan* s : {&a, &b}) {
+    EXPECT_TRUE(s->context().valid());
+    EXPECT_FALSE(s->context().sampled());
+    EXPECT_FALSE(s->context().remote);
+    EXPECT_FALSE(s->is_recording());
+    EXPECT_TRUE(s->is_local_root());
+  }
+  EXPECT_NE(a.context().trace_id, b.context().trace_id);
+  EXPECT_NE(a.context().span_id, b.context().span_id);
+  a.End(NowUnixNano());
+  EXPECT_TRUE(processor_->spans.empty());
+  EXPECT_EQ(core_->counters().spans_started.load(), 0u);
+  EXPECT_EQ(core_->counters().spans_sampled_out.load(), 0u);
+
+  // A span started under it is not sampled by the parent-based default.
+  MakeCore(std::make_shared<ParentBasedSampler>(std::make_shared<AlwaysOnSampler>()));
+  LiveSpan child;
+  Start(child, Named("child", &a.context()));
+  EXPECT_FALSE(child.is_recording());
+  EXPECT_EQ(child.context().trace_id, a.context().trace_id);
+}
+
 TEST_F(TracerTest, RootSpanHasANewTraceAndTheKnownLocalFlag) {
   LiveSpan span;
   Start(span, Named("root"));

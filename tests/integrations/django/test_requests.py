@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
+from opentelemetry import context as context_api
 from opentelemetry.trace import SpanKind, StatusCode
 
 from djtrace.integrations.django import settings as dj_settings
@@ -299,10 +300,32 @@ def test_excluded_request_suppresses_children(spans, monkeypatch):
     monkeypatch.setenv("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "healthz")
     dj_settings.reload()
     PROBES.clear()
+    before = context_api.get_current()
+    Client().get("/healthz/")
     Client().get("/healthz/")
     assert PROBES["health_suppressed"] is True
     assert spans.spans == []
     assert _suppress.suppressed() is False  # restored after the request
+    assert context_api.get_current() == before
+    # What runs in it has a parent that is valid, local, not sampled and not recording, a new
+    # trace per request, and OpenTelemetry's own suppression flag.
+    (first, second) = PROBES["health_parents"]
+    assert first[:4] == second[:4] == (True, 0, False, False)
+    assert first[5] is True and second[5] is True
+    assert first[4] != second[4]
+
+
+def test_excluded_request_that_raises_restores_the_context(spans, monkeypatch):
+    from djtrace.integrations import _suppress
+
+    monkeypatch.setenv("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "boom")
+    dj_settings.reload()
+    before = context_api.get_current()
+    with pytest.raises(RuntimeError):
+        Client(raise_request_exception=True).get("/boom/")
+    assert spans.spans == []
+    assert _suppress.suppressed() is False
+    assert context_api.get_current() == before
 
 
 def test_environment_replaces_the_setting(spans, monkeypatch):

@@ -278,7 +278,8 @@ def _wsgi_request_class() -> Any:
 
 _native.request_setup(RequestSpan, _state.RootState, REQUEST, ROOT, EXCLUDED, propagate,
                       _meta_keys, _extract_always, _NativeHooks, _report_internal_error,
-                      _state.STATUS_ERROR, _wsgi_request_class())
+                      _state.STATUS_ERROR, _wsgi_request_class(), _suppress.SUPPRESSED,
+                      _OTEL_SUPPRESS_KEY)
 _request_begin = _native.request_begin
 _request_respond = _native.request_respond
 _request_leave = _native.request_leave

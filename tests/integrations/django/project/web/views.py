@@ -198,7 +198,13 @@ def health(request):
 
     PROBES["health_suppressed"] = _suppress.suppressed()
     cache.get("health")  # inside an excluded request: must not make a span
-    from opentelemetry import trace
+    from opentelemetry import context, trace
+
+    current = trace.get_current_span()
+    ctx = current.get_span_context()
+    PROBES.setdefault("health_parents", []).append(
+        (ctx.is_valid, int(ctx.trace_flags), ctx.is_remote, current.is_recording(),
+         ctx.trace_id, context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY)))
 
     with trace.get_tracer("user-code").start_as_current_span("user span"):
         pass
