@@ -347,6 +347,51 @@ PyMethodDef g_relation_call_def = {
     METH_FASTCALL | METH_KEYWORDS,
     "SQLCompiler.execute_sql with the ORM relation of its query in djtrace's context."};
 
+// ForwardManyToOneDescriptor.get_object(self, instance) and ReverseOneToOneDescriptor.__get__
+// (self, instance, cls=None), wrapped: the lazy load of one related object (`order.user`, the
+// classic N+1) runs with its relation ("Order.user") in the context variable the database span
+// reads. The name is computed once per descriptor, by `name_of(descriptor)` in Python, and kept
+// in the descriptor's `_djtrace_relation`. State: (original, relation variable, name_of,
+// whether a call without an instance, a class attribute access, is passed through).
+PyObject* g_str_descriptor_relation = nullptr;
+
+PyObject* RelationDescriptorCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs_f,
+                                 PyObject* kwnames) {
+  PyObject* original = PyTuple_GET_ITEM(state, 0);
+  PyObject* var = PyTuple_GET_ITEM(state, 1);
+  PyObject* name_of = PyTuple_GET_ITEM(state, 2);
+  const bool class_access = PyTuple_GET_ITEM(state, 3) == Py_True;
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
+  if (nargs < 1 || (class_access && (nargs < 2 || args[1] == Py_None)))
+    return PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  PyObject* descriptor = args[0];
+  PyObject* name = OptionalAttr(descriptor, g_str_descriptor_relation);
+  if (!name) {
+    name = PyObject_CallOneArg(name_of, descriptor);
+    if (name && PyObject_SetAttr(descriptor, g_str_descriptor_relation, name) < 0) PyErr_Clear();
+    if (!name) PyErr_Clear();  // as the Python wrapper did: the load goes on untagged
+  }
+  PyObject* token = name ? PyContextVar_Set(var, name) : nullptr;
+  Py_XDECREF(name);
+  if (!token) {
+    PyErr_Clear();
+    return PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  }
+  PyObject* result = PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  Py_DECREF(token);
+  return result;
+}
+
+PyMethodDef g_relation_descriptor_def = {
+    "get_object",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RelationDescriptorCall)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "A related-object descriptor's method, run with the ORM relation in djtrace's context."};
+
 // Template.render / ExtendsNode.render of the Django template engine, wrapped: the call in a
 // span `render <name>` unless the request is not recorded, instrumentation is suppressed or
 // template spans are off. Native, so that each template a page renders adds no Python frame.
@@ -670,6 +715,21 @@ void Bind(nb::module_& m) {
       "original"_a, "relation_var"_a,
       "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
       "`relation_var`.");
+  g_str_descriptor_relation = PyUnicode_InternFromString("_djtrace_relation");
+  m.def(
+      "relation_descriptor_method",
+      [](nb::object original, nb::object relation_var, nb::object name_of, bool class_access) {
+        if (!PyContextVar_CheckExact(relation_var.ptr()))
+          throw nb::type_error("relation_descriptor_method: relation_var must be a ContextVar");
+        nb::object state = nb::make_tuple(original, relation_var, name_of, nb::bool_(class_access));
+        nb::object fn =
+            nb::steal(PyCFunction_NewEx(&g_relation_descriptor_def, state.ptr(), nullptr));
+        return nb::steal(PyInstanceMethod_New(fn.ptr()));
+      },
+      "original"_a, "relation_var"_a, "name_of"_a, "class_access"_a,
+      "A method for a related-object descriptor: `original` run with the descriptor's relation "
+      "(`name_of(descriptor)`, computed once) in `relation_var`; with `class_access`, a call "
+      "whose instance is None (the descriptor read on its class) is passed through.");
   g_str_current = PyUnicode_InternFromString("_current");
   g_str_template_spans = PyUnicode_InternFromString("template_spans");
   g_str_get = PyUnicode_InternFromString("get");

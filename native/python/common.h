@@ -83,6 +83,17 @@ inline bool IsInstance(PyObject* o, PyTypeObject* type) {
 inline PySpan* FastSpan(PyObject* o) {
   return IsInstance(o, g_span_type) ? nb::inst_ptr<PySpan>(nb::handle(o)) : nullptr;
 }
+// getattr(obj, name, None) without raising, as a new reference (null when absent or failed).
+inline PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
+  PyObject* value = nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (PyObject_GetOptionalAttr(obj, name, &value) < 0) PyErr_Clear();
+#else
+  if (_PyObject_LookupAttr(obj, name, &value) < 0) PyErr_Clear();
+#endif
+  return value;
+}
+
 inline NativeTracer* FastTracer(PyObject* o) {
   return IsInstance(o, g_tracer_type) ? nb::inst_ptr<NativeTracer>(nb::handle(o)) : nullptr;
 }

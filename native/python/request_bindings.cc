@@ -250,17 +250,6 @@ void ReportError(const char* where) {
   Py_XDECREF(tb);
 }
 
-// getattr(obj, name, None) without raising, as a new reference (null when absent or failed).
-PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
-  PyObject* value = nullptr;
-#if PY_VERSION_HEX >= 0x030D0000
-  if (PyObject_GetOptionalAttr(obj, name, &value) < 0) PyErr_Clear();
-#else
-  if (_PyObject_LookupAttr(obj, name, &value) < 0) PyErr_Clear();
-#endif
-  return value;
-}
-
 // span.set_attribute(key, value) for one of our spans natively, for others through the API.
 void SetSpanAttribute(PyObject* span, PyObject* key, PyObject* value) {
   if (PySpan* ps = FastSpan(span)) {

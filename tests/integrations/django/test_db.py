@@ -104,6 +104,27 @@ def test_relations_on_lazy_loads(shop, spans):
     assert {q.attributes["code.lineno"] for q in counts} == {line_of("count")}
 
 
+def test_relation_descriptors_pass_class_access_and_errors_through(shop, spans):
+    from django.db.models.fields.related_descriptors import (
+        ForwardManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+    from project.shop.models import Customer, CustomerProfile
+
+    from djtrace.integrations.django.db import RELATION
+
+    # Read on the class, a descriptor is itself, as Django makes it.
+    assert isinstance(Customer.profile, ReverseOneToOneDescriptor)
+    assert isinstance(CustomerProfile.customer, ForwardManyToOneDescriptor)
+    lonely = Customer.objects.create(name="No Profile", email="np@example.com")
+    spans.clear()
+    with pytest.raises(Customer.profile.RelatedObjectDoesNotExist):
+        lonely.profile  # noqa: B018 - the lazy load raises
+    assert RELATION.get() is None  # restored after the failed load
+    [query] = db_spans(spans)
+    assert query.attributes["djtrace.orm.relation"] == "Customer.profile"
+
+
 def test_reverse_relation_from_the_other_side_and_prefetch_is_not_a_lazy_load(shop, spans):
     from project.shop.models import Customer, Tag
 

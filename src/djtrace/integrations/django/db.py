@@ -741,47 +741,17 @@ def _install_relations() -> None:
         return
     relation_var = RELATION
 
-    # Forward many-to-one and one-to-one: order.customer.
+    # Forward many-to-one and one-to-one (order.customer) and reverse one-to-one
+    # (customer.profile): the lazy load of one related object, the classic N+1, runs with its
+    # relation in RELATION. Native: an N+1 loop passes here once per row.
+    from djtrace import _native
+
     fwd = rd.ForwardManyToOneDescriptor
-    original_get_object = fwd.get_object
-
-    def get_object(self: Any, instance: Any) -> Any:
-        try:
-            name = self.__dict__.get("_djtrace_relation")
-            if name is None:
-                name = self.__dict__["_djtrace_relation"] = _relation_of_field(self.field)
-            token = relation_var.set(name)
-        except Exception:  # noqa: BLE001
-            return original_get_object(self, instance)
-        try:
-            return original_get_object(self, instance)
-        finally:
-            relation_var.reset(token)
-
-    get_object.__wrapped__ = original_get_object  # type: ignore[attr-defined]
-    fwd.get_object = get_object
-
-    # Reverse one-to-one: customer.profile.
+    fwd.get_object = _native.relation_descriptor_method(
+        fwd.get_object, relation_var, lambda d: _relation_of_field(d.field), False)
     rev1 = rd.ReverseOneToOneDescriptor
-    original_rev_get = rev1.__get__
-
-    def reverse_one_to_one_get(self: Any, instance: Any, cls: Any = None) -> Any:
-        if instance is None:
-            return original_rev_get(self, instance, cls)
-        try:
-            name = self.__dict__.get("_djtrace_relation")
-            if name is None:
-                name = self.__dict__["_djtrace_relation"] = _relation_of_rel(self.related)
-            token = relation_var.set(name)
-        except Exception:  # noqa: BLE001
-            return original_rev_get(self, instance, cls)
-        try:
-            return original_rev_get(self, instance, cls)
-        finally:
-            relation_var.reset(token)
-
-    reverse_one_to_one_get.__wrapped__ = original_rev_get  # type: ignore[attr-defined]
-    rev1.__get__ = reverse_one_to_one_get
+    rev1.__get__ = _native.relation_descriptor_method(
+        rev1.__get__, relation_var, lambda d: _relation_of_rel(d.related), True)
 
     # Reverse foreign keys and many-to-many: order.items.all(). The manager builds a lazy
     # queryset, so the relation travels on its Query (copied by every clone) to the compiler.
@@ -826,8 +796,6 @@ def _install_relations() -> None:
 
     # Every query passes through execute_sql: the wrapper that moves the query's relation into
     # RELATION (for the query's span) is native.
-    from djtrace import _native
-
     compiler_cls = sql_compiler.SQLCompiler
     original_execute_sql = compiler_cls.execute_sql
     compiler_cls.execute_sql = _native.relation_execute_sql(original_execute_sql, relation_var)
