@@ -235,9 +235,13 @@ std::string RefText(std::string_view text) {
     while (j < t.size() && key_char(t[j])) ++j;
     size_t end = j + 1;
     if (j > i && j < t.size() && (t[j] == '=' || t[j] == ':')) {
-      while (end < t.size() && std::string_view("&,;:='\"").find(t[end]) == t.npos &&
-             SpaceAt(t, end) == 0) {
-        ++end;
+      if (t.substr(j + 1, kRedacted.size() + 1) == std::string(kRedacted) + "#") {
+        end = j + 1 + kRedacted.size();  // REDACTED(?=#): a redacted URL value before its fragment
+      } else {
+        while (end < t.size() && std::string_view("&,;:='\"").find(t[end]) == t.npos &&
+               SpaceAt(t, end) == 0) {
+          ++end;
+        }
       }
     }
     if (end > j + 1) {
