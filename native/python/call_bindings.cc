@@ -310,6 +310,26 @@ PyMethodDef g_traced_call_def = {
 PyObject* g_str_query = nullptr;
 PyObject* g_str_relation = nullptr;
 
+// original(*args) with `relation` (not set when null or None) in the context variable `var`,
+// which is reset afterwards, the call's exception kept.
+PyObject* CallWithRelation(PyObject* original, PyObject* const* args, Py_ssize_t nargs_f,
+                           PyObject* kwnames, PyObject* var, PyObject* relation) {
+  if (!relation || relation == Py_None)
+    return PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  PyObject* token = PyContextVar_Set(var, relation);
+  if (!token) {
+    PyErr_Clear();  // the call goes on untagged
+    return PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  }
+  PyObject* result = PyObject_Vectorcall(original, args, nargs_f, kwnames);
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  Py_DECREF(token);
+  return result;
+}
+
 PyObject* RelationCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
                        PyObject* kwnames) {
   // state: (original execute_sql, the RELATION context variable)
@@ -324,21 +344,8 @@ PyObject* RelationCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
     }
     if (!relation) PyErr_Clear();
   }
-  if (!relation || relation == Py_None) {
-    Py_XDECREF(relation);
-    return PyObject_Vectorcall(original, args, nargs, kwnames);
-  }
-  PyObject* token = PyContextVar_Set(var, relation);
-  Py_DECREF(relation);
-  if (!token) PyErr_Clear();
-  PyObject* result = PyObject_Vectorcall(original, args, nargs, kwnames);
-  if (token) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();
-    PyErr_Restore(type, value, tb);
-    Py_DECREF(token);
-  }
+  PyObject* result = CallWithRelation(original, args, nargs, kwnames, var, relation);
+  Py_XDECREF(relation);
   return result;
 }
 
@@ -371,18 +378,8 @@ PyObject* RelationDescriptorCall(PyObject* state, PyObject* const* args, Py_ssiz
     if (name && PyObject_SetAttr(descriptor, g_str_descriptor_relation, name) < 0) PyErr_Clear();
     if (!name) PyErr_Clear();  // as the Python wrapper did: the load goes on untagged
   }
-  PyObject* token = name ? PyContextVar_Set(var, name) : nullptr;
+  PyObject* result = CallWithRelation(original, args, nargs_f, kwnames, var, name);
   Py_XDECREF(name);
-  if (!token) {
-    PyErr_Clear();
-    return PyObject_Vectorcall(original, args, nargs_f, kwnames);
-  }
-  PyObject* result = PyObject_Vectorcall(original, args, nargs_f, kwnames);
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  if (PyContextVar_Reset(var, token) < 0) PyErr_Clear();
-  PyErr_Restore(type, value, tb);
-  Py_DECREF(token);
   return result;
 }
 
