@@ -123,6 +123,13 @@ def test_relation_descriptors_pass_class_access_and_errors_through(shop, spans):
     assert RELATION.get() is None  # restored after the failed load
     [query] = db_spans(spans)
     assert query.attributes["djtrace.orm.relation"] == "Customer.profile"
+    # Forward one-to-one: ForwardOneToOneDescriptor.get_object reaches the wrapper by super().
+    profile = CustomerProfile.objects.create(customer=lonely)
+    profile = CustomerProfile.objects.get(pk=profile.pk)
+    spans.clear()
+    assert profile.customer.pk == lonely.pk
+    [query] = db_spans(spans)
+    assert query.attributes["djtrace.orm.relation"] == "CustomerProfile.customer"
 
 
 def test_reverse_relation_from_the_other_side_and_prefetch_is_not_a_lazy_load(shop, spans):
