@@ -378,7 +378,7 @@ def _suppress_enter() -> tuple:
     # An excluded request records nothing: djtrace's integrations and official
     # instrumentations see the suppression flags, and spans user code starts get a parent
     # that is valid but not sampled, so the default (parent-based) sampler drops them too
-    # instead of exporting them as orphan roots.
+    # instead of exporting them as orphan roots. ServeExcluded does the same natively.
     token = _suppress.enter()
     ctx = context_api.set_value(_OTEL_SUPPRESS_KEY, True) if _OTEL_SUPPRESS_KEY else None
     unsampled = NonRecordingSpan(SpanContext(_native.new_trace_id(), _native.new_span_id(),
@@ -408,8 +408,9 @@ def trace_sync(call: Any, request: Any, cfg: dj_settings.DjangoSettings) -> Any:
 
 
 def _serve_sync(call: Any, request: Any, rs: Any) -> Any:
-    """Runs `call(request)` for what begin returned (the native get_response wrapper comes
-    here for excluded URLs)."""
+    """Runs `call(request)` for what begin returned. The native get_response wrapper serves
+    excluded URLs itself (request_bindings.cc, ServeExcluded) and comes here for them only when
+    the tracer is not djtrace's native one or another runtime context is configured."""
     if rs is None:
         return call(request)
     if rs is EXCLUDED:
