@@ -6,11 +6,6 @@
 namespace djtrace::http {
 namespace {
 
-bool IsAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
 int DefaultPort(std::string_view scheme) {
   if (scheme == "http" || scheme == "ws") return 80;
   if (scheme == "https" || scheme == "wss") return 443;
@@ -66,10 +61,8 @@ bool IsIpv6Address(std::string_view text) {
       size_t colon = s.find(':', i);
       std::string_view g = s.substr(i, colon == std::string_view::npos ? s.npos : colon - i);
       if (g.empty() || g.size() > 4) return false;
-      for (char c : g) {
-        const bool hex = IsAsciiDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (!hex) return false;
-      }
+      for (char c : g)
+        if (!IsAsciiHexDigit(c)) return false;
       ++*n;
       if (colon == std::string_view::npos) return true;
       i = colon + 1;
@@ -98,12 +91,9 @@ UrlAuthority SplitUrlAuthority(std::string_view raw) {
   const size_t colon = rest.find(':');
   if (colon != std::string_view::npos && colon > 0 && IsAsciiLetter(rest[0])) {
     bool scheme_chars = true;
-    for (size_t i = 0; i < colon && scheme_chars; ++i) {
-      const char c = rest[i];
-      scheme_chars = IsAsciiLetter(c) || IsAsciiDigit(c) || c == '+' || c == '-' || c == '.';
-    }
+    for (size_t i = 0; i < colon && scheme_chars; ++i) scheme_chars = IsSchemeChar(rest[i]);
     if (scheme_chars) {
-      for (size_t i = 0; i < colon; ++i) out.scheme.push_back(Lower(rest[i]));
+      for (size_t i = 0; i < colon; ++i) out.scheme.push_back(LowerAscii(rest[i]));
       rest.remove_prefix(colon + 1);
     }
   }
@@ -123,10 +113,7 @@ UrlAuthority SplitUrlAuthority(std::string_view raw) {
     if (!inside.empty() && inside[0] == 'v') {
       const size_t dot = inside.find('.', 1);
       future = dot != std::string_view::npos && dot > 1 && dot + 1 < inside.size();
-      for (size_t i = 1; future && i < dot; ++i) {
-        const char c = inside[i];
-        future = IsAsciiDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-      }
+      for (size_t i = 1; future && i < dot; ++i) future = IsAsciiHexDigit(inside[i]);
       if (!future) {
         out.valid = false;
         return out;
@@ -157,7 +144,8 @@ UrlAuthority SplitUrlAuthority(std::string_view raw) {
     if (c != std::string_view::npos) port = hostinfo.substr(c + 1);
   }
   const size_t zone = host.find('%');
-  for (size_t i = 0; i < host.size(); ++i) out.host.push_back(i < zone ? Lower(host[i]) : host[i]);
+  for (size_t i = 0; i < host.size(); ++i)
+    out.host.push_back(i < zone ? LowerAscii(host[i]) : host[i]);
 
   if (!port.empty()) {
     // int(port): ASCII digits, leading zeros allowed ("000080"), at most 65535.

@@ -86,10 +86,7 @@ size_t WhitespaceBefore(std::string_view s, size_t end) {
   return 0;
 }
 
-char Normalized(char c) {
-  if (c >= 'A' && c <= 'Z') return static_cast<char>(c - 'A' + 'a');
-  return c == '-' ? '_' : c;
-}
+char Normalized(char c) { return c == '-' ? '_' : LowerAscii(c); }
 
 // Whether `pattern` (ASCII, lower case, '_' for '-') matches `key` from byte `i`, the key read
 // as Python's key.lower().replace("-", "_") would make it; sets *end past the match.
@@ -179,14 +176,6 @@ class Rewrite {
   size_t copied_ = 0;
   bool changed_ = false;
 };
-
-bool IsAsciiLetter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
-
-// [A-Za-z0-9+.-]
-bool IsSchemeChar(char c) {
-  return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '+' || c == '.' || c == '-';
-}
 
 // [A-Za-z0-9_.-]
 bool IsPairKeyChar(char c) {

@@ -19,6 +19,18 @@ namespace djtrace::http {
 
 inline constexpr std::string_view kRedacted = "REDACTED";
 
+// ASCII character classes of URL syntax, shared by the units that parse URLs.
+inline bool IsAsciiLetter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+inline bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+inline bool IsAsciiHexDigit(char c) {
+  return IsAsciiDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+// [A-Za-z0-9+.-]: what follows the first letter of a URL scheme.
+inline bool IsSchemeChar(char c) {
+  return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '+' || c == '.' || c == '-';
+}
+inline char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 // True when a value stored under `key` must not be exported. The key is compared trimmed of
 // ASCII whitespace, in lower case and with '-' read as '_':
 //   - it contains password, passwd, passphrase, secret, token, api_key, apikey, access_key,
