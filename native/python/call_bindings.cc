@@ -360,7 +360,6 @@ PyMethodDef g_relation_call_def = {
 // reads. The name is computed once per descriptor, by `name_of(descriptor)` in Python, and kept
 // in the descriptor's `_djtrace_relation`. State: (original, relation variable, name_of,
 // whether a call without an instance, a class attribute access, is passed through).
-PyObject* g_str_descriptor_relation = nullptr;
 
 PyObject* RelationDescriptorCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs_f,
                                  PyObject* kwnames) {
@@ -372,10 +371,10 @@ PyObject* RelationDescriptorCall(PyObject* state, PyObject* const* args, Py_ssiz
   if (nargs < 1 || (class_access && (nargs < 2 || args[1] == Py_None)))
     return PyObject_Vectorcall(original, args, nargs_f, kwnames);
   PyObject* descriptor = args[0];
-  PyObject* name = OptionalAttr(descriptor, g_str_descriptor_relation);
+  PyObject* name = OptionalAttr(descriptor, g_str_relation);
   if (!name) {
     name = PyObject_CallOneArg(name_of, descriptor);
-    if (name && PyObject_SetAttr(descriptor, g_str_descriptor_relation, name) < 0) PyErr_Clear();
+    if (name && PyObject_SetAttr(descriptor, g_str_relation, name) < 0) PyErr_Clear();
     if (!name) PyErr_Clear();  // as the Python wrapper did: the load goes on untagged
   }
   PyObject* result = CallWithRelation(original, args, nargs_f, kwnames, var, name);
@@ -712,7 +711,6 @@ void Bind(nb::module_& m) {
       "original"_a, "relation_var"_a,
       "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
       "`relation_var`.");
-  g_str_descriptor_relation = PyUnicode_InternFromString("_djtrace_relation");
   m.def(
       "relation_descriptor_method",
       [](nb::object original, nb::object relation_var, nb::object name_of, bool class_access) {

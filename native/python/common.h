@@ -147,10 +147,6 @@ PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer);
 // span.set_attribute(key, value) on one of our spans, as the Python method does (ext.cc).
 void SetAttributeFromPython(PySpan& span, PyObject* key, PyObject* value);
 
-// An attribute from `obj`'s instance dict alone (borrowed; null when absent, without raising):
-// for long-lived wrapper objects whose class defines __getattr__.
-PyObject* InstanceDictItem(PyObject* obj, PyObject* name);
-
 // A capsule that owns `state` and deletes it with itself: the state of a native wrapper
 // function (its `self`). State's destructor releases what it holds.
 template <class State>

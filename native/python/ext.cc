@@ -406,22 +406,39 @@ PyObject* NewContext(PyObject* current) {
                  : PyObject_CallNoArgs(g_ctx.context_type);
 }
 
-PyObject* Attach(PyObject* span_obj) {
-  if (g_ctx.var) {
-    PyObject* current = nullptr;
-    if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
-    PyObject* ctx = NewContext(current);
-    Py_XDECREF(current);
-    if (!ctx) return nullptr;
-    // The Context type forbids item assignment from Python; the dict beneath is fresh and ours.
-    if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj) < 0) {
-      Py_DECREF(ctx);
-      return nullptr;
-    }
-    PyObject* token = PyContextVar_Set(g_ctx.var, ctx);
+// A span object of `tracer` that is not started yet (its LiveSpan is fresh).
+nb::object AllocSpan(NativeTracer& tracer, int flags) {
+  nb::object obj = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(g_span_type)));
+  PySpan* ps = nb::inst_ptr<PySpan>(obj);
+  new (ps) PySpan();
+  nb::inst_mark_ready(obj);
+  ps->owner = tracer.owner;
+  ps->owner_ref = tracer.owner_obj.inc_ref().ptr();
+  ps->flags = static_cast<uint8_t>(flags);
+  return obj;
+}
+
+// Through the context variable (g_ctx.var): a copy of the current context with `span_obj` as
+// its span, and `key` (when not null) set to `value`, made current; its token, or null.
+PyObject* AttachToContextVar(PyObject* span_obj, PyObject* key, PyObject* value) {
+  PyObject* current = nullptr;
+  if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
+  PyObject* ctx = NewContext(current);
+  Py_XDECREF(current);
+  if (!ctx) return nullptr;
+  // The Context type forbids item assignment from Python; the dict beneath is fresh and ours.
+  if ((key && PyDict_SetItem(ctx, key, value) < 0) ||
+      PyDict_SetItem(ctx, g_ctx.span_key, span_obj) < 0) {
     Py_DECREF(ctx);
-    return token;
+    return nullptr;
   }
+  PyObject* token = PyContextVar_Set(g_ctx.var, ctx);
+  Py_DECREF(ctx);
+  return token;
+}
+
+PyObject* Attach(PyObject* span_obj) {
+  if (g_ctx.var) return AttachToContextVar(span_obj, nullptr, nullptr);
   PyObject* ctx = PyObject_CallOneArg(g_ctx.set_span_in_context, span_obj);
   if (!ctx) return nullptr;
   PyObject* token = PyObject_CallOneArg(g_ctx.attach, ctx);
@@ -436,30 +453,13 @@ PyObject* AttachUnsampledRoot(NativeTracer& tracer, PyObject* key, PyObject* val
   }
   nb::object span;
   try {
-    span = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(g_span_type)));
+    span = AllocSpan(tracer, 0);
   } catch (nb::python_error& e) {
     e.restore();
     return nullptr;
   }
-  PySpan* ps = nb::inst_ptr<PySpan>(span);
-  new (ps) PySpan();
-  nb::inst_mark_ready(span);
-  ps->owner = tracer.owner;
-  ps->owner_ref = tracer.owner_obj.inc_ref().ptr();
-  SpanStarter::Unsampled(ps->span);
-  PyObject* current = nullptr;
-  if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) return nullptr;
-  PyObject* ctx = NewContext(current);
-  Py_XDECREF(current);
-  if (!ctx) return nullptr;
-  if ((key && PyDict_SetItem(ctx, key, value) < 0) ||
-      PyDict_SetItem(ctx, g_ctx.span_key, span.ptr()) < 0) {
-    Py_DECREF(ctx);
-    return nullptr;
-  }
-  PyObject* token = PyContextVar_Set(g_ctx.var, ctx);
-  Py_DECREF(ctx);
-  return token;
+  SpanStarter::Unsampled(nb::inst_ptr<PySpan>(span)->span);
+  return AttachToContextVar(span.ptr(), key, value);
 }
 
 void Detach(PyObject* token) {
@@ -584,13 +584,8 @@ void ReadLinks(nb::handle links, StartOptions& o) {
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o) {
-  nb::object obj = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(g_span_type)));
+  nb::object obj = AllocSpan(tracer, flags);
   PySpan* ps = nb::inst_ptr<PySpan>(obj);
-  new (ps) PySpan();
-  nb::inst_mark_ready(obj);
-  ps->owner = tracer.owner;
-  ps->owner_ref = tracer.owner_obj.inc_ref().ptr();
-  ps->flags = static_cast<uint8_t>(flags);
   if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), o.name)) o.name = "unnamed";
   o.kind = static_cast<SpanKind>(kind);
   SpanContextData parent_ctx;

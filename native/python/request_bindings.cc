@@ -509,17 +509,6 @@ PyObject* RequestSpanField(PyObject* rs, RequestField field) {
   return nullptr;
 }
 
-PyObject* InstanceDictItem(PyObject* obj, PyObject* name) {
-  PyObject** dict = _PyObject_GetDictPtr(obj);
-  if (!dict || !*dict) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  PyObject* value = PyDict_GetItemWithError(*dict, name);
-  if (!value) PyErr_Clear();
-  return value;
-}
-
 namespace {
 
 bool CheckRequestSpan(PyObject* rs) {
@@ -792,7 +781,7 @@ PyObject* HandlerGetResponse(PyObject* state_obj, PyObject* const* args, Py_ssiz
   if (rs.is_none()) return plain();
   if (!PyObject_TypeCheck(rs.ptr(), g_req.rs_type)) {  // EXCLUDED
     NativeTracer* native = FastTracer(tracer.ptr());
-    if (native && g_ctx.var && g_req.suppressed_var) return ServeExcluded(*native, plain);
+    if (native && g_ctx.var) return ServeExcluded(*native, plain);
     nb::object call = nb::steal(PyMethod_New(st->orig, self));
     if (!call.is_valid()) return nullptr;
     PyObject* serve_args[3] = {call.ptr(), request, rs.ptr()};
