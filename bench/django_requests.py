@@ -19,9 +19,15 @@ out); figures are min / median / max of that over rounds.
 
     .venv/bin/python bench/django_requests.py [--rounds 5] [--requests 3000]
 
-With --callgrind (valgrind needed), one process instead counts the instructions its request
+With --callgrind (valgrind needed), processes instead count the instructions their request
 thread executes per request, layer by layer (each configuration in turn on the same warm
-process, garbage collected and frozen before each count): stable figures on a busy machine.
+process, garbage collected and frozen before each count): figures that do not move with the
+machine's load. They do move with memory layout: CPython's method cache (4,096 entries) is
+indexed by addresses and hashes, so a process whose environment or hash seed differs hits it
+differently, by up to about 40,000 instructions per request here. Under valgrind a given layout
+repeats exactly, so --callgrind-runs N (default 3) measures N layouts: run r gives every
+configuration the hash seed r and r kilobytes more environment, and the report gives the
+median of each row, its range, and each layout's own ratio to the official stack.
 """
 
 from __future__ import annotations
@@ -171,39 +177,54 @@ CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 """)
 
 
-def run_callgrind(env: dict, requests: int) -> None:
+def run_callgrind(env: dict, requests: int, runs: int) -> None:
     """Instructions of the request thread per request: untraced, the official stack, and
-    djtrace layer by layer, each configuration in a process of its own under callgrind."""
+    djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
+    times (interleaved); the median of each row, and its range."""
     import glob
     import re
 
-    rows = []
+    rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "cgctl.c")
         lib = os.path.join(tmp, "libcgctl.so")
         with open(src, "w") as f:
             f.write(CALLGRIND_CONTROL)
         subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib, src], check=True)
-        for mode in ("untraced", "official", "djtrace"):
-            out = os.path.join(tmp, f"cg-{mode}.out")
-            subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                            f"--callgrind-out-file={out}", sys.executable, "-c",
-                            CALLGRIND_WORKLOAD, lib, str(requests), mode],
-                           env={**env, "PYTHONHASHSEED": "0"}, cwd=str(PROJECT), check=True,
-                           capture_output=True)
-            paths = glob.glob(out + ".*-01")
-            for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
-                text = open(path).read()
-                label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M).group(1)
-                total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
-                rows.append((label, total / requests))
-    base = rows[0][1]
-    official = rows[1][1] - base
-    print(f"# instructions of the request thread per request, {requests} requests per step")
-    print(f"{'configuration':<34} {'instructions':>14} {'vs untraced':>12} {'x official':>11}")
-    for label, value in rows:
-        ratio = "-" if label == "untraced" else f"{(value - base) / official:.3f}"
-        print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}")
+        for run in range(runs):
+            # One layout per run, the same for the three configurations of that run.
+            layout = {"PYTHONHASHSEED": str(run), "DJTRACE_BENCH_LAYOUT": "x" * (1024 * run)}
+            for mode in ("untraced", "official", "djtrace"):
+                out = os.path.join(tmp, f"cg-{mode}-{run}.out")
+                subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                                f"--callgrind-out-file={out}", sys.executable, "-c",
+                                CALLGRIND_WORKLOAD, lib, str(requests), mode],
+                               env={**env, **layout}, cwd=str(PROJECT), check=True,
+                               capture_output=True)
+                paths = glob.glob(out + ".*-01")
+                for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
+                    text = open(path).read()
+                    label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M).group(1)
+                    total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+                    rows.setdefault(label, []).append(total / requests)
+    labels = list(rows)
+    untraced, official_rows = rows[labels[0]], rows[labels[1]]
+    base = statistics.median(untraced)
+    official = statistics.median(official_rows) - base
+    print(f"# instructions of the request thread per request, {requests} requests per step; "
+          f"median of {runs} layouts (range); x official: of the medians, then per layout")
+    print(f"{'configuration':<34} {'instructions':>14} {'vs untraced':>12} {'x official':>11}"
+          f"  range / per layout")
+    for label in labels:
+        values = rows[label]
+        value = statistics.median(values)
+        ratio, per_layout = "-", ""
+        if label != "untraced":
+            ratio = f"{(value - base) / official:.3f}"
+            per_layout = " ".join(f"{(v - u) / (o - u):.3f}"
+                                  for v, u, o in zip(values, untraced, official_rows, strict=True))
+        print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}"
+              f"  [{min(values):,.0f} - {max(values):,.0f}] {per_layout}")
 
 
 def _env(db: str, endpoint: str) -> dict:
@@ -246,6 +267,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--callgrind-runs", type=int, default=3,
+                        help="processes per configuration under callgrind (median reported)")
     parser.add_argument("--no-export", action="store_true",
                         help="no span processor: the request thread's cost alone")
     args = parser.parse_args()
@@ -262,7 +285,7 @@ def main() -> None:
                            f"http://127.0.0.1:{port}/v1/traces")
                 env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
-                run_callgrind(env, min(args.requests, 300))
+                run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs))
         finally:
             for s in (sink, sink2):
                 s.terminate()
