@@ -398,7 +398,7 @@ struct TemplateState {
   PyObject* span_name;     // templates._span_name(name), for names not cached yet
   PyObject* settings_mod;  // djtrace.integrations.django.settings (its _current and get())
   PyObject* suppressed;    // the SUPPRESSED context variable
-  PyObject* holder;        // _state._holder (its cached tracer), and _state.tracer()
+  PyObject* holder;        // the _state module (its cached _tracer), and _state.tracer()
   PyObject* get_tracer;
   PyObject* attributes;  // {"djtrace.template.engine": "django"}
 
@@ -435,7 +435,7 @@ int NotRecorded(PyObject* suppressed_var) {
 }  // namespace
 
 PyObject* DjangoSettings(PyObject* settings_module) {
-  PyObject* cfg = PyObject_GetAttr(settings_module, g_str_current);
+  PyObject* cfg = ModuleGlobal(settings_module, g_str_current);
   if (cfg && cfg != Py_None) return cfg;
   Py_XDECREF(cfg);
   PyErr_Clear();
@@ -443,7 +443,8 @@ PyObject* DjangoSettings(PyObject* settings_module) {
 }
 
 PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer) {
-  PyObject* tracer = PyObject_GetAttr(holder, g_str_tracer);
+  PyObject* tracer = ModuleGlobal(holder, g_str_tracer);
+  if (!tracer) return nullptr;
   if (tracer != Py_None) return tracer;
   Py_DECREF(tracer);
   return PyObject_CallNoArgs(get_tracer);
@@ -679,7 +680,7 @@ void Replace(PyObject*& slot, nb::object value) {
 void Bind(nb::module_& m) {
   g_str_inner = PyUnicode_InternFromString("_djtrace_inner");
   g_str_name = PyUnicode_InternFromString("_djtrace_name");
-  g_str_tracer = PyUnicode_InternFromString("tracer");
+  g_str_tracer = PyUnicode_InternFromString("_tracer");
   m.attr("traced_call") = nb::steal(PyCFunction_NewEx(&g_traced_call_def, nullptr, nullptr));
   m.attr("start_current_span") =
       nb::steal(PyCFunction_NewEx(&g_start_current_span_def, nullptr, nullptr));

@@ -94,6 +94,20 @@ inline PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
   return value;
 }
 
+// getattr(module, name) for a module's own global, read from its dict: no lookup on the
+// module type first. CPython's method cache (4,096 entries, indexed by addresses) is shared
+// with the application, and each lookup djtrace makes on the hot path can evict one of its
+// entries. Anything that is not a plain module, or a name it lacks, goes through getattr.
+inline PyObject* ModuleGlobal(PyObject* module, PyObject* name) {
+  if (PyModule_CheckExact(module)) {
+    PyObject* dict = PyModule_GetDict(module);  // borrowed, never null for a module
+    PyObject* value = PyDict_GetItemWithError(dict, name);
+    if (value) return Py_NewRef(value);
+    if (PyErr_Occurred()) return nullptr;
+  }
+  return PyObject_GetAttr(module, name);
+}
+
 inline NativeTracer* FastTracer(PyObject* o) {
   return IsInstance(o, g_tracer_type) ? nb::inst_ptr<NativeTracer>(nb::handle(o)) : nullptr;
 }
@@ -139,7 +153,7 @@ enum class RequestField { kTracer, kRecording, kTraceMiddleware, kTraceViews };
 PyObject* RequestSpanField(PyObject* rs, RequestField field);
 
 // The Django integration's settings object (settings._current, or settings.get() before it is
-// cached) and its tracer (_state._holder.tracer, or _state.tracer() before it is cached): new
+// cached) and its tracer (_state._tracer, or _state.tracer() before it is cached): new
 // references, or null with an exception set (call_bindings.cc).
 PyObject* DjangoSettings(PyObject* settings_module);
 PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer);

@@ -491,7 +491,7 @@ PyObject* CommentedSql(std::string_view sql, const SpanContextData& ctx, const D
 
 // True when `g_db.tracer` / `g_db.tracer_obj` are up to date with the global provider.
 void RefreshTracer() {
-  PyObject* provider = PyObject_GetAttr(g_db.trace_module, g_db.provider_attr);
+  PyObject* provider = ModuleGlobal(g_db.trace_module, g_db.provider_attr);
   if (!provider) {
     PyErr_Clear();
     provider = Py_NewRef(Py_None);

@@ -318,7 +318,7 @@ long SettingsFlags(PyObject* cfg) {
 
 // `key in meta` for any of the propagator's META keys (recomputed when the propagator changes).
 bool HasPropagationHeaders(PyObject* meta) {
-  nb::object propagator = nb::steal(PyObject_GetAttr(g_req.propagate, g_n.http_text_format));
+  nb::object propagator = nb::steal(ModuleGlobal(g_req.propagate, g_n.http_text_format));
   if (!propagator.is_valid()) {
     PyErr_Clear();
     propagator = nb::steal(PyObject_CallMethodNoArgs(g_req.propagate, g_n.get_global_textmap));
@@ -697,7 +697,7 @@ PyObject* RequestRecordRoute(PyObject*, PyObject* rs) {
 }
 
 // BaseHandler.get_response, wrapped: the request served inside its span. State: (the original
-// get_response, the settings module, _state._holder, _state.tracer, handlers._begin_python,
+// get_response, the settings module, the _state module, _state.tracer, handlers._begin_python,
 // handlers._serve_sync). Native so that a traced request adds no Python frame of ours; an
 // excluded URL and what begin does in Python go through _serve_sync.
 struct HandlerState {

@@ -33,18 +33,17 @@ ROOT: contextvars.ContextVar[RootState | None] = contextvars.ContextVar(
     "djtrace_root", default=None)
 
 
-class _Holder:
-    tracer: Any = None
-
-
-_holder = _Holder()
+#: The tracer of the Django integration once fetched. The native wrappers read it from this
+#: module's dict (this module is the "holder" they are given).
+_tracer: Any = None
 
 
 def tracer() -> Any:
     """The tracer of the Django integration (from the global provider, fetched once)."""
-    t = _holder.tracer
+    global _tracer
+    t = _tracer
     if t is None:
-        t = _holder.tracer = _get_tracer()
+        t = _tracer = _get_tracer()
     return t
 
 
@@ -60,7 +59,8 @@ def _get_tracer() -> Any:
 
 def reset_tracer() -> None:
     """Forgets the cached tracer (tests that install another global provider)."""
-    _holder.tracer = None
+    global _tracer
+    _tracer = None
 
 
 class RootState:

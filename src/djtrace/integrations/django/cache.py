@@ -229,7 +229,7 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     # natively; `call` stays the wrapper for everything else.
     return _native.cache_call(
         method, call, name, fixed, alias, in_call, _NATIVE_CALL, dj_settings, SUPPRESSED,
-        _state._holder, _state.tracer, _native.record_cache_get,  # noqa: SLF001
+        _state, _state.tracer, _native.record_cache_get,  # noqa: SLF001
         kind_code, is_get, not is_many and not reads_result)
 
 

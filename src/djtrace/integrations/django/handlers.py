@@ -32,7 +32,6 @@ from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 ROOT = _state.ROOT
-_tracer_holder = _state._holder  # noqa: SLF001 - the cached tracer, read once per request
 
 try:
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _OTEL_SUPPRESS_KEY
@@ -294,7 +293,7 @@ def _url_for_exclusion(request: Any, meta: dict) -> str:
 def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Starts the request span and attaches the request's context; returns the RequestSpan,
     EXCLUDED for an excluded URL, or None when this request is already traced."""
-    rs = _request_begin(request, cfg, _tracer_holder.tracer or _state.tracer())
+    rs = _request_begin(request, cfg, _state._tracer or _state.tracer())  # noqa: SLF001
     return _begin_python(request, cfg) if rs is NotImplemented else rs
 
 
@@ -515,7 +514,7 @@ def install() -> None:
                       load_middleware=orig_load)
 
     # Native: the settings check, begin, the call, respond and leave (see trace_sync).
-    get_response = _native.request_handler(orig_get, dj_settings, _tracer_holder, _state.tracer,
+    get_response = _native.request_handler(orig_get, dj_settings, _state, _state.tracer,
                                            _begin_python, _serve_sync)
 
     async def get_response_async(self, request):

@@ -51,7 +51,7 @@ def _django_wrapper(orig: Any, name_of: Any) -> Any:
     """Template.render or ExtendsNode.render in a span `render <name_of(self, context)>`
     (name_of None: the template's own name), natively: a page renders several templates."""
     render = _native.template_render(orig, name_of, _names, _span_name, dj_settings,
-                                     SUPPRESSED, _state._holder, _state.tracer,  # noqa: SLF001
+                                     SUPPRESSED, _state, _state.tracer,  # noqa: SLF001
                                      _ATTRS_DJANGO)
     return render
 
