@@ -354,6 +354,116 @@ PyMethodDef g_relation_call_def = {
     METH_FASTCALL | METH_KEYWORDS,
     "SQLCompiler.execute_sql with the ORM relation of its query in djtrace's context."};
 
+// kwargs[name] of a vectorcall, borrowed, or null.
+PyObject* Keyword(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* name) {
+  if (!kwnames) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+    PyObject* k = PyTuple_GET_ITEM(kwnames, i);
+    if (k == name || PyUnicode_Compare(k, name) == 0) return args[nargs + i];
+  }
+  return nullptr;
+}
+
+// A synchronous view, wrapped (djtrace.integrations.django.views.traced_view): the call in a
+// view span while the request in REQUEST records view spans, and alone otherwise. Native so
+// that a traced request runs no Python frame of djtrace's around its view.
+PyObject* g_str_method = nullptr;
+PyObject* g_str_view = nullptr;
+
+PyObject* ViewCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  // state: (the callable: the view, possibly inside transaction.atomic; the view's name cache
+  // {method: (span name, attributes)}; name_for(method), which fills it; traced_call's mode)
+  PyObject* callable = PyTuple_GET_ITEM(state, 0);
+  nargs = PyVectorcall_NARGS(nargs);
+  PyObject* rs = nullptr;
+  if (nargs < 1 || !g_request_var || PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
+    PyErr_Clear();
+    rs = nullptr;
+  }
+  PyObject* tracer = nullptr;  // borrowed from rs, which is held until the call returns
+  if (rs && rs != Py_None && RequestSpanField(rs, RequestField::kTraceViews) == Py_True)
+    tracer = RequestSpanField(rs, RequestField::kTracer);
+  PyObject* entry = nullptr;  // (span name, attributes)
+  if (tracer) {
+    PyObject* method = PyObject_GetAttr(args[0], g_str_method);
+    if (method) {
+      entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(state, 1), method);  // borrowed
+      if (entry) {
+        Py_INCREF(entry);
+      } else {
+        PyErr_Clear();  // an unhashable method: name_for says what it is named
+        entry = PyObject_CallOneArg(PyTuple_GET_ITEM(state, 2), method);
+      }
+      Py_DECREF(method);
+    }
+    if (!entry || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+      // Tracing must not break the view: it runs unobserved.
+      if (!entry) PyErr_Clear();
+      Py_CLEAR(entry);
+    }
+  }
+  PyObject* result;
+  if (entry) {
+    const long mode = PyLong_AsLong(PyTuple_GET_ITEM(state, 3));
+    result = CallInSpan(tracer, PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 1), mode,
+                        callable, args, nargs, kwnames);
+    Py_DECREF(entry);
+  } else {
+    result = PyObject_Vectorcall(callable, args, nargs, kwnames);
+  }
+  Py_XDECREF(rs);
+  return result;
+}
+
+PyMethodDef g_view_call_def = {
+    "traced_view", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ViewCall)),
+    METH_FASTCALL | METH_KEYWORDS, "The view called in a view span while view spans are recorded."};
+
+// BaseHandler.make_view_atomic(self, view), wrapped: Django's own result, replaced by its
+// traced wrapper (views.traced_view) while the request in REQUEST records view spans. The
+// common case, the view itself wrapped on an earlier request, is a dict lookup here; anything
+// else goes to the Python `wrap(callable, view)`, which never raises.
+PyObject* MakeViewAtomic(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames) {
+  // state: (Django's make_view_atomic, the {view: wrapper} cache, wrap)
+  PyObject* callable = PyObject_Vectorcall(PyTuple_GET_ITEM(state, 0), args, nargs, kwnames);
+  if (!callable) return nullptr;
+  nargs = PyVectorcall_NARGS(nargs);
+  PyObject* view = nargs >= 2 ? args[1] : Keyword(args, nargs, kwnames, g_str_view);
+  PyObject* rs = nullptr;
+  if (!view || !g_request_var || PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
+    PyErr_Clear();
+    return callable;
+  }
+  const bool traced =
+      rs && rs != Py_None && RequestSpanField(rs, RequestField::kTraceViews) == Py_True;
+  Py_XDECREF(rs);
+  if (!traced) return callable;
+  if (callable == view) {
+    PyObject* cached = PyDict_GetItemWithError(PyTuple_GET_ITEM(state, 1), view);  // borrowed
+    if (cached) {
+      Py_INCREF(cached);
+      Py_DECREF(callable);
+      return cached;
+    }
+    PyErr_Clear();  // not wrapped yet (or unhashable): wrap says
+  }
+  PyObject* wrapped =
+      PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(state, 2), callable, view, nullptr);
+  if (!wrapped) {
+    PyErr_Clear();  // wrap reports its own failures; this is only a last resort
+    return callable;
+  }
+  Py_DECREF(callable);
+  return wrapped;
+}
+
+PyMethodDef g_make_view_atomic_def = {
+    "make_view_atomic", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(MakeViewAtomic)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "BaseHandler.make_view_atomic, returning the view's traced wrapper while view spans are "
+    "recorded."};
+
 // ForwardManyToOneDescriptor.get_object(self, instance) and ReverseOneToOneDescriptor.__get__
 // (self, instance, cls=None), wrapped: the lazy load of one related object (`order.user`, the
 // classic N+1) runs with its relation ("Order.user") in the context variable the database span
@@ -534,16 +644,6 @@ PyObject* g_str_default = nullptr;
 PyObject* g_str_key = nullptr;
 PyObject* g_str_version = nullptr;
 
-// kwargs[name] of a vectorcall, borrowed, or null.
-PyObject* Keyword(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* name) {
-  if (!kwnames) return nullptr;
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
-    PyObject* k = PyTuple_GET_ITEM(kwnames, i);
-    if (k == name || PyUnicode_Compare(k, name) == 0) return args[nargs + i];
-  }
-  return nullptr;
-}
-
 PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
                     PyObject* kwnames) {
   auto* st = reinterpret_cast<CacheState*>(PyCapsule_GetPointer(state_obj, nullptr));
@@ -712,6 +812,29 @@ void Bind(nb::module_& m) {
       "original"_a, "relation_var"_a,
       "A method for SQLCompiler: `original` run with query._djtrace_relation, when set, in "
       "`relation_var`.");
+  g_str_method = PyUnicode_InternFromString("method");
+  g_str_view = PyUnicode_InternFromString("view");
+  m.def(
+      "make_view_atomic",
+      [](nb::object original, nb::dict cache, nb::object wrap) {
+        nb::object state = nb::make_tuple(original, cache, wrap);
+        nb::object fn = nb::steal(PyCFunction_NewEx(&g_make_view_atomic_def, state.ptr(), nullptr));
+        return nb::steal(PyInstanceMethod_New(fn.ptr()));
+      },
+      "original"_a, "cache"_a, "wrap"_a,
+      "A method for BaseHandler: `original(self, view)`, then, while the request records view "
+      "spans, `cache[view]` when `original` returned the view itself and it is cached, else "
+      "`wrap(callable, view)`.");
+  m.def(
+      "view_call",
+      [](nb::object callable, nb::dict names, nb::object name_for, long mode) {
+        nb::object state = nb::make_tuple(callable, names, name_for, nb::int_(mode));
+        return nb::steal(PyCFunction_NewEx(&g_view_call_def, state.ptr(), nullptr));
+      },
+      "callable"_a, "names"_a, "name_for"_a, "mode"_a,
+      "A synchronous view wrapper: `callable(request, ...)` in a span named and attributed by "
+      "`names[request.method]` (filled by `name_for(method)`), through traced_call with `mode`, "
+      "while the request in REQUEST records view spans; alone otherwise.");
   m.def(
       "relation_descriptor_method",
       [](nb::object original, nb::object relation_var, nb::object name_of, bool class_access) {

@@ -209,6 +209,36 @@ def test_class_based_view_named_with_its_handler(spans):
     assert spans.one("ItemView.http_method_not_allowed")
 
 
+def test_view_span_covers_an_atomic_request(spans, monkeypatch):
+    # With ATOMIC_REQUESTS, make_view_atomic returns the view inside transaction.atomic, not the
+    # view itself: that callable is wrapped, still named after the view, and holds the
+    # transaction.
+    from django.db import connections
+
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
+    for _ in range(2):
+        assert Client().get("/items/5/").status_code == 200
+    views = spans.by_name("item_detail")
+    transactions = spans.by_name("transaction")
+    assert len(views) == 2 and len(transactions) == 2
+    assert {spans.parent_of(t).name for t in transactions} == {"item_detail"}
+
+
+def test_a_view_runs_unobserved_when_naming_it_fails(spans, monkeypatch):
+    # The view wrapper is native; a failure of its own (here, naming the view) must neither
+    # reach the application nor stop the view: it runs without a view span.
+    from djtrace.integrations.django import views
+
+    def fail(self, method):
+        raise RuntimeError("naming failed")
+
+    monkeypatch.setattr(views.ViewInfo, "_compute", fail)
+    response = Client().generic("BREW", "/items/")
+    assert response.status_code == 405  # the view ran: ItemView has no BREW handler
+    assert spans.one("HTTP items/").attributes["http.response.status_code"] == 405  # unknown method
+    assert spans.by_name("ItemView.http_method_not_allowed") == []
+
+
 def test_view_spans_can_be_switched_off(spans):
     with override_settings(DJTRACE={"view_spans": False}):
         Client().get("/items/5/")

@@ -16,12 +16,12 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 
+from djtrace import _native
 from djtrace.integrations.django import _state
 from djtrace.sdk.trace import _report_internal_error
 
 REQUEST = _state.REQUEST
 _record_error = _state.record_error
-_traced_call = _state.traced_call
 _DJANGO_ERRORS = _state.DJANGO_ERRORS
 
 
@@ -115,21 +115,32 @@ def traced_view(callable_: Any, view: Any) -> Any:
         traced_async.__wrapped__ = callable_
         return traced_async
 
-    def traced(request: Any, *args: Any, **kwargs: Any) -> Any:
-        rs = REQUEST.get()
-        if rs is None or not rs.trace_views:
-            return callable_(request, *args, **kwargs)
-        found = names.get(request.method)  # name_for's cache, read inline
-        name, attrs = found if found is not None else info.name_for(request.method)
-        return _traced_call(rs.tracer, name, attrs, _DJANGO_ERRORS, callable_, request, *args,
-                            **kwargs)
-
-    traced.__wrapped__ = callable_
-    return traced
+    # Native: in a span named by names[request.method] (name_for's cache) while the request
+    # records view spans, through traced_call.
+    return _native.view_call(callable_, names, info.name_for, _DJANGO_ERRORS)
 
 
 _wrapped_cache: dict[Any, Any] = {}
 _originals: dict[str, Any] = {}
+
+
+def _wrap(callable_: Any, view: Any) -> Any:
+    """The traced wrapper of what make_view_atomic returned, cached per view when it is the
+    view itself (the native make_view_atomic finds it there on later requests); `callable_`
+    when wrapping fails."""
+    try:
+        if callable_ is view:  # the common case: the same wrapper every time
+            cached = _wrapped_cache.get(view)
+            if cached is None:
+                cached = traced_view(view, view)
+                if len(_wrapped_cache) >= _MAX_INFOS:
+                    _wrapped_cache.clear()
+                _wrapped_cache[view] = cached
+            return cached
+        return traced_view(callable_, view)
+    except Exception:  # noqa: BLE001
+        _report_internal_error("django view wrap")
+        return callable_
 
 
 def install() -> None:
@@ -140,25 +151,5 @@ def install() -> None:
 
     orig = base.BaseHandler.make_view_atomic
     _originals["make_view_atomic"] = orig
-
-    def make_view_atomic(self, view):
-        callable_ = orig(self, view)
-        rs = REQUEST.get()
-        if rs is None or not rs.trace_views:
-            return callable_
-        try:
-            if callable_ is view:  # the common case: the same wrapper every time
-                cached = _wrapped_cache.get(view)
-                if cached is None:
-                    cached = traced_view(view, view)
-                    if len(_wrapped_cache) >= _MAX_INFOS:
-                        _wrapped_cache.clear()
-                    _wrapped_cache[view] = cached
-                return cached
-            return traced_view(callable_, view)
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django view wrap")
-            return callable_
-
-    make_view_atomic.__wrapped__ = orig
-    base.BaseHandler.make_view_atomic = make_view_atomic
+    # Native: while the request records view spans, the view's cached wrapper or _wrap's.
+    base.BaseHandler.make_view_atomic = _native.make_view_atomic(orig, _wrapped_cache, _wrap)
