@@ -233,10 +233,16 @@ def test_a_view_runs_unobserved_when_naming_it_fails(spans, monkeypatch):
         raise RuntimeError("naming failed")
 
     monkeypatch.setattr(views.ViewInfo, "_compute", fail)
+    monkeypatch.setattr(views, "_infos", {})  # views named by earlier tests are named afresh
+    views._wrapped_cache.clear()
     response = Client().generic("BREW", "/items/")
     assert response.status_code == 405  # the view ran: ItemView has no BREW handler
     assert spans.one("HTTP items/").attributes["http.response.status_code"] == 405  # unknown method
     assert spans.by_name("ItemView.http_method_not_allowed") == []
+    # The same for an async view, whose wrapper is Python.
+    response = asyncio.run(AsyncClient().get("/async/"))
+    assert response.status_code == 200
+    assert spans.one("GET async/") and spans.by_name("async_view") == []
 
 
 def test_view_spans_can_be_switched_off(spans):

@@ -103,7 +103,11 @@ def traced_view(callable_: Any, view: Any) -> Any:
             rs = REQUEST.get()
             if rs is None or not rs.trace_views:
                 return await callable_(request, *args, **kwargs)
-            name, attrs = info.name_for(request.method)
+            try:
+                name, attrs = info.name_for(request.method)
+            except Exception:  # noqa: BLE001 - never into the view: it runs without a span
+                _report_internal_error("django view span")
+                return await callable_(request, *args, **kwargs)
             with rs.tracer.start_as_current_span(name, attributes=attrs, record_exception=False,
                                                  set_status_on_exception=False) as span:
                 try:
