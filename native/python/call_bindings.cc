@@ -150,9 +150,9 @@ PyObject* g_str_inner = nullptr;
 PyObject* g_str_name = nullptr;
 PyObject* g_str_tracer = nullptr;
 
-// The tracer of the request in REQUEST when that request records middleware spans (a new
-// reference), else null.
-PyObject* RequestTracer() {
+// The tracer of the request in REQUEST when that request records the layer whose switch is
+// `layer` (kTraceMiddleware, kTraceViews): a new reference, else null.
+PyObject* RequestTracer(RequestField layer) {
   PyObject* tracer = nullptr;
   PyObject* rs = nullptr;
   if (g_request_var && PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
@@ -160,7 +160,7 @@ PyObject* RequestTracer() {
     rs = nullptr;
   }
   if (rs && rs != Py_None) {
-    if (RequestSpanField(rs, RequestField::kTraceMiddleware) == Py_True) {
+    if (RequestSpanField(rs, layer) == Py_True) {
       tracer = RequestSpanField(rs, RequestField::kTracer);
       Py_XINCREF(tracer);
     }
@@ -194,7 +194,7 @@ PyObject* MiddlewareProxyCall(PyObject* self, PyObject* const* args, size_t narg
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   PyObject* inner = ProxyField(self, g_str_inner);
   if (!inner) return nullptr;
-  PyObject* tracer = RequestTracer();
+  PyObject* tracer = RequestTracer(RequestField::kTraceMiddleware);
   PyObject* result;
   PyObject* name = tracer ? ProxyField(self, g_str_name) : nullptr;
   if (name) {
@@ -284,7 +284,7 @@ PyObject* MiddlewareHookCall(PyObject* state, PyObject* const* args, Py_ssize_t 
                              PyObject* kwnames) {
   PyObject* hook = PyTuple_GET_ITEM(state, 0);
   PyObject* name = PyTuple_GET_ITEM(state, 1);
-  PyObject* tracer = RequestTracer();
+  PyObject* tracer = RequestTracer(RequestField::kTraceMiddleware);
   if (!tracer) return PyObject_Vectorcall(hook, args, static_cast<size_t>(nargs), kwnames);
   PyObject* result = CallInSpan(tracer, name, Py_None, kUseErrorHook, hook, args, nargs, kwnames);
   Py_DECREF(tracer);
@@ -364,25 +364,18 @@ PyObject* Keyword(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, Py
   return nullptr;
 }
 
-// A synchronous view, wrapped (djtrace.integrations.django.views.traced_view): the call in a
-// view span while the request in REQUEST records view spans, and alone otherwise. Native so
-// that a traced request runs no Python frame of djtrace's around its view.
 PyObject* g_str_method = nullptr;
 PyObject* g_str_view = nullptr;
 
+// A synchronous view, wrapped (djtrace.integrations.django.views.traced_view): the call in a
+// view span while the request in REQUEST records view spans, and alone otherwise. Native so
+// that a traced request runs no Python frame of djtrace's around its view.
 PyObject* ViewCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   // state: (the callable: the view, possibly inside transaction.atomic; the view's name cache
   // {method: (span name, attributes)}; name_for(method), which fills it; traced_call's mode)
   PyObject* callable = PyTuple_GET_ITEM(state, 0);
   nargs = PyVectorcall_NARGS(nargs);
-  PyObject* rs = nullptr;
-  if (nargs < 1 || !g_request_var || PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
-    PyErr_Clear();
-    rs = nullptr;
-  }
-  PyObject* tracer = nullptr;  // borrowed from rs, which is held until the call returns
-  if (rs && rs != Py_None && RequestSpanField(rs, RequestField::kTraceViews) == Py_True)
-    tracer = RequestSpanField(rs, RequestField::kTracer);
+  PyObject* tracer = nargs >= 1 ? RequestTracer(RequestField::kTraceViews) : nullptr;
   PyObject* entry = nullptr;  // (span name, attributes)
   if (tracer) {
     PyObject* method = PyObject_GetAttr(args[0], g_str_method);
@@ -391,7 +384,7 @@ PyObject* ViewCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs, PyO
       if (entry) {
         Py_INCREF(entry);
       } else {
-        PyErr_Clear();  // an unhashable method: name_for says what it is named
+        PyErr_Clear();  // not named yet (or an unhashable method): name_for names it
         entry = PyObject_CallOneArg(PyTuple_GET_ITEM(state, 2), method);
       }
       Py_DECREF(method);
@@ -411,7 +404,7 @@ PyObject* ViewCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs, PyO
   } else {
     result = PyObject_Vectorcall(callable, args, nargs, kwnames);
   }
-  Py_XDECREF(rs);
+  Py_XDECREF(tracer);
   return result;
 }
 
@@ -430,15 +423,9 @@ PyObject* MakeViewAtomic(PyObject* state, PyObject* const* args, Py_ssize_t narg
   if (!callable) return nullptr;
   nargs = PyVectorcall_NARGS(nargs);
   PyObject* view = nargs >= 2 ? args[1] : Keyword(args, nargs, kwnames, g_str_view);
-  PyObject* rs = nullptr;
-  if (!view || !g_request_var || PyContextVar_Get(g_request_var, nullptr, &rs) < 0) {
-    PyErr_Clear();
-    return callable;
-  }
-  const bool traced =
-      rs && rs != Py_None && RequestSpanField(rs, RequestField::kTraceViews) == Py_True;
-  Py_XDECREF(rs);
-  if (!traced) return callable;
+  PyObject* tracer = view ? RequestTracer(RequestField::kTraceViews) : nullptr;
+  if (!tracer) return callable;
+  Py_DECREF(tracer);
   if (callable == view) {
     PyObject* cached = PyDict_GetItemWithError(PyTuple_GET_ITEM(state, 1), view);  // borrowed
     if (cached) {

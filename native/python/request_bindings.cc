@@ -730,7 +730,7 @@ PyObject* ServeExcluded(NativeTracer& tracer, Serve serve) {
     Py_DECREF(context_token);
   }
   if (suppress_token) {
-    if (PyContextVar_Reset(g_req.suppressed_var, suppress_token) < 0) PyErr_Clear();
+    ResetVar(g_req.suppressed_var, suppress_token);
     Py_DECREF(suppress_token);
   }
   PyErr_Restore(type, value, tb);
