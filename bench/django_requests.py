@@ -44,6 +44,10 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from harness.instructions import control_library  # noqa: E402
+
 PROJECT = ROOT / "tests" / "integrations" / "django"
 
 OFFICIAL_INIT = textwrap.dedent("""
@@ -124,12 +128,6 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 
 MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
 
-CALLGRIND_CONTROL = """
-#include <valgrind/callgrind.h>
-void cg_zero(void) { CALLGRIND_ZERO_STATS; }
-void cg_dump(const char* s) { CALLGRIND_DUMP_STATS_AT(s); }
-"""
-
 CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import ctypes, gc, os, sys
     lib = ctypes.CDLL(sys.argv[1])
@@ -186,11 +184,7 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
 
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "cgctl.c")
-        lib = os.path.join(tmp, "libcgctl.so")
-        with open(src, "w") as f:
-            f.write(CALLGRIND_CONTROL)
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib, src], check=True)
+        lib = control_library(tmp)
         for run in range(runs):
             # One layout per run, the same for the three configurations of that run.
             layout = {"PYTHONHASHSEED": str(run), "DJTRACE_BENCH_LAYOUT": "x" * (1024 * run)}

@@ -2,9 +2,10 @@
 # Runs the side-by-side benchmark (issue 7): djtrace, the official OpenTelemetry stack and
 # ddtrace (when it installs here), untraced as the reference, interleaved in one session; the
 # report and charts go to bench/results/<timestamp>/ and bench/results/latest/.
-#   bash scripts/bench.sh            full session (about 20 minutes on 2 cores)
-#   bash scripts/bench.sh --quick    a short session (under two minutes once set up)
-# Extra arguments go to bench/run.py (--rounds N, --only macro,unreachable,inproc,celery,micro).
+#   bash scripts/bench.sh            full session (about 30 minutes on 2 cores)
+#   bash scripts/bench.sh --quick    a short session (about four minutes once set up)
+# Extra arguments go to bench/run.py (--rounds N, --only macro,unreachable,inproc,celery,micro,
+# instructions).
 # Nothing here gates on time: the report marks each goal pass or miss.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,15 @@ command_line="bash scripts/bench.sh${*:+ $*}"
 setup_start=$(date +%s)
 
 bash scripts/bootstrap.sh
+# valgrind (Debian's package) counts instructions per request (bench/harness/instructions.py,
+# bench/django_requests.py --callgrind); without it the report says they were not measured.
+if ! dpkg -s valgrind >/dev/null 2>&1; then
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  { "${sudo_cmd[@]}" apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq valgrind \
+        >/dev/null; } || echo "bench: valgrind did not install; instructions will not be counted"
+fi
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 "${pip[@]}" -r requirements/bench.txt
 # ddtrace is kept out of .venv (it brings a pytest plugin and its own wrapt): it goes into a

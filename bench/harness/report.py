@@ -275,6 +275,18 @@ def quarter_goals(results: dict) -> list[str]:
                 f"{server} {pct_}: djtrace adds <= 1/4 of the official RSS/worker",
                 med(r[ours]["rss"]) - med(u["rss"]), med(r[theirs]["rss"]) - med(u["rss"]),
                 "MB", 1, spread(u["rss"]), bad))
+    ins = results.get("instructions")
+    if ins and {"untraced", "otel-100", "djtrace-100"} <= set(ins):
+        t = instruction_totals(ins)
+        for key, what in (("request", "request thread"), ("all", "every thread")):
+            ours = t["djtrace-100"][key] - t["untraced"][key]
+            theirs = t["otel-100"][key] - t["untraced"][key]
+            share = ours / theirs if theirs > 0 else math.nan
+            lines.append(goal_line(
+                f"instructions, mix 100% ({what}): djtrace adds <= 1/10 of the official "
+                "(issue 3)", share <= 0.10,
+                f"djtrace adds {ours / 1e6:+.3f} M, official {theirs / 1e6:+.3f} M: "
+                f"{share:.3f} of it"))
     ip = results.get("inproc")
     if ip and "untraced" in ip:
         def pc(config):
@@ -441,6 +453,53 @@ def inproc_table(runs: dict) -> list[str]:
             f"{fmt(tc - bt, 0) if config != 'untraced' else '-'} | "
             f"{fmt(med([x['wall_us'] for x in rows]), 0)} | {sum(x['errors'] for x in rows)} |")
     return lines + [""]
+
+
+def instruction_totals(runs: dict) -> dict:
+    """Per configuration: the request thread's instructions per request, averaged over the mix's
+    endpoints (equally weighted, as the HTTP mix is), and with the other threads' share."""
+    out = {}
+    for config, r in runs.items():
+        ep = r["endpoints"]
+        if not ep:
+            continue
+        request = sum(ep.values()) / len(ep)
+        out[config] = {"request": request, "all": request + r["other_threads"]}
+    return out
+
+
+def instruction_table(runs: dict) -> list[str]:
+    base, off, ours = runs.get("untraced"), runs.get("otel-100"), runs.get("djtrace-100")
+    if not (base and off and ours):
+        return []
+
+    def m(x: float) -> str:
+        return f"{x / 1e6:.2f} M"
+
+    def added(x: float) -> str:
+        return f"{x / 1e6:+.3f} M"
+
+    lines = ["| endpoint | untraced | official 100% adds | djtrace 100% adds | "
+             "x official's added |", "|---|---|---|---|---|"]
+    for label, u in base["endpoints"].items():
+        o, d = off["endpoints"].get(label), ours["endpoints"].get(label)
+        if o is None or d is None:
+            continue
+        share = f"{(d - u) / (o - u):.3f}" if o > u else "-"
+        lines.append(f"| {label} (request thread) | {m(u)} | {added(o - u)} | {added(d - u)} | "
+                     f"{share} |")
+    t = instruction_totals(runs)
+    u, o, d = t["untraced"], t["otel-100"], t["djtrace-100"]
+    for key, what in (("request", "mix, request thread"),
+                      ("all", "mix, every thread (export worker included)")):
+        share = f"**{(d[key] - u[key]) / (o[key] - u[key]):.3f}**" if o[key] > u[key] else "-"
+        lines.append(f"| {what} | {m(u[key])} | {added(o[key] - u[key])} | "
+                     f"{added(d[key] - u[key])} | {share} |")
+    lines.append(f"| other threads per request served | {m(base['other_threads'])} | "
+                 f"{added(off['other_threads'] - base['other_threads'])} | "
+                 f"{added(ours['other_threads'] - base['other_threads'])} | - |")
+    errors = sum(r.get("errors", 0) for r in runs.values())
+    return lines + ["", f"Requests that failed during the counts: {errors}.", ""]
 
 
 def celery_table(c: dict) -> list[str]:
@@ -650,6 +709,18 @@ def write(results: dict, out_dir: str) -> str:
                   "final flush included) and of the request thread alone. On a shared machine "
                   "these move far less than throughput does.", ""]
         lines += inproc_table(results["inproc"])
+    if results.get("instructions"):
+        lines += ["## Instructions per request (callgrind)", "",
+                  f"The same mix in-process under valgrind's callgrind, one process per "
+                  f"configuration on a freshly seeded database: {p.get('instr_warmup', 0)} "
+                  f"warm-up passes over the mix, then {p.get('instr_requests', 0)} requests of "
+                  "each endpoint in turn, counting the request thread's instructions (garbage "
+                  "collected and frozen before each count). The other threads (export workers) "
+                  "are counted over the whole process and divided by every request it served. "
+                  "Instruction counts do not move with the machine's load; the time figures "
+                  "above do. They do move a few percent with memory layout (the same hash seed "
+                  "for every configuration here).", ""]
+        lines += instruction_table(results["instructions"])
     if results.get("unreachable"):
         lines += ["## Export under an unreachable collector", "",
                   f"Gunicorn, the same servers and mix as above, {p['unreachable_s']:g} s (after "

@@ -1,0 +1,144 @@
+"""Instructions per request of the endpoint mix, counted by valgrind's callgrind: figures that do
+not move with the machine's load, unlike every timing in this session.
+
+Each configuration runs in a process of its own under callgrind, on a freshly seeded database
+(the create endpoint adds orders, which the list endpoints would then show to the next
+configuration). The process warms up on the whole mix, then counts each endpoint in turn: the
+request thread's instructions over `n` requests of that endpoint, garbage collected and frozen
+before each count. The other threads (the tracer's export worker) are counted over the whole
+process and divided by every request it served, warm-up included: their work is batched, and
+does not belong to one endpoint.
+
+They move with memory layout (CPython's method cache is indexed by addresses, by up to a few
+percent on one page): every configuration runs with the same hash seed and environment size.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+CONTROL = textwrap.dedent("""
+    #include <valgrind/callgrind.h>
+    void cg_zero(void) { CALLGRIND_ZERO_STATS; }
+    void cg_dump(const char* s) { CALLGRIND_DUMP_STATS_AT(s); }
+""")
+
+WORKLOAD = textwrap.dedent("""
+    import ctypes, gc, json, sys
+    lib = ctypes.CDLL(sys.argv[1])
+    n, warm, mix_path = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    from harness import stacks
+    stacks.before_django()
+    import django
+    django.setup()
+    stacks.after_django()
+    from django.test import Client
+    with open(mix_path) as f:
+        spec = json.load(f)
+    client = Client(HTTP_COOKIE=spec.get("cookie", ""))
+    requests, ids = spec["requests"], spec["ids"]
+
+    def one(req, i):
+        path = req["path"].replace("{id}", str(ids[i % len(ids)]))
+        if req["method"] == "POST":
+            return client.post(path, data=req["body"],
+                               content_type="application/x-www-form-urlencoded",
+                               HTTP_X_CSRFTOKEN=spec.get("csrf", ""))
+        return client.get(path)
+
+    bad = 0
+    for i in range(warm):
+        for req in requests:
+            bad += one(req, i).status_code >= 400
+    stacks.flush()
+    for req in requests:
+        gc.collect()
+        gc.freeze()
+        lib.cg_zero()
+        for i in range(n):
+            bad += one(req, i).status_code >= 400
+        lib.cg_dump(req["label"].encode())
+        gc.unfreeze()
+    stacks.flush()
+    print(json.dumps({"requests": (warm + n) * len(requests), "errors": bad}))
+""")
+
+
+def available() -> str | None:
+    """Why the workload cannot run here, or None."""
+    if not shutil.which("valgrind"):
+        return "valgrind is not installed (scripts/bench.sh installs it)"
+    if not os.path.exists("/usr/include/valgrind/callgrind.h"):
+        return "valgrind's callgrind.h is missing"
+    return None
+
+
+def control_library(directory: str) -> str:
+    """Builds the library whose cg_zero() and cg_dump(label) a process under callgrind calls
+    (through ctypes) to count a stretch of its own work; returns its path."""
+    src, lib = os.path.join(directory, "control.c"), os.path.join(directory, "libcontrol.so")
+    with open(src, "w") as f:
+        f.write(CONTROL)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib, src], check=True)
+    return lib
+
+
+def _total(path: str) -> int:
+    with open(path) as f:
+        text = f.read()
+    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+
+
+def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
+    """{config: {"endpoints": {label: instructions per request}, "other_threads": instructions
+    per request, "requests": served}}. `prepare_mix()` seeds a fresh database and returns the
+    mix's spec."""
+    out: dict = {}
+    tmp = tempfile.mkdtemp(prefix="djtrace-instructions-")
+    try:
+        lib = control_library(tmp)
+        for config in configs:
+            spec = prepare_mix()
+            if "error" in spec:
+                raise RuntimeError(f"instructions ({config}): seeding failed: {spec['error']}")
+            mix_path = os.path.join(tmp, f"mix-{config}.json")
+            with open(mix_path, "w") as f:
+                json.dump(spec, f)
+            labels = [r["label"] for r in spec["requests"]]
+            base = os.path.join(tmp, f"cg-{config}.out")
+            env = {**env_of(config), "PYTHONHASHSEED": "0"}
+            proc = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                 f"--callgrind-out-file={base}", sys.executable, "-c", WORKLOAD, lib, str(n),
+                 str(warm), mix_path],
+                env=env, cwd=app_path, capture_output=True, text=True, timeout=3600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"instructions ({config}) failed:\n{proc.stderr[-3000:]}")
+            summary = json.loads(proc.stdout.strip().splitlines()[-1])
+            counted = {}
+            # <base>.<dump>-01: the request thread's dumps, one per endpoint.
+            for path in glob.glob(base + ".*-01"):
+                with open(path) as f:
+                    head = f.read(4096)
+                label = re.search(r"^desc: Trigger: Client Request: (.*)$", head, re.M).group(1)
+                counted[label] = _total(path) / n
+            endpoints = {label: counted[label] for label in labels if label in counted}
+            # <base>-NN: each thread's counts since its last dump; threads other than the
+            # request thread never dump, so theirs cover the whole process.
+            others = sum(_total(p) for p in glob.glob(base + "-*")
+                         if not p.endswith("-01"))
+            out[config] = {"endpoints": endpoints,
+                           "other_threads": others / summary["requests"],
+                           "requests": summary["requests"], "errors": summary["errors"]}
+            log(f"instructions: {config} done")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
