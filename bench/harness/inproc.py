@@ -21,27 +21,13 @@ WORKLOAD = textwrap.dedent("""
     import json, sys, time
     n, mix_path = int(sys.argv[1]), sys.argv[2]
     from harness import stacks
-    stacks.before_django()
-    import django
-    django.setup()
-    stacks.after_django()
-    from django.test import Client
-    with open(mix_path) as f:
-        spec = json.load(f)
-    client = Client(HTTP_COOKIE=spec.get("cookie", ""))
-    requests, ids = spec["requests"], spec["ids"]
+    from harness.inproc import mix_session
+    requests, send = mix_session(mix_path)
 
     def run(count):
         bad = 0
         for i in range(count):
-            req = requests[i % len(requests)]
-            path = req["path"].replace("{id}", str(ids[(i // len(requests)) % len(ids)]))
-            if req["method"] == "POST":
-                resp = client.post(path, data=req["body"],
-                                   content_type="application/x-www-form-urlencoded",
-                                   HTTP_X_CSRFTOKEN=spec.get("csrf", ""))
-            else:
-                resp = client.get(path)
+            resp = send(requests[i % len(requests)], i // len(requests))
             bad += resp.status_code >= 400
         return bad
 
@@ -84,6 +70,35 @@ WORKLOAD = textwrap.dedent("""
         stacks.flush()
     print(json.dumps(out))
 """)
+
+
+def mix_session(mix_path: str):
+    """In a workload process: sets Django up under the configuration's tracer (harness.stacks)
+    and returns the mix's requests and send(request, k), which sends one through Django's test
+    client (with the k-th seeded order id where its path has one) and returns the response."""
+    from harness import stacks
+
+    stacks.before_django()
+    import django
+
+    django.setup()
+    stacks.after_django()
+    from django.test import Client
+
+    with open(mix_path) as f:
+        spec = json.load(f)
+    client = Client(HTTP_COOKIE=spec.get("cookie", ""))
+    ids = spec["ids"]
+
+    def send(req: dict, k: int):
+        path = req["path"].replace("{id}", str(ids[k % len(ids)]))
+        if req["method"] == "POST":
+            return client.post(path, data=req["body"],
+                               content_type="application/x-www-form-urlencoded",
+                               HTTP_X_CSRFTOKEN=spec.get("csrf", ""))
+        return client.get(path)
+
+    return spec["requests"], send
 
 
 def run(configs, rounds: int, n: int, queries: int, mix_path: str, env_of, log) -> dict:

@@ -36,23 +36,8 @@ WORKLOAD = textwrap.dedent("""
     lib = ctypes.CDLL(sys.argv[1])
     n, warm, mix_path = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     from harness import stacks
-    stacks.before_django()
-    import django
-    django.setup()
-    stacks.after_django()
-    from django.test import Client
-    with open(mix_path) as f:
-        spec = json.load(f)
-    client = Client(HTTP_COOKIE=spec.get("cookie", ""))
-    requests, ids = spec["requests"], spec["ids"]
-
-    def one(req, i):
-        path = req["path"].replace("{id}", str(ids[i % len(ids)]))
-        if req["method"] == "POST":
-            return client.post(path, data=req["body"],
-                               content_type="application/x-www-form-urlencoded",
-                               HTTP_X_CSRFTOKEN=spec.get("csrf", ""))
-        return client.get(path)
+    from harness.inproc import mix_session
+    requests, one = mix_session(mix_path)
 
     bad = 0
     for i in range(warm):
