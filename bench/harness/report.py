@@ -719,7 +719,9 @@ def write(results: dict, out_dir: str) -> str:
                   "are counted over the whole process and divided by every request it served. "
                   "Instruction counts do not move with the machine's load; the time figures "
                   "above do. They do move a few percent with memory layout (the same hash seed "
-                  "for every configuration here).", ""]
+                  "for every configuration here), and each endpoint's by up to about 0.1 M "
+                  "between sessions with where the garbage collector's collections fall; the "
+                  "mix's totals move far less.", ""]
         lines += instruction_table(results["instructions"])
     if results.get("unreachable"):
         lines += ["## Export under an unreachable collector", "",
