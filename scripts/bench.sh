@@ -3,7 +3,7 @@
 # ddtrace (when it installs here), untraced as the reference, interleaved in one session; the
 # report and charts go to bench/results/<timestamp>/ and bench/results/latest/.
 #   bash scripts/bench.sh            full session (about 30 minutes on 2 cores)
-#   bash scripts/bench.sh --quick    a short session (about four minutes once set up)
+#   bash scripts/bench.sh --quick    a short session (about three minutes once set up)
 # Extra arguments go to bench/run.py (--rounds N, --only macro,unreachable,inproc,celery,micro,
 # instructions).
 # Nothing here gates on time: the report marks each goal pass or miss.
