@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness.instructions import control_library  # noqa: E402
+from harness.instructions import control_library, read_dump  # noqa: E402
 
 PROJECT = ROOT / "tests" / "integrations" / "django"
 
@@ -180,7 +180,6 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
     djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
     times (interleaved); the median of each row, and its range."""
     import glob
-    import re
 
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,9 +196,7 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
                                capture_output=True)
                 paths = glob.glob(out + ".*-01")
                 for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
-                    text = open(path).read()
-                    label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M).group(1)
-                    total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+                    label, total = read_dump(path)
                     rows.setdefault(label, []).append(total / requests)
     labels = list(rows)
     untraced, official_rows = rows[labels[0]], rows[labels[1]]

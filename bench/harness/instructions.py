@@ -76,10 +76,14 @@ def control_library(directory: str) -> str:
     return lib
 
 
-def _total(path: str) -> int:
+def read_dump(path: str) -> tuple[str | None, int]:
+    """A callgrind output file's dump label (what cg_dump was given; None for a thread's final
+    counts) and its instruction total."""
     with open(path) as f:
         text = f.read()
-    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+    label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
+    total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+    return (label.group(1) if label else None), total
 
 
 def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
@@ -111,14 +115,12 @@ def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> 
             counted = {}
             # <base>.<dump>-01: the request thread's dumps, one per endpoint.
             for path in glob.glob(base + ".*-01"):
-                with open(path) as f:
-                    head = f.read(4096)
-                label = re.search(r"^desc: Trigger: Client Request: (.*)$", head, re.M).group(1)
-                counted[label] = _total(path) / n
+                label, total = read_dump(path)
+                counted[label] = total / n
             endpoints = {label: counted[label] for label in labels if label in counted}
             # <base>-NN: each thread's counts since its last dump; threads other than the
             # request thread never dump, so theirs cover the whole process.
-            others = sum(_total(p) for p in glob.glob(base + "-*")
+            others = sum(read_dump(p)[1] for p in glob.glob(base + "-*")
                          if not p.endswith("-01"))
             out[config] = {"endpoints": endpoints,
                            "other_threads": others / summary["requests"],

@@ -293,7 +293,7 @@ def _url_for_exclusion(request: Any, meta: dict) -> str:
 def begin(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     """Starts the request span and attaches the request's context; returns the RequestSpan,
     EXCLUDED for an excluded URL, or None when this request is already traced."""
-    rs = _request_begin(request, cfg, _state._tracer or _state.tracer())  # noqa: SLF001
+    rs = _request_begin(request, cfg, _state.tracer())
     return _begin_python(request, cfg) if rs is NotImplemented else rs
 
 
