@@ -271,8 +271,18 @@ class JsonEncoder {
 
 }  // namespace
 
-void EncodeExportTraceServiceRequestJson(std::span<const SpanData* const> spans, std::string& out) {
+namespace {
+
+// This thread's grouping, found once per request (see ThreadEncoder in otlp_proto.cc).
+[[gnu::noinline]] SpanGrouping& ThreadGrouping() {
   thread_local SpanGrouping grouping;
+  return grouping;
+}
+
+}  // namespace
+
+void EncodeExportTraceServiceRequestJson(std::span<const SpanData* const> spans, std::string& out) {
+  SpanGrouping& grouping = ThreadGrouping();
   grouping.Build(spans);
   JsonEncoder(out).Encode(grouping);
 }

@@ -371,9 +371,16 @@ bool SerializeParams(PyObject* o, std::string& out, int depth) {
 }
 
 // The exact key of an execution, or false when its parameters cannot be hashed.
+// This thread's serialisation buffer, looked up once per query (see ThreadSpans in
+// span_pool.cc: a thread_local used directly costs a call at every inlined use).
+[[gnu::noinline]] std::string& ThreadParamsBuffer() {
+  thread_local std::string buf;
+  return buf;
+}
+
 bool ExactKeyOf(const SqlPtr& sql, std::string_view text, PyObject* params, bool many,
                 uint64_t& key) {
-  static thread_local std::string buf;
+  std::string& buf = ThreadParamsBuffer();
   buf.clear();
   if (params && params != Py_None) {
     if (many && !PyList_Check(params) && !PyTuple_Check(params)) return false;  // an iterator

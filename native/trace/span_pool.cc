@@ -75,9 +75,20 @@ void SpanPool::Return(std::vector<SpanPtr>& spans) noexcept {
   spans.clear();  // what was not kept
 }
 
-SpanPtr SpanPool::Take() {
-  // This thread's spans taken from the shared list, handed out one at a time.
+namespace {
+
+// This thread's spans taken from the shared list, handed out one at a time. Behind a call
+// that is not inlined, so that Take looks the thread_local up once (each lookup is a call in a
+// shared library), not at every use.
+[[gnu::noinline]] std::vector<SpanPtr>& ThreadSpans() {
   thread_local std::vector<SpanPtr> local;
+  return local;
+}
+
+}  // namespace
+
+SpanPtr SpanPool::Take() {
+  std::vector<SpanPtr>& local = ThreadSpans();
   if (local.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t n = std::min(kRefill, returned_.size());
