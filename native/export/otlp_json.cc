@@ -273,7 +273,7 @@ class JsonEncoder {
 
 namespace {
 
-// This thread's grouping, found once per request (see ThreadEncoder in otlp_proto.cc).
+// This thread's grouping, found once per encoded batch (see ThreadEncoder in otlp_proto.cc).
 [[gnu::noinline]] SpanGrouping& ThreadGrouping() {
   thread_local SpanGrouping grouping;
   return grouping;

@@ -543,7 +543,7 @@ class ProtoEncoder {
 
 namespace {
 
-// This thread's encoder, found once per request. Were the thread_local used directly, the
+// This thread's encoder, found once per encoded batch. Were the thread_local used directly, the
 // inlined encoder would look its address up (a call, in a shared library) at every field.
 [[gnu::noinline]] ProtoEncoder& ThreadEncoder() {
   thread_local ProtoEncoder encoder;

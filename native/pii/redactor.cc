@@ -77,16 +77,16 @@ struct Redactor::RuleBits {
 // verdict cannot let a different value through unscanned. Bounded: a memo that fills up starts
 // over (values that vary per request, like paths with ids, would otherwise grow it forever).
 struct Redactor::Memo {
-  // std::hash is unseeded: values built to collide only slow the lookups of their own bucket,
+  // The hash is unseeded: values built to collide only slow the lookups of their own bucket,
   // and the byte budget bounds how many there can be.
   static constexpr size_t kMaxValueBytes = 2048;
   static constexpr size_t kMaxBytes = 256 * 1024;  // of values, per thread
   static constexpr size_t kMaxKeys = 512;
 
-  // A long value is hashed by its length and its two ends: the cost stays flat however long
-  // the SQL, and values that share both ends only share a bucket (equality is still exact).
-  // The inline multiply-fold hash of the SQL fingerprints: std::hash is an out-of-line call
-  // that costs several times more per byte, on every attribute of every span.
+  // The SQL fingerprints' inline hash (std::hash, an out-of-line call, cost several times more
+  // on every attribute of every span). A long value is hashed by its length and its two ends:
+  // the cost stays flat however long the SQL, and values that share both ends only share a
+  // bucket (equality is still exact).
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept {

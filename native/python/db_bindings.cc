@@ -370,7 +370,6 @@ bool SerializeParams(PyObject* o, std::string& out, int depth) {
   return out.size() <= kMaxSerializedParams;
 }
 
-// The exact key of an execution, or false when its parameters cannot be hashed.
 // This thread's serialisation buffer, looked up once per query (see ThreadSpans in
 // span_pool.cc: a thread_local used directly costs a call at every inlined use).
 [[gnu::noinline]] std::string& ThreadParamsBuffer() {
@@ -378,6 +377,7 @@ bool SerializeParams(PyObject* o, std::string& out, int depth) {
   return buf;
 }
 
+// The exact key of an execution, or false when its parameters cannot be hashed.
 bool ExactKeyOf(const SqlPtr& sql, std::string_view text, PyObject* params, bool many,
                 uint64_t& key) {
   std::string& buf = ThreadParamsBuffer();
