@@ -11,6 +11,11 @@ does not belong to one endpoint.
 
 They move with memory layout (CPython's method cache is indexed by addresses, by up to a few
 percent on one page): every configuration runs with the same hash seed and environment size.
+
+`run_gunicorn` counts the same mix where the HTTP benchmark serves it: inside one Gunicorn sync
+worker (the benchmark's gunicorn_conf.py, one worker), the requests coming over a socket from
+the load generator, so that whatever only a real server does per request (the WSGI environ,
+the access-log hook, psycopg's persistent connection) is counted too.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+import urllib.request
 
 CONTROL = textwrap.dedent("""
     #include <valgrind/callgrind.h>
@@ -129,3 +136,114 @@ def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+# The benchmark's Gunicorn configuration, one worker, with a post_request hook that counts the
+# requests of the mix (not the readiness probes) and has callgrind count `n` of them after
+# `warm`.
+GUNICORN_CONF = textwrap.dedent("""
+    import ctypes, gc, os
+    _base = os.path.join(os.environ["BENCH_HARNESS"], "gunicorn_conf.py")
+    exec(compile(open(_base).read(), _base, "exec"))
+    workers = 1
+    timeout = 3600
+    _warm, _n = int(os.environ["BENCH_CG_WARM"]), int(os.environ["BENCH_CG_N"])
+    _lib = ctypes.CDLL(os.environ["BENCH_CG_LIB"])
+    _served = [0]
+
+    def post_request(worker, req, environ, resp):
+        if environ.get("QUERY_STRING") == "bench-probe":
+            return
+        _served[0] += 1
+        if _served[0] == _warm:
+            gc.collect()
+            gc.freeze()
+            _lib.cg_zero()
+        elif _served[0] == _warm + _n:
+            _lib.cg_dump(b"gunicorn")
+""")
+
+
+def run_gunicorn(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
+    """{config: {"request_thread": instructions per request over `n` requests of the mix (after
+    `warm`), "other_threads": the worker's other threads over its whole life, per request it
+    served, "requests": served, "errors": failed}} for one Gunicorn sync worker under
+    callgrind."""
+    from harness import macro
+
+    out: dict = {}
+    tmp = tempfile.mkdtemp(prefix="djtrace-instructions-gunicorn-")
+    try:
+        lib = control_library(tmp)
+        conf = os.path.join(tmp, "gunicorn_cg.py")
+        with open(conf, "w") as f:
+            f.write(GUNICORN_CONF)
+        for config in configs:
+            spec = prepare_mix()
+            if "error" in spec:
+                raise RuntimeError(f"gunicorn instructions ({config}): seeding failed: "
+                                   f"{spec['error']}")
+            mix_path = os.path.join(tmp, f"mix-{config}.json")
+            with open(mix_path, "w") as f:
+                json.dump(spec, f)
+            # A whole number of passes over the mix, so that every endpoint counts equally.
+            k = len(spec["requests"])
+            count, warm_up = max(n // k, 1) * k, max(warm // k, 1) * k
+            port = macro.free_port()
+            base = os.path.join(tmp, f"cg-{config}.out")
+            env = {**env_of(config), "PYTHONHASHSEED": "0", "BENCH_BIND": f"127.0.0.1:{port}",
+                   "BENCH_WORKERS": "1", "BENCH_HARNESS": os.path.dirname(__file__),
+                   "BENCH_CG_WARM": str(warm_up), "BENCH_CG_N": str(count),
+                   "BENCH_CG_LIB": lib}
+            log_path = os.path.join(tmp, f"gunicorn-{config}.log")
+            with open(log_path, "w") as log_file:
+                proc = subprocess.Popen(
+                    ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                     f"--callgrind-out-file={base}.%p", sys.executable, "-m", "gunicorn", "-c",
+                     conf, "harness.wsgi:application"],
+                    env=env, cwd=app_path, stdout=log_file, stderr=subprocess.STDOUT)
+                try:
+                    _wait_ready(proc, port, log_path)
+                    result = macro.load(port, mix_path, 1, 3600.0, 0.0, warm_up + count)
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(300)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(30)
+            measured = glob.glob(f"{base}.*.1-01")
+            if len(measured) != 1:
+                raise RuntimeError(f"gunicorn instructions ({config}): no count was dumped "
+                                   f"(served {result['all_requests']})")
+            label, total = read_dump(measured[0])
+            worker = measured[0][len(base) + 1:].split(".")[0]
+            others = 0
+            for path in glob.glob(f"{base}.{worker}-*"):
+                if not path.endswith("-01"):
+                    others += read_dump(path)[1]
+            served = result["all_requests"]
+            out[config] = {"request_thread": total / count,
+                           "other_threads": others / served if served else float("nan"),
+                           "requests": served, "errors": result.get("errors", 0)}
+            log(f"instructions (gunicorn): {config} done")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _wait_ready(proc: subprocess.Popen, port: int, log_path: str, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            with open(log_path) as f:
+                raise RuntimeError(f"gunicorn under callgrind exited: {f.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/?bench-probe",
+                                        timeout=60) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError("gunicorn under callgrind did not answer in time")

@@ -287,6 +287,21 @@ def quarter_goals(results: dict) -> list[str]:
                 "(issue 3)", share <= 0.10,
                 f"djtrace adds {ours / 1e6:+.3f} M, official {theirs / 1e6:+.3f} M: "
                 f"{share:.3f} of it"))
+    gi = results.get("instructions_gunicorn")
+    if gi and {"untraced", "otel-100", "djtrace-100"} <= set(gi):
+        for key, what in (("request_thread", "request thread"), ("all", "every thread")):
+            def total(config, key=key):
+                r = gi[config]
+                return r["request_thread"] + (r["other_threads"] if key == "all" else 0)
+            ours = total("djtrace-100") - total("untraced")
+            theirs = total("otel-100") - total("untraced")
+            share = ours / theirs if theirs > 0 else math.nan
+            lines.append(goal_line(
+                f"instructions, mix 100% in a Gunicorn worker ({what}): djtrace adds <= 1/10 "
+                "of the official (issue 3)", share <= 0.10,
+                f"djtrace adds {ours / 1e6:+.3f} M ({ours / total('untraced'):+.1%}), "
+                f"official {theirs / 1e6:+.3f} M ({theirs / total('untraced'):+.1%}): "
+                f"{share:.3f} of it"))
     ip = results.get("inproc")
     if ip and "untraced" in ip:
         def pc(config):
@@ -498,6 +513,28 @@ def instruction_table(runs: dict) -> list[str]:
     lines.append(f"| other threads per request served | {m(base['other_threads'])} | "
                  f"{added(off['other_threads'] - base['other_threads'])} | "
                  f"{added(ours['other_threads'] - base['other_threads'])} | - |")
+    errors = sum(r.get("errors", 0) for r in runs.values())
+    return lines + ["", f"Requests that failed during the counts: {errors}.", ""]
+
+
+def gunicorn_instruction_table(runs: dict) -> list[str]:
+    base, off, ours = runs.get("untraced"), runs.get("otel-100"), runs.get("djtrace-100")
+    if not (base and off and ours):
+        return []
+    lines = ["| per request of the mix | untraced | official 100% adds | djtrace 100% adds | "
+             "x official's added |", "|---|---|---|---|---|"]
+    for key, what in (("request_thread", "request thread"),
+                      ("other_threads", "the worker's other threads (export)"),
+                      ("all", "every thread")):
+        def v(r, key=key):
+            return r["request_thread"] + r["other_threads"] if key == "all" else r[key]
+        u, o, d = v(base), v(off), v(ours)
+        share = f"**{(d - u) / (o - u):.3f}**" if o > u else "-"
+
+        def added(x: float, u: float = u) -> str:
+            return f"{(x - u) / 1e6:+.3f} M" + (f" ({(x - u) / u:+.1%})" if u > 0 else "")
+
+        lines.append(f"| {what} | {u / 1e6:.2f} M | {added(o)} | {added(d)} | {share} |")
     errors = sum(r.get("errors", 0) for r in runs.values())
     return lines + ["", f"Requests that failed during the counts: {errors}.", ""]
 
@@ -723,6 +760,20 @@ def write(results: dict, out_dir: str) -> str:
                   "between sessions with where the garbage collector's collections fall; the "
                   "mix's totals move far less.", ""]
         lines += instruction_table(results["instructions"])
+    if results.get("instructions_gunicorn"):
+        lines += ["### The same mix inside a Gunicorn sync worker", "",
+                  "One Gunicorn sync worker per configuration under callgrind (the benchmark's "
+                  "gunicorn_conf.py with one worker, PostgreSQL and Redis as above), the "
+                  "requests sent one at a time over a socket by the load generator: "
+                  f"{p.get('instr_warmup', 0)} passes over the mix to warm up, then "
+                  f"{p.get('instr_requests', 0)} passes counted on the worker's request thread. "
+                  "The worker's other threads are counted over its whole life and divided by "
+                  "every request it served. What only a real server does per request (the "
+                  "WSGI environ, the access-log hook, the persistent database connection) is "
+                  "in these counts; what they cannot show is the time the same instructions "
+                  "take when five workers, the load generator and the databases share two "
+                  "cores (the throughput figures above).", ""]
+        lines += gunicorn_instruction_table(results["instructions_gunicorn"])
     if results.get("unreachable"):
         lines += ["## Export under an unreachable collector", "",
                   f"Gunicorn, the same servers and mix as above, {p['unreachable_s']:g} s (after "
