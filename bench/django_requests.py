@@ -28,6 +28,8 @@ differently, by up to about 40,000 instructions per request here. Under valgrind
 repeats exactly, so --callgrind-runs N (default 3) measures N layouts: run r gives every
 configuration the hash seed r and r kilobytes more environment, and the report gives the
 median of each row, its range, and each layout's own ratio to the official stack.
+--cache-sim adds callgrind's cache simulation (slower): the L1 instruction and data misses
+per request of each row, and their share of what the official stack adds.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness.instructions import control_library, read_dump  # noqa: E402
+from harness.instructions import control_library, read_dump, read_events  # noqa: E402
 
 PROJECT = ROOT / "tests" / "integrations" / "django"
 
@@ -175,13 +177,14 @@ CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 """)
 
 
-def run_callgrind(env: dict, requests: int, runs: int) -> None:
+def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False) -> None:
     """Instructions of the request thread per request: untraced, the official stack, and
     djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
     times (interleaved); the median of each row, and its range."""
     import glob
 
     rows: dict[str, list[float]] = {}
+    misses: dict[str, list[dict[str, int]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         lib = control_library(tmp)
         for run in range(runs):
@@ -190,6 +193,7 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
             for mode in ("untraced", "official", "djtrace"):
                 out = os.path.join(tmp, f"cg-{mode}-{run}.out")
                 subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                                *(["--cache-sim=yes"] if cache_sim else []),
                                 f"--callgrind-out-file={out}", sys.executable, "-c",
                                 CALLGRIND_WORKLOAD, lib, str(requests), mode],
                                env={**env, **layout}, cwd=str(PROJECT), check=True,
@@ -198,6 +202,8 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
                 for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
                     label, total = read_dump(path)
                     rows.setdefault(label, []).append(total / requests)
+                    if cache_sim:
+                        misses.setdefault(label, []).append(read_events(path))
     labels = list(rows)
     untraced, official_rows = rows[labels[0]], rows[labels[1]]
     base = statistics.median(untraced)
@@ -216,6 +222,40 @@ def run_callgrind(env: dict, requests: int, runs: int) -> None:
                                   for v, u, o in zip(values, untraced, official_rows, strict=True))
         print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}"
               f"  [{min(values):,.0f} - {max(values):,.0f}] {per_layout}")
+    if cache_sim:
+        print_misses(misses, requests)
+
+
+def print_misses(misses: dict[str, list[dict[str, int]]], requests: int) -> None:
+    """The simulated cache misses (callgrind --cache-sim=yes: L1 of 32 KB for instructions and
+    for data, as this machine's) per request, and each configuration's added misses as a share
+    of what the official stack adds: an added instruction costs far less than an added miss,
+    which is why time ratios exceed instruction ratios."""
+    labels = list(misses)
+    def per_request(label: str, event: str) -> float:
+        return statistics.median(e.get(event, 0) for e in misses[label]) / requests
+    events = (("Ir", "instructions"), ("I1mr", "L1 instruction misses"),
+              ("D1", "L1 data misses (read + write)"), ("LL", "last-level misses"))
+    def value(label: str, event: str) -> float:
+        if event == "D1":
+            return per_request(label, "D1mr") + per_request(label, "D1mw")
+        if event == "LL":
+            return sum(per_request(label, e) for e in ("ILmr", "DLmr", "DLmw"))
+        return per_request(label, event)
+    base, official = labels[0], labels[1]
+    print("\n# simulated cache misses per request (median of the layouts); added: x official")
+    print(f"{'configuration':<34}" + "".join(f" {what:>30}" for _, what in events))
+    for label in labels:
+        cells = []
+        for event, _ in events:
+            v = value(label, event)
+            if label == base:
+                cells.append(f"{v:>30,.0f}")
+                continue
+            added, theirs = v - value(base, event), value(official, event) - value(base, event)
+            share = f"{added / theirs:.3f}" if theirs > 0 else "-"
+            cells.append(f"{added:>+20,.0f} x {share:>7}")
+        print(f"{label:<34}" + "".join(f" {c}" for c in cells))
 
 
 def _env(db: str, endpoint: str) -> dict:
@@ -260,6 +300,8 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--callgrind-runs", type=int, default=3,
                         help="processes per configuration under callgrind (median reported)")
+    parser.add_argument("--cache-sim", action="store_true",
+                        help="with --callgrind: also simulate the caches and report misses")
     parser.add_argument("--no-export", action="store_true",
                         help="no span processor: the request thread's cost alone")
     args = parser.parse_args()
@@ -276,7 +318,8 @@ def main() -> None:
                            f"http://127.0.0.1:{port}/v1/traces")
                 env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
-                run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs))
+                run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs),
+                              args.cache_sim)
         finally:
             for s in (sink, sink2):
                 s.terminate()

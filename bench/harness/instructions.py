@@ -93,6 +93,16 @@ def read_dump(path: str) -> tuple[str | None, int]:
     return (label.group(1) if label else None), total
 
 
+def read_events(path: str) -> dict[str, int]:
+    """Every event a callgrind output file counted (Ir; with --cache-sim=yes also the simulated
+    cache misses: I1mr, D1mr, D1mw, ILmr, DLmr, DLmw), as totals."""
+    with open(path) as f:
+        text = f.read()
+    names = re.search(r"^events: (.*)$", text, re.M).group(1).split()
+    values = re.search(r"^(?:summary|totals): (.*)$", text, re.M).group(1).split()
+    return {name: int(value) for name, value in zip(names, values, strict=False)}
+
+
 def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
     """{config: {"endpoints": {label: instructions per request}, "other_threads": instructions
     per request, "requests": served}}. `prepare_mix()` seeds a fresh database and returns the
