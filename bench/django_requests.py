@@ -232,16 +232,20 @@ def print_misses(misses: dict[str, list[dict[str, int]]], requests: int) -> None
     of what the official stack adds: an added instruction costs far less than an added miss,
     which is why time ratios exceed instruction ratios."""
     labels = list(misses)
+
     def per_request(label: str, event: str) -> float:
         return statistics.median(e.get(event, 0) for e in misses[label]) / requests
+
     events = (("Ir", "instructions"), ("I1mr", "L1 instruction misses"),
               ("D1", "L1 data misses (read + write)"), ("LL", "last-level misses"))
+
     def value(label: str, event: str) -> float:
         if event == "D1":
             return per_request(label, "D1mr") + per_request(label, "D1mw")
         if event == "LL":
             return sum(per_request(label, e) for e in ("ILmr", "DLmr", "DLmw"))
         return per_request(label, event)
+
     base, official = labels[0], labels[1]
     print("\n# simulated cache misses per request (median of the layouts); added: x official")
     print(f"{'configuration':<34}" + "".join(f" {what:>30}" for _, what in events))
