@@ -441,11 +441,16 @@ class Session:
         stamp = started_at.strftime("%Y%m%d-%H%M%S") + ("-quick" if self.p["quick"] else "")
         out_dir = os.path.join(BENCH, "results", stamp)
         text = report.write(self.results, out_dir)
-        latest = os.path.join(BENCH, "results", "latest")
-        shutil.rmtree(latest, ignore_errors=True)
-        shutil.copytree(out_dir, latest)
+        if only is None:
+            latest = os.path.join(BENCH, "results", "latest")
+            shutil.rmtree(latest, ignore_errors=True)
+            shutil.copytree(out_dir, latest)
+            log(f"report: {os.path.relpath(out_dir, ROOT)}/report.md (and bench/results/latest/)")
+        else:
+            # Part of a session: the latest whole session's report stays in latest/.
+            log(f"report: {os.path.relpath(out_dir, ROOT)}/report.md (--only: bench/results/"
+                "latest/ left as it was)")
         shutil.rmtree(self.tmp, ignore_errors=True)
-        log(f"report: {os.path.relpath(out_dir, ROOT)}/report.md (and bench/results/latest/)")
         return text
 
 
