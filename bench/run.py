@@ -315,10 +315,9 @@ class Session:
                 self.env_of, self.app_path, log)
         except Exception as exc:  # noqa: BLE001
             self.fail("instructions", exc)
-        k = len(self.mix["requests"])
         try:
             self.results["instructions_gunicorn"] = instructions.run_gunicorn(
-                INSTRUCTION_CONFIGS, self.p["instr_requests"] * k, self.p["instr_warmup"] * k,
+                INSTRUCTION_CONFIGS, self.p["instr_requests"], self.p["instr_warmup"],
                 lambda: self.prepare(self.app_path, self.settings, "djtrace_bench"),
                 self.env_of, self.app_path, log)
         except Exception as exc:  # noqa: BLE001

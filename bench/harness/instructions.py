@@ -83,24 +83,16 @@ def control_library(directory: str) -> str:
     return lib
 
 
-def read_dump(path: str) -> tuple[str | None, int]:
+def read_dump(path: str) -> tuple[str | None, dict[str, int]]:
     """A callgrind output file's dump label (what cg_dump was given; None for a thread's final
-    counts) and its instruction total."""
+    counts) and every event it counted, as totals: "Ir" (instructions), and with
+    --cache-sim=yes the simulated cache misses (I1mr, D1mr, D1mw, ILmr, DLmr, DLmw)."""
     with open(path) as f:
         text = f.read()
     label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
-    total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
-    return (label.group(1) if label else None), total
-
-
-def read_events(path: str) -> dict[str, int]:
-    """Every event a callgrind output file counted (Ir; with --cache-sim=yes also the simulated
-    cache misses: I1mr, D1mr, D1mw, ILmr, DLmr, DLmw), as totals."""
-    with open(path) as f:
-        text = f.read()
     names = re.search(r"^events: (.*)$", text, re.M).group(1).split()
     values = re.search(r"^(?:summary|totals): (.*)$", text, re.M).group(1).split()
-    return {name: int(value) for name, value in zip(names, values, strict=False)}
+    return (label.group(1) if label else None), dict(zip(names, map(int, values), strict=False))
 
 
 def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
@@ -132,12 +124,12 @@ def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> 
             counted = {}
             # <base>.<dump>-01: the request thread's dumps, one per endpoint.
             for path in glob.glob(base + ".*-01"):
-                label, total = read_dump(path)
-                counted[label] = total / n
+                label, events = read_dump(path)
+                counted[label] = events["Ir"] / n
             endpoints = {label: counted[label] for label in labels if label in counted}
             # <base>-NN: each thread's counts since its last dump; threads other than the
             # request thread never dump, so theirs cover the whole process.
-            others = sum(read_dump(p)[1] for p in glob.glob(base + "-*")
+            others = sum(read_dump(p)[1]["Ir"] for p in glob.glob(base + "-*")
                          if not p.endswith("-01"))
             out[config] = {"endpoints": endpoints,
                            "other_threads": others / summary["requests"],
@@ -149,8 +141,8 @@ def run(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> 
 
 
 # The benchmark's Gunicorn configuration, one worker, with a post_request hook that counts the
-# requests of the mix (not the readiness probes) and has callgrind count `n` of them after
-# `warm`.
+# requests of the mix (not the readiness probes) and has callgrind count BENCH_CG_N of them
+# after BENCH_CG_WARM.
 GUNICORN_CONF = textwrap.dedent("""
     import ctypes, gc, os
     _base = os.path.join(os.environ["BENCH_HARNESS"], "gunicorn_conf.py")
@@ -174,11 +166,12 @@ GUNICORN_CONF = textwrap.dedent("""
 """)
 
 
-def run_gunicorn(configs, n: int, warm: int, prepare_mix, env_of, app_path: str, log) -> dict:
-    """{config: {"request_thread": instructions per request over `n` requests of the mix (after
-    `warm`), "other_threads": the worker's other threads over its whole life, per request it
-    served, "requests": served, "errors": failed}} for one Gunicorn sync worker under
-    callgrind."""
+def run_gunicorn(configs, passes: int, warm_passes: int, prepare_mix, env_of, app_path: str,
+                 log) -> dict:
+    """{config: {"request_thread": instructions per request over `passes` passes over the mix
+    (after `warm_passes`), "other_threads": the worker's other threads over its whole life, per
+    request it served, "requests": served, "errors": failed}} for one Gunicorn sync worker
+    under callgrind."""
     from harness import macro
 
     out: dict = {}
@@ -196,9 +189,9 @@ def run_gunicorn(configs, n: int, warm: int, prepare_mix, env_of, app_path: str,
             mix_path = os.path.join(tmp, f"mix-{config}.json")
             with open(mix_path, "w") as f:
                 json.dump(spec, f)
-            # A whole number of passes over the mix, so that every endpoint counts equally.
-            k = len(spec["requests"])
-            count, warm_up = max(n // k, 1) * k, max(warm // k, 1) * k
+            # Whole passes over the mix, so that every endpoint counts equally.
+            count = passes * len(spec["requests"])
+            warm_up = warm_passes * len(spec["requests"])
             port = macro.free_port()
             base = os.path.join(tmp, f"cg-{config}.out")
             env = {**env_of(config), "PYTHONHASHSEED": "0", "BENCH_BIND": f"127.0.0.1:{port}",
@@ -226,12 +219,10 @@ def run_gunicorn(configs, n: int, warm: int, prepare_mix, env_of, app_path: str,
             if len(measured) != 1:
                 raise RuntimeError(f"gunicorn instructions ({config}): no count was dumped "
                                    f"(served {result['all_requests']})")
-            label, total = read_dump(measured[0])
+            total = read_dump(measured[0])[1]["Ir"]
             worker = measured[0][len(base) + 1:].split(".")[0]
-            others = 0
-            for path in glob.glob(f"{base}.{worker}-*"):
-                if not path.endswith("-01"):
-                    others += read_dump(path)[1]
+            others = sum(read_dump(path)[1]["Ir"] for path in glob.glob(f"{base}.{worker}-*")
+                         if not path.endswith("-01"))
             served = result["all_requests"]
             out[config] = {"request_thread": total / count,
                            "other_threads": others / served if served else float("nan"),

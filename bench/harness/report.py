@@ -289,19 +289,16 @@ def quarter_goals(results: dict) -> list[str]:
                 f"{share:.3f} of it"))
     gi = results.get("instructions_gunicorn")
     if gi and {"untraced", "otel-100", "djtrace-100"} <= set(gi):
+        t = gunicorn_totals(gi)
         for key, what in (("request_thread", "request thread"), ("all", "every thread")):
-            def total(config, key=key):
-                r = gi[config]
-                return r["request_thread"] + (r["other_threads"] if key == "all" else 0)
-            ours = total("djtrace-100") - total("untraced")
-            theirs = total("otel-100") - total("untraced")
+            base = t["untraced"][key]
+            ours, theirs = t["djtrace-100"][key] - base, t["otel-100"][key] - base
             share = ours / theirs if theirs > 0 else math.nan
             lines.append(goal_line(
                 f"instructions, mix 100% in a Gunicorn worker ({what}): djtrace adds <= 1/10 "
                 "of the official (issue 3)", share <= 0.10,
-                f"djtrace adds {ours / 1e6:+.3f} M ({ours / total('untraced'):+.1%}), "
-                f"official {theirs / 1e6:+.3f} M ({theirs / total('untraced'):+.1%}): "
-                f"{share:.3f} of it"))
+                f"djtrace adds {ours / 1e6:+.3f} M ({ours / base:+.1%}), "
+                f"official {theirs / 1e6:+.3f} M ({theirs / base:+.1%}): {share:.3f} of it"))
     ip = results.get("inproc")
     if ip and "untraced" in ip:
         def pc(config):
@@ -517,18 +514,24 @@ def instruction_table(runs: dict) -> list[str]:
     return lines + ["", f"Requests that failed during the counts: {errors}.", ""]
 
 
+def gunicorn_totals(runs: dict) -> dict:
+    """Per configuration of the Gunicorn-worker count: its request thread's, other threads' and
+    all threads' instructions per request."""
+    return {config: {"request_thread": r["request_thread"], "other_threads": r["other_threads"],
+                     "all": r["request_thread"] + r["other_threads"]}
+            for config, r in runs.items()}
+
+
 def gunicorn_instruction_table(runs: dict) -> list[str]:
-    base, off, ours = runs.get("untraced"), runs.get("otel-100"), runs.get("djtrace-100")
-    if not (base and off and ours):
+    if not {"untraced", "otel-100", "djtrace-100"} <= set(runs):
         return []
+    t = gunicorn_totals(runs)
     lines = ["| per request of the mix | untraced | official 100% adds | djtrace 100% adds | "
              "x official's added |", "|---|---|---|---|---|"]
     for key, what in (("request_thread", "request thread"),
                       ("other_threads", "the worker's other threads (export)"),
                       ("all", "every thread")):
-        def v(r, key=key):
-            return r["request_thread"] + r["other_threads"] if key == "all" else r[key]
-        u, o, d = v(base), v(off), v(ours)
+        u, o, d = t["untraced"][key], t["otel-100"][key], t["djtrace-100"][key]
         share = f"**{(d - u) / (o - u):.3f}**" if o > u else "-"
 
         def added(x: float, u: float = u) -> str:
