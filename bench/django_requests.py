@@ -28,8 +28,12 @@ differently, by up to about 40,000 instructions per request here. Under valgrind
 repeats exactly, so --callgrind-runs N (default 3) measures N layouts: run r gives every
 configuration the hash seed r and r kilobytes more environment, and the report gives the
 median of each row, its range, and each layout's own ratio to the official stack.
---cache-sim adds callgrind's cache simulation (slower): the L1 instruction and data misses
-per request of each row, and their share of what the official stack adds.
+--cache-sim adds callgrind's cache simulation (slower) with this machine's caches below the
+shared one (lscpu): 32 KB level-1 instruction and data caches, and the 512 KB level 2 as the
+last level. It reports the L1 and L2 misses per request of each row and their share of what
+the official stack adds. --cold (implies --cache-sim) also writes 4 MB, not counted, before
+each counted request, as other processes do between two requests of a Gunicorn worker that
+shares its cores.
 """
 
 from __future__ import annotations
@@ -130,10 +134,15 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 
 MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
 
+# --cache-sim: this machine's level 2 (size, associativity, line; lscpu) simulated as the last
+# level. --cold: what other processes write between two requests (8 times that).
+L2_CACHE = "524288,8,64"
+COLD_EVICT_MB = 4
+
 CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import ctypes, gc, os, sys
     lib = ctypes.CDLL(sys.argv[1])
-    n, mode = int(sys.argv[2]), sys.argv[3]
+    n, mode, evict_mb = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     from django.conf import settings
     if mode in ("untraced", "official"):
         settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
@@ -143,6 +152,8 @@ CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     django.setup()
     from django.test import Client
     client = Client()
+    evict = bytearray(evict_mb << 20)
+    fills = (bytes(len(evict) // 64), b"\\x01" * (len(evict) // 64))
     off = {"middleware_spans": False, "view_spans": False, "template_spans": False,
            "cache_spans": False, "db_spans": False}
     if mode == "djtrace":
@@ -171,13 +182,18 @@ CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
         gc.collect()
         gc.freeze()
         lib.cg_zero()
-        for _ in range(n):
+        for i in range(n):
+            if evict:
+                lib.cg_toggle()  # not counted: the other processes' work between two requests
+                evict[::64] = fills[i & 1]
+                lib.cg_toggle()
             client.get("/bench/")
         lib.cg_dump(name.encode())
 """)
 
 
-def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False) -> None:
+def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
+                  cold: bool = False) -> None:
     """Instructions of the request thread per request: untraced, the official stack, and
     djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
     times (interleaved); the median of each row, and its range."""
@@ -193,9 +209,11 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False) 
             for mode in ("untraced", "official", "djtrace"):
                 out = os.path.join(tmp, f"cg-{mode}-{run}.out")
                 subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                                *(["--cache-sim=yes"] if cache_sim else []),
+                                *(["--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64",
+                                   f"--LL={L2_CACHE}"] if cache_sim else []),
                                 f"--callgrind-out-file={out}", sys.executable, "-c",
-                                CALLGRIND_WORKLOAD, lib, str(requests), mode],
+                                CALLGRIND_WORKLOAD, lib, str(requests), mode,
+                                str(COLD_EVICT_MB if cold else 0)],
                                env={**env, **layout}, cwd=str(PROJECT), check=True,
                                capture_output=True)
                 paths = glob.glob(out + ".*-01")
@@ -223,31 +241,33 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False) 
         print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}"
               f"  [{min(values):,.0f} - {max(values):,.0f}] {per_layout}")
     if cache_sim:
-        print_misses(misses, requests)
+        print_misses(misses, requests, cold)
 
 
-def print_misses(misses: dict[str, list[dict[str, int]]], requests: int) -> None:
-    """The simulated cache misses (callgrind --cache-sim=yes: L1 of 32 KB for instructions and
-    for data, as this machine's) per request, and each configuration's added misses as a share
-    of what the official stack adds: an added instruction costs far less than an added miss,
-    which is why time ratios exceed instruction ratios."""
+def print_misses(misses: dict[str, list[dict[str, int]]], requests: int,
+                 cold: bool = False) -> None:
+    """The simulated cache misses per request (L1 of 32 KB for instructions and for data, L2 of
+    512 KB, as this machine's), and each configuration's added misses as a share of what the
+    official stack adds: an added instruction costs far less than an added miss, which is why
+    time ratios exceed instruction ratios."""
     labels = list(misses)
 
     def per_request(label: str, event: str) -> float:
         return statistics.median(e.get(event, 0) for e in misses[label]) / requests
 
-    # Last-level misses are left out: the simulated last level is this machine's (256 MB), and
-    # a request misses it a few times at most, too few for a ratio.
     events = (("Ir", "instructions"), ("I1mr", "L1 instruction misses"),
-              ("D1", "L1 data misses (read + write)"))
+              ("D1", "L1 data misses (read + write)"), ("ILmr", "L2 instruction misses"),
+              ("DL", "L2 data misses (read + write)"))
 
     def value(label: str, event: str) -> float:
-        if event == "D1":
-            return per_request(label, "D1mr") + per_request(label, "D1mw")
+        if event in ("D1", "DL"):
+            return per_request(label, event + "mr") + per_request(label, event + "mw")
         return per_request(label, event)
 
     base, official = labels[0], labels[1]
-    print("\n# simulated cache misses per request (median of the layouts); added: x official")
+    state = f"{COLD_EVICT_MB} MB written before each request" if cold else "warm"
+    print(f"\n# simulated cache misses per request (L1 32 KB + 32 KB, L2 512 KB; {state}; median "
+          "of the layouts); added: x official")
     print(f"{'configuration':<34}" + "".join(f" {what:>30}" for _, what in events))
     for label in labels:
         cells = []
@@ -306,6 +326,9 @@ def main() -> None:
                         help="processes per configuration under callgrind (median reported)")
     parser.add_argument("--cache-sim", action="store_true",
                         help="with --callgrind: also simulate the caches and report misses")
+    parser.add_argument("--cold", action="store_true",
+                        help="with --callgrind: --cache-sim, and 4 MB written (not counted) "
+                             "before each counted request")
     parser.add_argument("--no-export", action="store_true",
                         help="no span processor: the request thread's cost alone")
     args = parser.parse_args()
@@ -323,7 +346,7 @@ def main() -> None:
                 env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
                 run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs),
-                              args.cache_sim)
+                              args.cache_sim or args.cold, args.cold)
         finally:
             for s in (sink, sink2):
                 s.terminate()

@@ -36,6 +36,7 @@ CONTROL = textwrap.dedent("""
     #include <valgrind/callgrind.h>
     void cg_zero(void) { CALLGRIND_ZERO_STATS; }
     void cg_dump(const char* s) { CALLGRIND_DUMP_STATS_AT(s); }
+    void cg_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
 """)
 
 WORKLOAD = textwrap.dedent("""
@@ -74,8 +75,9 @@ def available() -> str | None:
 
 
 def control_library(directory: str) -> str:
-    """Builds the library whose cg_zero() and cg_dump(label) a process under callgrind calls
-    (through ctypes) to count a stretch of its own work; returns its path."""
+    """Builds the library whose cg_zero(), cg_dump(label) and cg_toggle() (counting off, then
+    on again) a process under callgrind calls (through ctypes) to count a stretch of its own
+    work; returns its path."""
     src, lib = os.path.join(directory, "control.c"), os.path.join(directory, "libcontrol.so")
     with open(src, "w") as f:
         f.write(CONTROL)
