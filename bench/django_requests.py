@@ -134,9 +134,10 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 
 MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
 
-# --cache-sim: this machine's level 2 (size, associativity, line; lscpu) simulated as the last
-# level. --cold: what other processes write between two requests (8 times that).
-L2_CACHE = "524288,8,64"
+# --cache-sim: this machine's caches below the shared one (size, associativity, line; lscpu),
+# its 512 KB level 2 as callgrind's last level. --cold: what other processes write between two
+# requests (8 times the level 2).
+CACHE_SIM_ARGS = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=524288,8,64")
 COLD_EVICT_MB = 4
 
 CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
@@ -196,7 +197,8 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
                   cold: bool = False) -> None:
     """Instructions of the request thread per request: untraced, the official stack, and
     djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
-    times (interleaved); the median of each row, and its range."""
+    times (interleaved); the median of each row, and its range. `cold` implies `cache_sim`."""
+    cache_sim = cache_sim or cold
     import glob
 
     rows: dict[str, list[float]] = {}
@@ -209,8 +211,7 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
             for mode in ("untraced", "official", "djtrace"):
                 out = os.path.join(tmp, f"cg-{mode}-{run}.out")
                 subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                                *(["--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64",
-                                   f"--LL={L2_CACHE}"] if cache_sim else []),
+                                *(CACHE_SIM_ARGS if cache_sim else ()),
                                 f"--callgrind-out-file={out}", sys.executable, "-c",
                                 CALLGRIND_WORKLOAD, lib, str(requests), mode,
                                 str(COLD_EVICT_MB if cold else 0)],
@@ -327,8 +328,8 @@ def main() -> None:
     parser.add_argument("--cache-sim", action="store_true",
                         help="with --callgrind: also simulate the caches and report misses")
     parser.add_argument("--cold", action="store_true",
-                        help="with --callgrind: --cache-sim, and 4 MB written (not counted) "
-                             "before each counted request")
+                        help=f"with --callgrind: --cache-sim, and {COLD_EVICT_MB} MB written "
+                             "(not counted) before each counted request")
     parser.add_argument("--no-export", action="store_true",
                         help="no span processor: the request thread's cost alone")
     args = parser.parse_args()
@@ -346,7 +347,7 @@ def main() -> None:
                 env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
                 run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs),
-                              args.cache_sim or args.cold, args.cold)
+                              args.cache_sim, args.cold)
         finally:
             for s in (sink, sink2):
                 s.terminate()
