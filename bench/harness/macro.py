@@ -157,9 +157,16 @@ def measure(server: Server, mix_path: str, concurrency: int, duration: float, wa
             max_requests: int) -> dict:
     pids = server.pids()
     cpu0 = procs.cpu_seconds(pids)
+    before = procs.counters(pids)
     result = load(server.port, mix_path, concurrency, duration, warmup, max_requests)
     cpu1 = procs.cpu_seconds(pids)
+    after = procs.counters(pids)
     served = result["all_requests"]
+    for key, scale in (("user_s", 1e3), ("sys_s", 1e3), ("minflt", 1), ("majflt", 1),
+                       ("vcsw", 1), ("ivcsw", 1)):
+        name = key.removesuffix("_s") + ("_ms" if key.endswith("_s") else "")
+        result[f"{name}_per_request"] = ((after[key] - before[key]) * scale / served
+                                         if served else float("nan"))
     mem = [procs.memory_kb(p) for p in server.worker_pids()]
     hwm = [h for _, h in mem if h]
     rss = [r for r, _ in mem if r]

@@ -45,6 +45,35 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def counters(pids: list[int]) -> dict:
+    """What `pids` (every thread of each) have cost so far: user and system CPU seconds, minor
+    and major page faults, voluntary and involuntary context switches."""
+    out = dict.fromkeys(("user_s", "sys_s", "minflt", "majflt", "vcsw", "ivcsw"), 0.0)
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is None:
+            continue
+        out["minflt"] += int(fields[7])
+        out["majflt"] += int(fields[9])
+        out["user_s"] += int(fields[11]) / _TICK
+        out["sys_s"] += int(fields[12]) / _TICK
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            out["vcsw"] += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            out["ivcsw"] += int(line.split()[1])
+            except OSError:
+                pass
+    return out
+
+
 def memory_kb(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) of `pid` in kB; (0, 0) when it is gone."""
     rss = hwm = 0

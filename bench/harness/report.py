@@ -85,8 +85,14 @@ def macro_rows(runs: dict) -> dict:
             "errors": sum(r["errors"] for r in rows),
             "requests": sum(r["requests"] for r in rows),
             "client_cpu": [r["client_cpu_s"] for r in rows],
+            **{k: [r.get(f"{k}_per_request", float("nan")) for r in rows]
+               for k in SERVER_COUNTERS},
         }
     return out
+
+
+# Per request, from /proc (harness/procs.counters): where the server CPU time goes.
+SERVER_COUNTERS = ("user_ms", "sys_ms", "minflt", "majflt", "vcsw", "ivcsw")
 
 
 def macro_tables(title: str, runs: dict, export: dict) -> list[str]:
@@ -122,6 +128,21 @@ def macro_tables(title: str, runs: dict, export: dict) -> list[str]:
             f"{fmt(added, 3) if config != 'untraced' else '-'} | {share} | {fmt3(r['rss'], 1)} | "
             f"{fmt(med(r['rss']) - med(base['rss']), 1) if base and config != 'untraced' else '-'}"
             f" | {fmt(kb, 2) if kb is not None else '-'} |")
+    if base and not math.isnan(med(base["user_ms"])):
+        lines += ["", "Where the server CPU goes, per request (medians; every thread of the "
+                  "server's processes, from /proc): user and system time, minor page faults, "
+                  "voluntary and involuntary context switches.", "",
+                  "| configuration | user ms | system ms | added user / system ms | "
+                  "minor faults | context switches (voluntary / involuntary) |",
+                  "|---|---|---|---|---|---|"]
+        for config, r in rows.items():
+            added = "-" if config == "untraced" else (
+                f"{med(r['user_ms']) - med(base['user_ms']):+.3f} / "
+                f"{med(r['sys_ms']) - med(base['sys_ms']):+.3f}")
+            lines.append(
+                f"| {LABELS.get(config, config)} | {fmt(med(r['user_ms']), 3)} | "
+                f"{fmt(med(r['sys_ms']), 3)} | {added} | {fmt(med(r['minflt']), 2)} | "
+                f"{fmt(med(r['vcsw']), 2)} / {fmt(med(r['ivcsw']), 2)} |")
     lines.append("")
     bad = invalid(rows, *rows)
     if bad:
