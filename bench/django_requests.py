@@ -382,9 +382,12 @@ def main() -> None:
     print("# wall: elapsed time per request (the latency a client sees, including waits for the "
           "GIL held by an exporter thread); cpu: CPU time of the request thread per request")
     print("# x official: the configuration's added median against the official stack's added "
-          "median, by wall time and by CPU time")
+          "median, by wall time and by CPU time; paired: the same ratio of CPU time within each "
+          "round (processes run back to back, so load that drifts between rounds cancels), "
+          "median (min - max) over rounds")
     print(f"{'configuration':<14} {'wall us (min/median/max)':>26} {'cpu us (min/median/max)':>26}"
-          f" {'cpu overhead':>13} {'x official wall/cpu':>20} {'spans/req':>10}")
+          f" {'cpu overhead':>13} {'x official wall/cpu':>20} {'spans/req':>10}"
+          f"  {'cpu x official, paired':>24}")
     base = statistics.median(cpu["untraced"])
     base_wall = statistics.median(results["untraced"])
     official_cpu = statistics.median(cpu["official"]) - base
@@ -399,7 +402,21 @@ def main() -> None:
                      f"{(statistics.median(c) - base) / official_cpu:.2f}")
         print(f"{mode:<14} {min(w):>8.0f} /{statistics.median(w):>6.0f} /{max(w):>6.0f}  "
               f"{min(c):>8.0f} /{statistics.median(c):>6.0f} /{max(c):>6.0f}  "
-              f"{overhead:>13} {ratio:>20} {span_count:>10}")
+              f"{overhead:>13} {ratio:>20} {span_count:>10}  {paired_ratio(cpu, mode):>24}")
+
+
+def paired_ratio(cpu: dict[str, list], mode: str) -> str:
+    """The CPU time `mode` adds over the official stack's, round by round: median (min - max)."""
+    if mode in ("untraced", "official"):
+        return "-"
+    ratios = []
+    for mine, official, untraced in zip(cpu[mode], cpu["official"], cpu["untraced"],
+                                        strict=True):
+        if official > untraced:
+            ratios.append((mine - untraced) / (official - untraced))
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f} - {max(ratios):.2f})"
 
 
 if __name__ == "__main__":
