@@ -156,22 +156,18 @@ def load(port: int, mix_path: str, concurrency: int, duration: float, warmup: fl
 def measure(server: Server, mix_path: str, concurrency: int, duration: float, warmup: float,
             max_requests: int) -> dict:
     pids = server.pids()
-    cpu0 = procs.cpu_seconds(pids)
     before = procs.counters(pids)
     result = load(server.port, mix_path, concurrency, duration, warmup, max_requests)
-    cpu1 = procs.cpu_seconds(pids)
     after = procs.counters(pids)
     served = result["all_requests"]
-    for key, scale in (("user_s", 1e3), ("sys_s", 1e3), ("minflt", 1), ("majflt", 1),
-                       ("vcsw", 1), ("ivcsw", 1)):
-        name = key.removesuffix("_s") + ("_ms" if key.endswith("_s") else "")
-        result[f"{name}_per_request"] = ((after[key] - before[key]) * scale / served
+    for key in procs.COUNTERS:
+        result[f"{key}_per_request"] = ((after[key] - before[key]) / served
                                          if served else float("nan"))
     mem = [procs.memory_kb(p) for p in server.worker_pids()]
     hwm = [h for _, h in mem if h]
     rss = [r for r, _ in mem if r]
     result.update({
-        "cpu_ms_per_request": (cpu1 - cpu0) / served * 1e3 if served else float("nan"),
+        "cpu_ms_per_request": result["user_ms_per_request"] + result["sys_ms_per_request"],
         "rss_mb_per_worker": sum(rss) / len(rss) / 1024 if rss else float("nan"),
         "peak_rss_mb_per_worker": sum(hwm) / len(hwm) / 1024 if hwm else float("nan"),
         "max_peak_rss_mb": max(hwm) / 1024 if hwm else float("nan"),

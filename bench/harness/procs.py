@@ -45,18 +45,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+# What counters() reads: user and system CPU milliseconds, minor and major page faults,
+# voluntary and involuntary context switches.
+COUNTERS = ("user_ms", "sys_ms", "minflt", "majflt", "vcsw", "ivcsw")
+
+
 def counters(pids: list[int]) -> dict:
-    """What `pids` (every thread of each) have cost so far: user and system CPU seconds, minor
-    and major page faults, voluntary and involuntary context switches."""
-    out = dict.fromkeys(("user_s", "sys_s", "minflt", "majflt", "vcsw", "ivcsw"), 0.0)
+    """COUNTERS for `pids` (every thread of each) so far."""
+    out = dict.fromkeys(COUNTERS, 0.0)
     for pid in pids:
         fields = _stat(pid)
         if fields is None:
             continue
         out["minflt"] += int(fields[7])
         out["majflt"] += int(fields[9])
-        out["user_s"] += int(fields[11]) / _TICK
-        out["sys_s"] += int(fields[12]) / _TICK
+        out["user_ms"] += int(fields[11]) * 1e3 / _TICK
+        out["sys_ms"] += int(fields[12]) * 1e3 / _TICK
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:

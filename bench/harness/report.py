@@ -12,6 +12,8 @@ import math
 import os
 import statistics
 
+from harness import procs
+
 LABELS = {
     "untraced": "untraced",
     "otel-100": "official 100%",
@@ -85,14 +87,11 @@ def macro_rows(runs: dict) -> dict:
             "errors": sum(r["errors"] for r in rows),
             "requests": sum(r["requests"] for r in rows),
             "client_cpu": [r["client_cpu_s"] for r in rows],
+            # Where the server CPU goes (absent from results written before they were read).
             **{k: [r.get(f"{k}_per_request", float("nan")) for r in rows]
-               for k in SERVER_COUNTERS},
+               for k in procs.COUNTERS},
         }
     return out
-
-
-# Per request, from /proc (harness/procs.counters): where the server CPU time goes.
-SERVER_COUNTERS = ("user_ms", "sys_ms", "minflt", "majflt", "vcsw", "ivcsw")
 
 
 def macro_tables(title: str, runs: dict, export: dict) -> list[str]:
