@@ -46,7 +46,7 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
 
   nb::object span;
   try {
-    int flags = kAttachOnEnter | kEndOnExit |
+    int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
                 ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
     span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
                    attributes, nb::none(), nb::none(), flags, StartOptions());

@@ -27,6 +27,11 @@ struct ContextGlue {
   PyObject* set_span_in_context = nullptr;
   PyObject* get_current = nullptr;
   PyObject* misuse = nullptr;  // called with (what) for a call on an ended span
+  // The variable's default, which every thread that never set it sees (see DeferredEntry).
+  PyObject* default_context = nullptr;
+  // Spans entered with kDeferAttach leave the variable alone: the runtime context the API reads
+  // (djtrace.sdk._context) finds them. False until that runtime context is installed.
+  bool defer = false;
 };
 extern ContextGlue g_ctx;
 
@@ -35,6 +40,9 @@ enum SpanFlags : uint8_t {
   kEndOnExit = 2,
   kRecordException = 4,
   kSetStatusOnException = 8,
+  // With kAttachOnEnter: made current without setting the context variable (ext.cc, "Deferred
+  // attach"). Only for spans entered and exited by native code around one call, on one thread.
+  kDeferAttach = 16,
 };
 
 // One per tracer provider. The Python hooks are set only when the provider has a sampler or
@@ -124,6 +132,12 @@ nb::dict SpanToDict(const SpanData& s);
 uint64_t ToTime(nb::handle t);
 // The span stored in `context` (the current context when None), or None.
 nb::object SpanInContext(nb::handle context);
+// The OpenTelemetry context variable's value (None when unset): the current context but for the
+// span, which may be a deferred one (use SpanInContext for that). Never builds a Context.
+nb::object RawCurrentContext();
+// The current span, given the variable's value `raw` (RawCurrentContext's): a deferred span
+// entered on it, else the span stored in it, else None.
+nb::object SpanInRawContext(nb::handle raw);
 // Starts a span as tracer.start_span does; `parent` is a span object or None.
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,

@@ -33,7 +33,6 @@ using namespace nb::literals;
 namespace djtrace {
 
 // Defined in ext.cc; not (yet) declared in common.h.
-nb::object CurrentContext();
 bool ParentContext(nb::handle parent, SpanContextData& out);
 
 namespace {
@@ -735,7 +734,9 @@ enum class Mode { kUntraced, kTraced, kFallback };
 Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* params, bool many) {
   ex.info = &info;
   if (g_db.suppress_var && VarTrue(g_db.suppress_var)) return Mode::kUntraced;
-  nb::object ctx = CurrentContext();
+  // The suppression key is never the span's, so the variable's value answers for it even when
+  // the current span is a deferred one.
+  nb::object ctx = RawCurrentContext();
   if (g_db.otel_suppress_key && PyDict_Check(ctx.ptr())) {
     PyObject* v = PyDict_GetItemWithError(ctx.ptr(), g_db.otel_suppress_key);
     if (!v && PyErr_Occurred()) PyErr_Clear();
@@ -749,7 +750,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
                                                                   : Mode::kUntraced;
   }
 
-  nb::object parent = SpanInContext(ctx);
+  nb::object parent = SpanInRawContext(ctx);
   PySpan* parent_span = nullptr;
   SpanContextData remote_parent;
   const SpanContextData* parent_ctx = nullptr;

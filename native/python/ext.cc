@@ -437,6 +437,95 @@ PyObject* AttachToContextVar(PyObject* span_obj, PyObject* key, PyObject* value)
   return token;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Deferred attach. The spans native hooks wrap around one call (traced_call: middleware, views,
+// templates, cache calls) are made current without touching the context variable. Copying the
+// Context dict, setting the variable and resetting it cost about 4.9 k instructions per span,
+// a quarter of what djtrace added to a request of the benchmark page, and nothing reads that
+// Context for most of them. Each is pushed here instead, with the variable's value at that
+// moment (its base). The current span is the innermost entry whose base is still the
+// variable's value: anything set after it (a span of the application's, a value attached)
+// hides it, and the Context holding it is built only when asked for (the runtime context's
+// get_current, djtrace.sdk._context) and kept until the entry is popped.
+//
+// One list for the process, read and written under the GIL. A reader takes the innermost
+// entry on its base pushed by its own thread; failing that (a thread or event loop that copied
+// the context: async_to_sync, a pool running copy_context().run), the innermost entry on its
+// base of the thread that pushed the first one, the request's own thread, whose current span
+// is the one the copy was taken in while it waits for the work. The variable's default is
+// shared by every thread that never set it, so it only matches a thread's own entries.
+struct DeferredEntry {
+  PyObject* span;     // owned
+  PyObject* base;     // owned; may be null (a variable without default, never set)
+  PyObject* context;  // owned; null until asked for
+  PyThreadState* thread;
+};
+std::vector<DeferredEntry> g_deferred;
+
+const DeferredEntry* FindDeferred(PyObject* base) {
+  if (g_deferred.empty()) return nullptr;
+  PyThreadState* thread = PyThreadState_Get();
+  for (auto it = g_deferred.rbegin(); it != g_deferred.rend(); ++it)
+    if (it->base == base && it->thread == thread) return &*it;
+  if (!base || base == g_ctx.default_context) return nullptr;
+  PyThreadState* origin = nullptr;
+  const DeferredEntry* found = nullptr;
+  for (const DeferredEntry& e : g_deferred) {
+    if (e.base != base) continue;
+    if (!origin) origin = e.thread;
+    if (e.thread == origin) found = &e;
+  }
+  return found;
+}
+
+// False with a Python error set when the variable cannot be read.
+bool PushDeferred(PyObject* span_obj) {
+  PyObject* base = nullptr;
+  if (PyContextVar_Get(g_ctx.var, nullptr, &base) < 0) return false;
+  try {
+    g_deferred.push_back({Py_NewRef(span_obj), base, nullptr, PyThreadState_Get()});
+  } catch (const std::bad_alloc&) {
+    Py_DECREF(span_obj);
+    Py_XDECREF(base);
+    PyErr_NoMemory();
+    return false;
+  }
+  return true;
+}
+
+void PopDeferred(PyObject* span_obj) {
+  for (size_t i = g_deferred.size(); i-- > 0;) {
+    if (g_deferred[i].span != span_obj) continue;
+    DeferredEntry e = g_deferred[i];
+    g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
+    // Released after the list is consistent again: a Context's release can run Python code.
+    Py_XDECREF(e.context);
+    Py_XDECREF(e.base);
+    Py_DECREF(e.span);
+    return;
+  }
+}
+
+// The Context of a deferred entry (new reference), built on first request; null with an error.
+PyObject* DeferredContext(const DeferredEntry& entry) {
+  if (entry.context) return Py_NewRef(entry.context);
+  PyObject* span_obj = entry.span;
+  PyObject* ctx = NewContext(entry.base);
+  if (!ctx) return nullptr;
+  if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj) < 0) {
+    Py_DECREF(ctx);
+    return nullptr;
+  }
+  // Looked up again: building the Context may have run code that changed the list.
+  for (DeferredEntry& e : g_deferred) {
+    if (e.span == span_obj && !e.context) {
+      e.context = Py_NewRef(ctx);
+      break;
+    }
+  }
+  return ctx;
+}
+
 PyObject* Attach(PyObject* span_obj) {
   if (g_ctx.var) return AttachToContextVar(span_obj, nullptr, nullptr);
   PyObject* ctx = PyObject_CallOneArg(g_ctx.set_span_in_context, span_obj);
@@ -507,12 +596,35 @@ bool ParentContext(nb::handle parent, SpanContextData& out) {
   }
 }
 
+nb::object CurrentContext();
+
+nb::object RawCurrentContext() {
+  if (g_ctx.var) {
+    PyObject* current = nullptr;
+    if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) {
+      PyErr_Clear();
+      return nb::none();
+    }
+    return current ? nb::steal(current) : nb::none();
+  }
+  return CurrentContext();
+}
+
 nb::object CurrentContext() {
   if (g_ctx.var) {
     PyObject* current = nullptr;
     if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) {
       PyErr_Clear();
       return nb::none();
+    }
+    if (const DeferredEntry* entry = FindDeferred(current)) {
+      Py_XDECREF(current);
+      PyObject* ctx = DeferredContext(*entry);
+      if (!ctx) {
+        PyErr_Clear();
+        return nb::none();
+      }
+      return nb::steal(ctx);
     }
     return current ? nb::steal(current) : nb::none();
   }
@@ -527,8 +639,17 @@ nb::object CurrentContext() {
   return nb::none();
 }
 
+nb::object SpanInRawContext(nb::handle raw) {
+  if (g_ctx.var) {
+    if (const DeferredEntry* entry = FindDeferred(raw.is_none() ? nullptr : raw.ptr()))
+      return nb::borrow(entry->span);
+  }
+  return raw.is_none() ? nb::none() : SpanInContext(raw);
+}
+
 // The span stored in `context` (the current context when None), or None.
 nb::object SpanInContext(nb::handle context) {
+  if (context.is_none() && g_ctx.var) return SpanInRawContext(RawCurrentContext());
   nb::object ctx = context.is_none() ? CurrentContext() : nb::borrow(context);
   if (ctx.is_none() || !g_ctx.span_key) return nb::none();
   if (PyDict_Check(ctx.ptr())) {
@@ -604,9 +725,18 @@ nb::object SpanEnter(nb::handle self_h) {
   PySpan* fast = FastSpan(self_h.ptr());
   PySpan& self = fast ? *fast : nb::cast<PySpan&>(self_h);
   if ((self.flags & kAttachOnEnter) && !self.token) {
-    PyObject* token = Attach(self_h.ptr());
-    if (!token) PyErr_Clear();  // tracing must not break the caller
-    self.token = token;
+    if ((self.flags & kDeferAttach) && g_ctx.defer && g_ctx.var) {
+      // None as the token marks a deferred entry (see "Deferred attach").
+      if (PushDeferred(self_h.ptr())) {
+        self.token = Py_NewRef(Py_None);
+      } else {
+        PyErr_Clear();  // tracing must not break the caller
+      }
+    } else {
+      PyObject* token = Attach(self_h.ptr());
+      if (!token) PyErr_Clear();  // tracing must not break the caller
+      self.token = token;
+    }
   }
   return nb::borrow(self_h);
 }
@@ -617,7 +747,11 @@ void SpanExit(nb::handle self_h, nb::handle exc) {
   if (self.token) {
     PyObject* token = self.token;
     self.token = nullptr;
-    Detach(token);
+    if (token == Py_None) {
+      PopDeferred(self_h.ptr());
+    } else {
+      Detach(token);
+    }
     Py_DECREF(token);
   }
   if (!exc.is_none() && self.span.is_recording() && !self.span.has_ended() &&
@@ -680,6 +814,30 @@ NB_MODULE(_native, m) {
       nb::arg("var").none(), nb::arg("context_type").none(), nb::arg("span_key"), nb::arg("attach"),
       nb::arg("detach"), nb::arg("set_span_in_context"), nb::arg("get_current"),
       nb::arg("misuse").none());
+
+  m.def(
+      "enable_deferred_attach",
+      [](nb::object default_context) {
+        if (!g_ctx.var) throw nb::value_error("enable_deferred_attach: no context variable");
+        if (!g_ctx.default_context && !default_context.is_none())
+          g_ctx.default_context = default_context.release().ptr();  // kept for the process
+        g_ctx.defer = true;
+      },
+      nb::arg("default_context").none(),
+      "Lets native hooks make their spans current without setting the context variable; "
+      "current_context() then answers for the runtime context.");
+  m.def(
+      "current_context",
+      []() -> nb::object {
+        nb::object ctx = CurrentContext();
+        if (!ctx.is_none()) return ctx;
+        PyObject* empty = NewContext(nullptr);
+        if (!empty) throw nb::python_error();
+        return nb::steal(empty);
+      },
+      "The current OpenTelemetry Context, the innermost deferred span included.");
+  m.def("deferred_span_count", [] { return g_deferred.size(); },
+        "Spans made current without the context variable and not exited yet (all threads).");
 
   // ----- resources and scopes
   nb::class_<Resource>(m, "NativeResource");

@@ -1,13 +1,19 @@
 """Wires the native span's context-manager protocol to OpenTelemetry's context variable.
 
 When the default contextvars runtime context is in use, entering a span sets the variable
-directly from native code; with any other runtime context (OTEL_PYTHON_CONTEXT), the public
-attach/detach functions are called instead, so behaviour is the same either way.
+directly from native code, and the spans native hooks wrap around one call (middleware, views,
+templates, cache calls) are made current without setting it at all: the runtime context is
+replaced by a subclass whose get_current() also sees those (native "deferred attach"), so
+`trace.get_current_span()` inside a view is the view's span as before. With any other runtime
+context (OTEL_PYTHON_CONTEXT), the public attach/detach functions are called instead, so
+behaviour is the same either way.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from contextvars import ContextVar
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -19,6 +25,11 @@ from djtrace import _native
 _logger = logging.getLogger("djtrace")
 misuse_count = 0
 
+try:
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+except ImportError:  # pragma: no cover - the API always ships it
+    ContextVarsRuntimeContext = None  # type: ignore[assignment,misc]
+
 
 def _misuse(what: str) -> None:
     """A call on a span that has ended: ignored, counted, and logged at debug level."""
@@ -28,16 +39,27 @@ def _misuse(what: str) -> None:
         _logger.debug("djtrace: %s on a span that has ended is ignored", what)
 
 
+if ContextVarsRuntimeContext is not None:
+
+    class DeferredSpansRuntimeContext(ContextVarsRuntimeContext):  # type: ignore[misc,valid-type]
+        """OpenTelemetry's contextvars runtime context, on the same variable, whose current
+        context includes the innermost span a native hook made current without setting it."""
+
+        def __init__(self, var: ContextVar) -> None:  # noqa: D107 - shares `var`, makes none
+            self._current_context = var
+
+        # A native function as a static method: no Python frame per get_current().
+        get_current = staticmethod(_native.current_context)  # type: ignore[assignment]
+
+
 def _install() -> None:
     runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
     var = None
-    try:
-        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
-        if type(runtime) is ContextVarsRuntimeContext:
-            var = runtime._current_context  # noqa: SLF001 - the variable the API reads
-    except ImportError:  # pragma: no cover - the API always ships it
-        pass
+    if ContextVarsRuntimeContext is not None and type(runtime) in (
+        ContextVarsRuntimeContext,
+        DeferredSpansRuntimeContext,
+    ):
+        var = runtime._current_context  # noqa: SLF001 - the variable the API reads
     _native.set_context_glue(
         var,
         Context,
@@ -48,6 +70,12 @@ def _install() -> None:
         context_api.get_current,
         _misuse,
     )
+    if var is not None:
+        # What a thread that never set the variable sees (shared by all such threads).
+        default = contextvars.Context().run(var.get)
+        _native.enable_deferred_attach(default)
+        if type(runtime) is not DeferredSpansRuntimeContext:
+            context_api._RUNTIME_CONTEXT = DeferredSpansRuntimeContext(var)  # noqa: SLF001
 
 
 _install()

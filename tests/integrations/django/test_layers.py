@@ -493,6 +493,25 @@ def test_a_failing_cache_call_records_the_error_and_restores_the_context(spans):
     assert after.parent is None or after.parent.span_id != failed.context.span_id
 
 
+def test_application_code_sees_the_view_span_as_current(spans):
+    """The view's span is made current natively without setting OpenTelemetry's context
+    variable; the API (get_current_span, get_current, spans started by the application, threads
+    given a copy of the context) must see it all the same."""
+    from project.web.views import PROBES
+
+    from djtrace import _native
+
+    assert Client().get("/context-probe/").status_code == 200
+    view = spans.one("context_probe")
+    view_id = view.context.span_id
+    assert PROBES["view_current"] == PROBES["view_context"] == PROBES["after"] == view_id
+    user = spans.one("user work")
+    assert user.parent.span_id == view_id
+    assert spans.one("cache.get").parent.span_id == user.context.span_id
+    assert spans.one("in pool").parent.span_id == view_id
+    assert _native.deferred_span_count() == 0
+
+
 def test_cache_calls_are_children_of_the_view(spans):
     Client().get("/")
     view = spans.one("index")

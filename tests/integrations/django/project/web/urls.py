@@ -33,6 +33,7 @@ urlpatterns = [
     path("signal/", views.send_signal),
     path("run-command/", views.run_command),
     path("baggage/", views.current_baggage),
+    path("context-probe/", views.context_probe),
     path("healthz/", views.health),
     path("cache-reads/", views.many_cache_reads),
     path("api/protected/", views.ProtectedView.as_view()),

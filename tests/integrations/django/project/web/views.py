@@ -193,6 +193,28 @@ def current_baggage(request):
 PROBES = {}
 
 
+def context_probe(request):
+    """What application code sees of the current span: directly, through the Context, in a
+    span of its own, a cache call inside that span, and a thread given a copy of the context."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opentelemetry import context, trace
+
+    tracer = trace.get_tracer("user-code")
+    current = trace.get_current_span()
+    PROBES["view_current"] = current.get_span_context().span_id
+    in_context = trace.get_current_span(context.get_current())
+    PROBES["view_context"] = in_context.get_span_context().span_id
+    with tracer.start_as_current_span("user work"):
+        cache.get("probe")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(contextvars.copy_context().run,
+                    lambda: tracer.start_as_current_span("in pool").__enter__().end()).result()
+    PROBES["after"] = trace.get_current_span().get_span_context().span_id
+    return HttpResponse("ok")
+
+
 def health(request):
     from djtrace.integrations import _suppress
 

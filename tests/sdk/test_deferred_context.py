@@ -1,0 +1,254 @@
+"""Spans that native hooks make current without setting the context variable (deferred attach).
+
+traced_call (the wrapper of middleware, views, templates and cache calls) pushes its span on a
+native list instead of copying the Context and setting OpenTelemetry's variable. Everything that
+reads the current span or Context must still see it exactly as if it had been attached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from opentelemetry import context, trace
+
+from djtrace import _native
+from djtrace.sdk import _context
+
+traced_call = _native.traced_call
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_deferred():
+    assert _native.deferred_span_count() == 0
+    yield
+    assert _native.deferred_span_count() == 0, "a deferred span was not popped"
+
+
+def _spans(exporter):
+    return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def test_the_runtime_context_is_the_deferred_one():
+    assert isinstance(context._RUNTIME_CONTEXT, _context.DeferredSpansRuntimeContext)
+
+
+def test_the_api_sees_the_deferred_span(tracer, exporter):
+    seen = {}
+
+    def body():
+        span = trace.get_current_span()
+        seen["span"] = span
+        seen["in_context"] = trace.get_current_span(context.get_current()) is span
+        seen["same_context"] = context.get_current() is context.get_current()
+        return 42
+
+    with tracer.start_as_current_span("request") as request:
+        assert traced_call(tracer, "hook", None, 0, body) == 42
+        assert trace.get_current_span() is request
+    spans = _spans(exporter)
+    assert seen["span"].get_span_context().span_id == spans["hook"].context.span_id
+    assert seen["in_context"] and seen["same_context"]
+    assert spans["hook"].parent.span_id == request.get_span_context().span_id
+
+
+def test_nested_hooks_and_application_spans_parent_correctly(tracer, exporter):
+    def cache_call():
+        with tracer.start_as_current_span("app.inner"):
+            pass
+        return trace.get_current_span()
+
+    def view():
+        with tracer.start_as_current_span("app.outer") as outer:
+            inner_current = traced_call(tracer, "cache", None, 0, cache_call)
+            assert trace.get_current_span() is outer
+        return inner_current
+
+    with tracer.start_as_current_span("request"):
+        current_in_cache = traced_call(tracer, "middleware", None, 0,
+                                       traced_call, tracer, "view", None, 0, view)
+    spans = _spans(exporter)
+
+    def parent(name):
+        return next(n for n, s in spans.items() if s.context.span_id == spans[name].parent.span_id)
+
+    assert parent("middleware") == "request"
+    assert parent("view") == "middleware"
+    assert parent("app.outer") == "view"
+    assert parent("cache") == "app.outer"
+    assert parent("app.inner") == "cache"
+    assert current_in_cache.get_span_context().span_id == spans["cache"].context.span_id
+
+
+def test_values_attached_inside_a_hook_keep_the_span_and_hide_nothing(tracer, exporter):
+    key = context.create_key("djtrace-test")
+
+    def body():
+        hook = trace.get_current_span()
+        token = context.attach(context.set_value(key, "v"))
+        try:
+            both = (context.get_value(key), trace.get_current_span() is hook)
+        finally:
+            context.detach(token)
+        return both, context.get_value(key), trace.get_current_span() is hook
+
+    with tracer.start_as_current_span("request"):
+        result = traced_call(tracer, "hook", None, 0, body)
+    assert result == (("v", True), None, True)
+
+
+def test_an_exception_pops_the_span_and_is_recorded(tracer, exporter):
+    def body():
+        raise KeyError("boom")
+
+    with tracer.start_as_current_span("request") as request:
+        with pytest.raises(KeyError):
+            traced_call(tracer, "hook", None, 0, body)
+        assert trace.get_current_span() is request
+    hook = _spans(exporter)["hook"]
+    assert hook.status.status_code == trace.StatusCode.ERROR
+    assert [e.name for e in hook.events] == ["exception"]
+
+
+def test_a_thread_given_a_copy_of_the_context_sees_the_hook_span(tracer, exporter):
+    def in_thread(name):
+        with tracer.start_as_current_span(name):
+            pass
+
+    def view():
+        ctx = contextvars.copy_context()
+        thread = threading.Thread(target=ctx.run, args=(in_thread, "copied"))
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, in_thread, f"pool-{i}")
+                       for i in range(2)]
+            for f in futures:
+                f.result()
+        plain = threading.Thread(target=in_thread, args=("plain",))
+        plain.start()
+        plain.join()
+
+    with tracer.start_as_current_span("request"):
+        traced_call(tracer, "view", None, 0, view)
+    spans = _spans(exporter)
+    view_id = spans["view"].context.span_id
+    for name in ("copied", "pool-0", "pool-1"):
+        assert spans[name].parent.span_id == view_id, name
+    assert spans["plain"].parent is None  # a thread without the context starts its own trace
+
+
+def test_a_thread_runs_its_own_hooks_beside_the_callers(tracer, exporter):
+    def worker(n):
+        with tracer.start_as_current_span(f"job-{n}"):
+            traced_call(tracer, f"cache-{n}", None, 0,
+                        lambda: tracer.start_span(f"leaf-{n}").end())
+
+    def view():
+        with ThreadPoolExecutor(3) as pool:
+            for f in [pool.submit(contextvars.copy_context().run, worker, n) for n in range(3)]:
+                f.result()
+
+    with tracer.start_as_current_span("request"):
+        traced_call(tracer, "view", None, 0, view)
+    spans = _spans(exporter)
+    for n in range(3):
+        assert spans[f"job-{n}"].parent.span_id == spans["view"].context.span_id
+        assert spans[f"cache-{n}"].parent.span_id == spans[f"job-{n}"].context.span_id
+        assert spans[f"leaf-{n}"].parent.span_id == spans[f"cache-{n}"].context.span_id
+
+
+def test_concurrent_threads_keep_their_own_hook_nesting(tracer, exporter):
+    threads, rounds = 6, 40
+    barrier = threading.Barrier(threads)
+    errors: list[str] = []
+
+    def worker(n):
+        barrier.wait()
+        for i in range(rounds):
+            def inner(n=n, i=i):
+                current = trace.get_current_span()
+                tracer.start_span(f"leaf-{n}-{i}").end()
+                return current
+
+            def outer(n=n, i=i):
+                mine = trace.get_current_span()
+                seen = traced_call(tracer, f"inner-{n}-{i}", None, 0, inner)
+                if trace.get_current_span() is not mine:
+                    errors.append(f"thread {n} lost its outer hook span")
+                return seen
+
+            with tracer.start_as_current_span(f"root-{n}-{i}"):
+                traced_call(tracer, f"outer-{n}-{i}", None, 0, outer)
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    spans = _spans(exporter)
+    for n in range(threads):
+        for i in range(rounds):
+            root, outer = spans[f"root-{n}-{i}"], spans[f"outer-{n}-{i}"]
+            inner, leaf = spans[f"inner-{n}-{i}"], spans[f"leaf-{n}-{i}"]
+            assert outer.parent.span_id == root.context.span_id
+            assert inner.parent.span_id == outer.context.span_id
+            assert leaf.parent.span_id == inner.context.span_id
+            assert len({root.context.trace_id, outer.context.trace_id,
+                        inner.context.trace_id, leaf.context.trace_id}) == 1
+
+
+def test_asyncio_inside_a_hook(tracer, exporter):
+    async def job(n):
+        assert trace.get_current_span().get_span_context().span_id == view_id[0]
+        await asyncio.sleep(0)
+        with tracer.start_as_current_span(f"task-{n}"):
+            await asyncio.sleep(0)
+            traced_call(tracer, f"cache-{n}", None, 0, lambda: None)
+
+    async def main():
+        await asyncio.gather(*(job(n) for n in range(3)))
+
+    view_id = []
+
+    def view():
+        view_id.append(trace.get_current_span().get_span_context().span_id)
+        asyncio.run(main())
+
+    with tracer.start_as_current_span("request"):
+        traced_call(tracer, "view", None, 0, view)
+    spans = _spans(exporter)
+    for n in range(3):
+        assert spans[f"task-{n}"].parent.span_id == spans["view"].context.span_id
+        assert spans[f"cache-{n}"].parent.span_id == spans[f"task-{n}"].context.span_id
+
+
+def test_outside_any_span_a_hook_is_a_root_only_for_its_own_thread(tracer, exporter):
+    """Threads that never set the variable share its default: they must not share hook spans."""
+    inside, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def hold():
+        inside.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=traced_call, args=(tracer, "held", None, 0, hold))
+    holder.start()
+    inside.wait(10)
+    try:
+        def other():
+            seen["current"] = trace.get_current_span()
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        seen["main"] = trace.get_current_span()
+    finally:
+        release.set()
+        holder.join()
+    assert seen["current"] is trace.INVALID_SPAN
+    assert seen["main"] is trace.INVALID_SPAN
+    assert _spans(exporter)["held"].parent is None
