@@ -693,7 +693,9 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   try {
     span =
         NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), st->attributes, nb::none(),
-                nb::none(), kAttachOnEnter | kEndOnExit | kRecordException | kSetStatusOnException,
+                nb::none(),
+                kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException |
+                    kSetStatusOnException,
                 StartOptions());
     SpanEnter(span);
   } catch (nb::python_error& e) {

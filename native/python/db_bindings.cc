@@ -792,7 +792,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
 
   StartOptions o;
   const std::string& summary = ex.sql ? ex.sql->summary : info.system_name;
-  o.name = summary.empty() ? info.system_name : summary;
+  o.name_ref = summary.empty() ? std::string_view(info.system_name) : std::string_view(summary);
   o.kind = SpanKind::kClient;
   o.parent = parent_ctx;
   o.local_parent = parent_span ? &parent_span->span : nullptr;
@@ -825,7 +825,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   ex.end_may_block = owner->end_may_block;
   if (owner->py_start_span.is_valid()) {
     // A sampler or span processor written in Python: go through its hooks.
-    nb::object name = nb::str(o.name.data(), o.name.size());
+    nb::object name = nb::str(o.name_ref.data(), o.name_ref.size());
     nb::object attrs = FromAttributes(o.attributes);
     ex.py_span = owner->py_start_span(g_db.tracer_obj, name, nb::none(), g_db.client_kind, attrs,
                                       nb::none(), nb::none(), false, false);

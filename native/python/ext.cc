@@ -707,7 +707,16 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
                    StartOptions&& o) {
   nb::object obj = AllocSpan(tracer, flags);
   PySpan* ps = nb::inst_ptr<PySpan>(obj);
-  if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), o.name)) o.name = "unnamed";
+  // The str's own UTF-8 buffer (cached on it), alive until Start has copied it.
+  Py_ssize_t name_size = 0;
+  const char* name_utf8 =
+      PyUnicode_Check(name.ptr()) ? PyUnicode_AsUTF8AndSize(name.ptr(), &name_size) : nullptr;
+  if (name_utf8) {
+    o.name_ref = std::string_view(name_utf8, static_cast<size_t>(name_size));
+  } else {
+    PyErr_Clear();
+    o.name = "unnamed";
+  }
   o.kind = static_cast<SpanKind>(kind);
   SpanContextData parent_ctx;
   if (ParentContext(parent, parent_ctx)) {

@@ -110,7 +110,11 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
   } else {
     data->flags = ctx.trace_flags | 0x100u;
   }
-  data->name = std::move(options.name);
+  if (!options.name_ref.empty()) {
+    data->name.assign(options.name_ref.data(), options.name_ref.size());
+  } else {
+    data->name = std::move(options.name);
+  }
   data->kind = options.kind;
   data->start_time_unix_nano =
       options.start_time_unix_nano ? options.start_time_unix_nano : NowUnixNano();

@@ -126,6 +126,10 @@ class LiveSpan {
 
 struct StartOptions {
   std::string name;
+  // When not empty, the name instead of `name`, copied into the span's own string (which keeps
+  // the capacity of the pooled span's previous name: no allocation per span). It must outlive
+  // Start; hooks point it at a cached string or at a Python str's UTF-8 buffer.
+  std::string_view name_ref;
   SpanKind kind = SpanKind::kInternal;
   const SpanContextData* parent = nullptr;  // null or invalid: a root span
   const LiveSpan* local_parent = nullptr;   // the parent when it is a span of this process

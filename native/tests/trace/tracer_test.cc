@@ -398,6 +398,23 @@ TEST_F(TracerTest, EndHandsTheSpanToTheProcessorsOnce) {
   EXPECT_EQ(core_->counters().spans_ended_twice.load(), 2u);
 }
 
+TEST_F(TracerTest, ANameReferenceIsCopiedAndWinsOverTheOwnedName) {
+  std::string source = "django.contrib.sessions.middleware.SessionMiddleware";
+  StartOptions o = Named("owned name, not used");
+  o.name_ref = source;
+  LiveSpan span;
+  Start(span, std::move(o));
+  source.assign(source.size(), 'x');  // the span must hold its own copy
+  span.End(10);
+  StartOptions plain = Named("owned name");
+  LiveSpan second;
+  Start(second, std::move(plain));
+  second.End(20);
+  ASSERT_EQ(processor_->spans.size(), 2u);
+  EXPECT_EQ(processor_->spans[0]->name, "django.contrib.sessions.middleware.SessionMiddleware");
+  EXPECT_EQ(processor_->spans[1]->name, "owned name");
+}
+
 TEST_F(TracerTest, EndWithoutATimeUsesNow) {
   LiveSpan span;
   Start(span, Named("ended"));
