@@ -506,6 +506,23 @@ void PopDeferred(PyObject* span_obj) {
   }
 }
 
+// In a child process after fork(): only the forking thread exists, so the other threads'
+// entries can never be popped; their thread states' addresses may be reused by new threads.
+void ForgetOtherThreadsDeferred() {
+  PyThreadState* self = PyThreadState_Get();
+  std::vector<DeferredEntry> gone;
+  for (size_t i = g_deferred.size(); i-- > 0;) {
+    if (g_deferred[i].thread == self) continue;
+    gone.push_back(g_deferred[i]);
+    g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  for (DeferredEntry& e : gone) {
+    Py_XDECREF(e.context);
+    Py_XDECREF(e.base);
+    Py_DECREF(e.span);
+  }
+}
+
 // The Context of a deferred entry (new reference), built on first request; null with an error.
 PyObject* DeferredContext(const DeferredEntry& entry) {
   if (entry.context) return Py_NewRef(entry.context);
@@ -612,13 +629,8 @@ nb::object RawCurrentContext() {
 
 nb::object CurrentContext() {
   if (g_ctx.var) {
-    PyObject* current = nullptr;
-    if (PyContextVar_Get(g_ctx.var, nullptr, &current) < 0) {
-      PyErr_Clear();
-      return nb::none();
-    }
-    if (const DeferredEntry* entry = FindDeferred(current)) {
-      Py_XDECREF(current);
+    nb::object current = RawCurrentContext();
+    if (const DeferredEntry* entry = FindDeferred(current.is_none() ? nullptr : current.ptr())) {
       PyObject* ctx = DeferredContext(*entry);
       if (!ctx) {
         PyErr_Clear();
@@ -626,7 +638,7 @@ nb::object CurrentContext() {
       }
       return nb::steal(ctx);
     }
-    return current ? nb::steal(current) : nb::none();
+    return current;
   }
   if (g_ctx.get_current) {
     PyObject* r = PyObject_CallNoArgs(g_ctx.get_current);
@@ -845,6 +857,8 @@ NB_MODULE(_native, m) {
         return nb::steal(empty);
       },
       "The current OpenTelemetry Context, the innermost deferred span included.");
+  m.def("deferred_after_fork", [] { ForgetOtherThreadsDeferred(); },
+        "In a forked child: drops the deferred spans of the threads that did not survive.");
   m.def("deferred_span_count", [] { return g_deferred.size(); },
         "Spans made current without the context variable and not exited yet (all threads).");
 

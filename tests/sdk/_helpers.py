@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,21 @@ from djtrace.sdk import (
     SpanProcessor,
     TracerProvider,
 )
+
+
+def run_threads(worker, count: int) -> None:
+    """worker(n) on `count` threads started together (a barrier), joined before returning."""
+    barrier = threading.Barrier(count)
+
+    def start(n: int) -> None:
+        barrier.wait()
+        worker(n)
+
+    pool = [threading.Thread(target=start, args=(n,)) for n in range(count)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
 
 
 class RecordingProcessor(SpanProcessor):

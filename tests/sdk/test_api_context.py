@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from opentelemetry import context, trace
 
+from ._helpers import run_threads
+
 
 def test_new_thread_does_not_see_the_callers_span(setup):
     seen = {}
@@ -61,11 +63,9 @@ def test_copied_context_carries_the_span_into_a_thread(setup):
 
 def test_concurrent_threads_keep_their_own_nesting(setup):
     threads, rounds = 8, 50
-    barrier = threading.Barrier(threads)
     errors: list[str] = []
 
     def worker(n):
-        barrier.wait()
         for i in range(rounds):
             with setup.tracer.start_as_current_span(f"outer-{n}-{i}", attributes={"t": n}) as outer:
                 with setup.tracer.start_as_current_span(f"inner-{n}-{i}", attributes={"t": n}):
@@ -77,11 +77,7 @@ def test_concurrent_threads_keep_their_own_nesting(setup):
         if trace.get_current_span() is not trace.INVALID_SPAN:
             errors.append(f"thread {n} leaked a span")
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(worker, threads)
     assert errors == []
     spans = setup.spans()
     assert len(spans) == threads * rounds * 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,8 @@ from opentelemetry import context, trace
 
 from djtrace import _native
 from djtrace.sdk import _context
+
+from ._helpers import run_threads
 
 traced_call = _native.traced_call
 
@@ -30,6 +33,13 @@ def _nothing_left_deferred():
 
 def _spans(exporter):
     return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def _spans_of_view(tracer, exporter, view):
+    """`view` run as traced_call runs a view (a hook span) inside a request span; the spans."""
+    with tracer.start_as_current_span("request"):
+        traced_call(tracer, "view", None, 0, view)
+    return _spans(exporter)
 
 
 def test_the_runtime_context_is_the_deferred_one():
@@ -132,9 +142,7 @@ def test_a_thread_given_a_copy_of_the_context_sees_the_hook_span(tracer, exporte
         plain.start()
         plain.join()
 
-    with tracer.start_as_current_span("request"):
-        traced_call(tracer, "view", None, 0, view)
-    spans = _spans(exporter)
+    spans = _spans_of_view(tracer, exporter, view)
     view_id = spans["view"].context.span_id
     for name in ("copied", "pool-0", "pool-1"):
         assert spans[name].parent.span_id == view_id, name
@@ -152,9 +160,7 @@ def test_a_thread_runs_its_own_hooks_beside_the_callers(tracer, exporter):
             for f in [pool.submit(contextvars.copy_context().run, worker, n) for n in range(3)]:
                 f.result()
 
-    with tracer.start_as_current_span("request"):
-        traced_call(tracer, "view", None, 0, view)
-    spans = _spans(exporter)
+    spans = _spans_of_view(tracer, exporter, view)
     for n in range(3):
         assert spans[f"job-{n}"].parent.span_id == spans["view"].context.span_id
         assert spans[f"cache-{n}"].parent.span_id == spans[f"job-{n}"].context.span_id
@@ -163,11 +169,9 @@ def test_a_thread_runs_its_own_hooks_beside_the_callers(tracer, exporter):
 
 def test_concurrent_threads_keep_their_own_hook_nesting(tracer, exporter):
     threads, rounds = 6, 40
-    barrier = threading.Barrier(threads)
     errors: list[str] = []
 
     def worker(n):
-        barrier.wait()
         for i in range(rounds):
             def inner(n=n, i=i):
                 current = trace.get_current_span()
@@ -184,11 +188,7 @@ def test_concurrent_threads_keep_their_own_hook_nesting(tracer, exporter):
             with tracer.start_as_current_span(f"root-{n}-{i}"):
                 traced_call(tracer, f"outer-{n}-{i}", None, 0, outer)
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(worker, threads)
     assert errors == []
     spans = _spans(exporter)
     for n in range(threads):
@@ -219,9 +219,7 @@ def test_asyncio_inside_a_hook(tracer, exporter):
         view_id.append(trace.get_current_span().get_span_context().span_id)
         asyncio.run(main())
 
-    with tracer.start_as_current_span("request"):
-        traced_call(tracer, "view", None, 0, view)
-    spans = _spans(exporter)
+    spans = _spans_of_view(tracer, exporter, view)
     for n in range(3):
         assert spans[f"task-{n}"].parent.span_id == spans["view"].context.span_id
         assert spans[f"cache-{n}"].parent.span_id == spans[f"task-{n}"].context.span_id
@@ -252,3 +250,30 @@ def test_outside_any_span_a_hook_is_a_root_only_for_its_own_thread(tracer, expor
     assert seen["current"] is trace.INVALID_SPAN
     assert seen["main"] is trace.INVALID_SPAN
     assert _spans(exporter)["held"].parent is None
+
+
+def test_a_forked_child_forgets_the_hooks_of_threads_it_does_not_have(tracer, exporter):
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=traced_call,
+                              args=(tracer, "held", None, 0, lambda: (inside.set(),
+                                                                      release.wait(10))))
+    holder.start()
+    inside.wait(10)
+    try:
+        def in_parent_hook():
+            assert _native.deferred_span_count() == 2
+            pid = os.fork()
+            if pid == 0:  # the child: only this thread, and its own hook span, survive
+                ok = (_native.deferred_span_count() == 1
+                      and trace.get_current_span().get_span_context().span_id == hook_id[0])
+                os._exit(0 if ok else 1)
+            return os.waitpid(pid, 0)[1]
+
+        hook_id = []
+        status = traced_call(tracer, "forking", None, 0, lambda: (
+            hook_id.append(trace.get_current_span().get_span_context().span_id),
+            in_parent_hook())[1])
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0

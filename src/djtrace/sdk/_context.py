@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 from contextvars import ContextVar
 
 from opentelemetry import context as context_api
@@ -74,6 +75,8 @@ def _install() -> None:
         # What a thread that never set the variable sees (shared by all such threads).
         default = contextvars.Context().run(var.get)
         _native.enable_deferred_attach(default)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_native.deferred_after_fork)
         if type(runtime) is not DeferredSpansRuntimeContext:
             context_api._RUNTIME_CONTEXT = DeferredSpansRuntimeContext(var)  # noqa: SLF001
 
