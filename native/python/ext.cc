@@ -442,8 +442,8 @@ PyObject* AttachToContextVar(PyObject* span_obj, PyObject* key, PyObject* value)
 // templates, cache calls) are made current without touching the context variable. Copying the
 // Context dict, setting the variable and resetting it cost about 4 k instructions per span,
 // more than a quarter of what djtrace added to a request of the benchmark page, and nothing
-// reads that Context for most of them. Each is pushed here instead, with the variable's value at that
-// moment (its base). The current span is the innermost entry whose base is still the
+// reads that Context for most of them. Each is pushed here instead, with the variable's value
+// at that moment (its base). The current span is the innermost entry whose base is still the
 // variable's value: anything set after it (a span of the application's, a value attached)
 // hides it, and the Context holding it is built only when asked for (the runtime context's
 // get_current, djtrace.sdk._context) and kept until the entry is popped.
@@ -526,16 +526,16 @@ void ForgetOtherThreadsDeferred() {
 // The Context of a deferred entry (new reference), built on first request; null with an error.
 PyObject* DeferredContext(const DeferredEntry& entry) {
   if (entry.context) return Py_NewRef(entry.context);
-  PyObject* span_obj = entry.span;
+  // Held here: building the Context may run code that changes the list (and `entry` with it).
+  nb::object span_obj = nb::borrow(entry.span);
   PyObject* ctx = NewContext(entry.base);
   if (!ctx) return nullptr;
-  if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj) < 0) {
+  if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj.ptr()) < 0) {
     Py_DECREF(ctx);
     return nullptr;
   }
-  // Looked up again: building the Context may have run code that changed the list.
   for (DeferredEntry& e : g_deferred) {
-    if (e.span == span_obj && !e.context) {
+    if (e.span == span_obj.ptr() && !e.context) {
       e.context = Py_NewRef(ctx);
       break;
     }
