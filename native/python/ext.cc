@@ -493,15 +493,19 @@ bool PushDeferred(PyObject* span_obj) {
   return true;
 }
 
+// Called once the entry is off the list: a Context's release can run Python code.
+void ReleaseDeferred(DeferredEntry& e) {
+  Py_XDECREF(e.context);
+  Py_XDECREF(e.base);
+  Py_DECREF(e.span);
+}
+
 void PopDeferred(PyObject* span_obj) {
   for (size_t i = g_deferred.size(); i-- > 0;) {
     if (g_deferred[i].span != span_obj) continue;
     DeferredEntry e = g_deferred[i];
     g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
-    // Released after the list is consistent again: a Context's release can run Python code.
-    Py_XDECREF(e.context);
-    Py_XDECREF(e.base);
-    Py_DECREF(e.span);
+    ReleaseDeferred(e);
     return;
   }
 }
@@ -516,11 +520,7 @@ void ForgetOtherThreadsDeferred() {
     gone.push_back(g_deferred[i]);
     g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
   }
-  for (DeferredEntry& e : gone) {
-    Py_XDECREF(e.context);
-    Py_XDECREF(e.base);
-    Py_DECREF(e.span);
-  }
+  for (DeferredEntry& e : gone) ReleaseDeferred(e);
 }
 
 // The Context of a deferred entry (new reference), built on first request; null with an error.
@@ -746,7 +746,7 @@ nb::object SpanEnter(nb::handle self_h) {
   PySpan* fast = FastSpan(self_h.ptr());
   PySpan& self = fast ? *fast : nb::cast<PySpan&>(self_h);
   if ((self.flags & kAttachOnEnter) && !self.token) {
-    if ((self.flags & kDeferAttach) && g_ctx.defer && g_ctx.var) {
+    if ((self.flags & kDeferAttach) && g_ctx.defer) {
       // None as the token marks a deferred entry (see "Deferred attach").
       if (PushDeferred(self_h.ptr())) {
         self.token = Py_NewRef(Py_None);

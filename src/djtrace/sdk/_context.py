@@ -19,17 +19,13 @@ from contextvars import ContextVar
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from djtrace import _native
 
 _logger = logging.getLogger("djtrace")
 misuse_count = 0
-
-try:
-    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-except ImportError:  # pragma: no cover - the API always ships it
-    ContextVarsRuntimeContext = None  # type: ignore[assignment,misc]
 
 
 def _misuse(what: str) -> None:
@@ -40,26 +36,21 @@ def _misuse(what: str) -> None:
         _logger.debug("djtrace: %s on a span that has ended is ignored", what)
 
 
-if ContextVarsRuntimeContext is not None:
+class DeferredSpansRuntimeContext(ContextVarsRuntimeContext):
+    """OpenTelemetry's contextvars runtime context, on the same variable, whose current context
+    includes the innermost span a native hook made current without setting it."""
 
-    class DeferredSpansRuntimeContext(ContextVarsRuntimeContext):  # type: ignore[misc,valid-type]
-        """OpenTelemetry's contextvars runtime context, on the same variable, whose current
-        context includes the innermost span a native hook made current without setting it."""
+    def __init__(self, var: ContextVar) -> None:  # noqa: D107 - shares `var`, makes none
+        self._current_context = var
 
-        def __init__(self, var: ContextVar) -> None:  # noqa: D107 - shares `var`, makes none
-            self._current_context = var
-
-        # A native function as a static method: no Python frame per get_current().
-        get_current = staticmethod(_native.current_context)  # type: ignore[assignment]
+    # A native function as a static method: no Python frame per get_current().
+    get_current = staticmethod(_native.current_context)  # type: ignore[assignment]
 
 
 def _install() -> None:
     runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
     var = None
-    if ContextVarsRuntimeContext is not None and type(runtime) in (
-        ContextVarsRuntimeContext,
-        DeferredSpansRuntimeContext,
-    ):
+    if type(runtime) in (ContextVarsRuntimeContext, DeferredSpansRuntimeContext):
         var = runtime._current_context  # noqa: SLF001 - the variable the API reads
     _native.set_context_glue(
         var,
@@ -75,8 +66,7 @@ def _install() -> None:
         # What a thread that never set the variable sees (shared by all such threads).
         default = contextvars.Context().run(var.get)
         _native.enable_deferred_attach(default)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_native.deferred_after_fork)
+        os.register_at_fork(after_in_child=_native.deferred_after_fork)
         if type(runtime) is not DeferredSpansRuntimeContext:
             context_api._RUNTIME_CONTEXT = DeferredSpansRuntimeContext(var)  # noqa: SLF001
 
