@@ -2,10 +2,14 @@
 
 The page (tests/integrations/django/project, URL /bench/) runs six queries on SQLite, two cache
 calls (locmem) and renders a template with an include, behind Django's default middleware
-plus three test middleware (ten in all). Each configuration runs in its own process,
-interleaved (A B C A B C ...), several rounds; within a process the requests run in ten
-slices and the fastest slice counts (the machine is shared: this keeps other processes' noise
-out); figures are min / median / max of that over rounds.
+plus three test middleware (ten in all). Each configuration runs in warm processes of its own
+(--processes, default 2, in different memory layouts), all started before the first
+measurement; then, round after round, every process in turn (in a shuffled order) serves one
+slice of --requests requests while the others wait. The machine is shared and its speed drifts
+by a third within seconds; slices this short, interleaved, see the same drift, and the ratios
+are also given within each round (paired). Two measures per request: CPU time of the request
+thread (its latency when nothing else runs) and CPU time of the whole process with the slice's
+spans exported (each slice ends with a flush), which is what a server pays.
 
   untraced     "djtrace" not in INSTALLED_APPS
   official     the official stack as the guide sets it up ("djtrace" not in INSTALLED_APPS):
@@ -17,7 +21,7 @@ out); figures are min / median / max of that over rounds.
   djtrace-no-db djtrace without database spans (db_spans off): the other layers' share
   request-only djtrace with middleware, view, template, cache and database spans off
 
-    .venv/bin/python bench/django_requests.py [--rounds 5] [--requests 3000]
+    .venv/bin/python bench/django_requests.py [--rounds 300] [--requests 10] [--processes 2]
 
 With --callgrind (valgrind needed), processes instead count the instructions their request
 thread executes per request, layer by layer (each configuration in turn on the same warm
@@ -42,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -75,7 +80,7 @@ OFFICIAL_INIT = textwrap.dedent("""
 
 WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import json, os, sys, time
-    mode, n = sys.argv[1], int(sys.argv[2])
+    mode = sys.argv[1]
     from django.conf import settings
     if mode in ("untraced", "official"):
         settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
@@ -89,11 +94,9 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import django
     django.setup()
     from django.test import Client
-    from django.test.utils import setup_test_environment
     client = Client()
     for _ in range(300):
         assert client.get("/bench/").status_code == 200
-    started = None
     provider = None
     if mode == "official":
         from opentelemetry import trace
@@ -104,32 +107,34 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
             def on_start(self, span, parent_context=None):
                 Count.n += 1
         provider.add_span_processor(Count())
-        started = 0
+        started = lambda: Count.n
     elif mode != "untraced":
         from opentelemetry import trace
         provider = trace.get_tracer_provider()
-        started = provider._counters()["spans_started"]
-    # Ten slices; the fastest slice is the figure least disturbed by other processes.
-    per_slice = max(n // 10, 1)
-    walls, cpus = [], []
-    for _ in range(10):
+        started = lambda: provider._counters()["spans_started"]
+    print("ready", flush=True)
+    # One slice per line read; the spans are flushed after it, so that no export thread runs
+    # while another configuration's slice is measured.
+    for line in sys.stdin:
+        n = int(line)
+        if n == 0:
+            break
+        s0 = started() if provider is not None else 0
+        p0 = time.process_time()
         t0 = time.perf_counter()
         c0 = time.thread_time()
-        for _ in range(per_slice):
+        for _ in range(n):
             client.get("/bench/")
-        cpus.append(time.thread_time() - c0)
-        walls.append(time.perf_counter() - t0)
-    n = per_slice * 10
-    elapsed = min(walls) * 10
-    cpu = min(cpus) * 10
-    spans = None
-    if provider is not None:
-        total = Count.n if mode == "official" else provider._counters()["spans_started"]
-        spans = (total - started) / n
-        if hasattr(provider, "force_flush"):
-            provider.force_flush(30000)
-    print(json.dumps({"us_per_request": elapsed / n * 1e6, "cpu_us_per_request": cpu / n * 1e6,
-                      "spans_per_request": spans}))
+        cpu = time.thread_time() - c0
+        wall = time.perf_counter() - t0
+        spans = None
+        if provider is not None:
+            spans = (started() - s0) / n
+            if hasattr(provider, "force_flush"):
+                provider.force_flush(30000)
+        process = time.process_time() - p0
+        print(json.dumps({"wall": wall / n * 1e6, "cpu": cpu / n * 1e6,
+                          "process": process / n * 1e6, "spans": spans}), flush=True)
 """)
 
 MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
@@ -320,8 +325,12 @@ def _prepare_db(env: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=300,
+                        help="rounds; in each, every process serves one slice")
+    parser.add_argument("--requests", type=int, default=10,
+                        help="requests per slice (with --callgrind: per count, at most 300)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="processes (memory layouts) per configuration")
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--callgrind-runs", type=int, default=3,
                         help="processes per configuration under callgrind (median reported)")
@@ -353,9 +362,6 @@ def main() -> None:
                 s.terminate()
                 s.wait()
         return
-    results: dict[str, list] = {m: [] for m in MODES}
-    cpu: dict[str, list] = {m: [] for m in MODES}
-    spans: dict[str, float | None] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             env = _env(os.path.join(tmp, "bench.sqlite3"), f"http://127.0.0.1:{port}/v1/traces")
@@ -363,60 +369,102 @@ def main() -> None:
             if args.no_export:
                 env["DJTRACE_TEST_EXPORTERS"] = env["OTEL_TRACES_EXPORTER"] = "none"
             _prepare_db(env)
-            for _ in range(args.rounds):
-                for mode in MODES:
-                    out = subprocess.run(
-                        [sys.executable, "-c", WORKLOAD, mode, str(args.requests)], env=env,
-                        cwd=str(PROJECT), capture_output=True, text=True, check=True)
-                    row = json.loads(out.stdout.strip().splitlines()[-1])
-                    results[mode].append(row["us_per_request"])
-                    cpu[mode].append(row["cpu_us_per_request"])
-                    spans[mode] = row["spans_per_request"]
+            slices, spans = run_interleaved(env, args.rounds, args.requests, args.processes)
     finally:
         for s in (sink, sink2):
             s.terminate()
             s.wait()
-
-    print(f"# {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, {args.rounds} rounds x {args.requests} requests")
-    print("# wall: elapsed time per request (the latency a client sees, including waits for the "
-          "GIL held by an exporter thread); cpu: CPU time of the request thread per request")
-    print("# x official: the configuration's added median against the official stack's added "
-          "median, by wall time and by CPU time; paired: the same ratio of CPU time within each "
-          "round (processes run back to back, so load that drifts between rounds cancels), "
-          "median (min - max) over rounds")
-    print(f"{'configuration':<14} {'wall us (min/median/max)':>26} {'cpu us (min/median/max)':>26}"
-          f" {'cpu overhead':>13} {'x official wall/cpu':>20} {'spans/req':>10}"
-          f"  {'cpu x official, paired':>24}")
-    base = statistics.median(cpu["untraced"])
-    base_wall = statistics.median(results["untraced"])
-    official_cpu = statistics.median(cpu["official"]) - base
-    official_wall = statistics.median(results["official"]) - base_wall
-    for mode in MODES:
-        w, c = results[mode], cpu[mode]
-        span_count = "-" if spans[mode] is None else f"{spans[mode]:.1f}"
-        overhead = "-" if mode == "untraced" else f"{statistics.median(c) - base:+.0f} us"
-        ratio = "-"
-        if mode != "untraced" and official_cpu > 0 and official_wall > 0:
-            ratio = (f"{(statistics.median(w) - base_wall) / official_wall:.2f} / "
-                     f"{(statistics.median(c) - base) / official_cpu:.2f}")
-        print(f"{mode:<14} {min(w):>8.0f} /{statistics.median(w):>6.0f} /{max(w):>6.0f}  "
-              f"{min(c):>8.0f} /{statistics.median(c):>6.0f} /{max(c):>6.0f}  "
-              f"{overhead:>13} {ratio:>20} {span_count:>10}  {paired_ratio(cpu, mode):>24}")
+    print_clock(slices, spans, args)
 
 
-def paired_ratio(cpu: dict[str, list], mode: str) -> str:
-    """The CPU time `mode` adds over the official stack's, round by round: median (min - max)."""
-    if mode in ("untraced", "official"):
-        return "-"
-    ratios = []
-    for mine, official, untraced in zip(cpu[mode], cpu["official"], cpu["untraced"],
-                                        strict=True):
-        if official > untraced:
-            ratios.append((mine - untraced) / (official - untraced))
-    if not ratios:
-        return "-"
-    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f} - {max(ratios):.2f})"
+def run_interleaved(env: dict, rounds: int, requests: int, processes: int
+                    ) -> tuple[dict[str, list[list[dict]]], dict[str, float | None]]:
+    """Every configuration in `processes` warm processes of its own (process p: hash seed p, p KB
+    more environment, the same layouts for every configuration), all started before the first
+    measurement. Each round, every process in turn (shuffled) serves one slice of `requests`
+    requests while the others wait; returns each configuration's slices per round."""
+    procs: dict[tuple[str, int], subprocess.Popen] = {}
+    try:
+        for layout in range(processes):
+            for mode in MODES:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", WORKLOAD, mode],
+                    env={**env, "PYTHONHASHSEED": str(layout),
+                         "DJTRACE_BENCH_LAYOUT": "x" * (1024 * layout)},
+                    cwd=str(PROJECT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                procs[(mode, layout)] = proc
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"the {mode} process (layout {layout}) did not start")
+        slices: dict[str, list[list[dict]]] = {m: [[] for _ in range(rounds)] for m in MODES}
+        spans: dict[str, float | None] = {}
+        order = list(procs)
+        shuffle = random.Random(0).shuffle
+        for r in range(rounds):
+            shuffle(order)
+            for mode, layout in order:
+                proc = procs[(mode, layout)]
+                proc.stdin.write(f"{requests}\n")
+                proc.stdin.flush()
+                row = json.loads(proc.stdout.readline())
+                slices[mode][r].append(row)
+                spans[mode] = row["spans"]
+        return slices, spans
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.stdin.write("0\n")
+                proc.stdin.flush()
+        for proc in procs.values():
+            proc.wait()
+
+
+CLOCK_MEASURES = (
+    ("cpu", "CPU time of the request thread (the request's latency when nothing else runs)"),
+    ("process", "CPU time of the whole process, export included (the slice's spans are "
+                "flushed before it stops): what a server pays per request"),
+)
+
+
+def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | None],
+                args: argparse.Namespace) -> None:
+    rounds = len(slices["untraced"])
+    print(f"# CPython {platform.python_version()}, {os.cpu_count()} CPUs; {args.processes} "
+          f"processes per configuration, {rounds} rounds of one slice of {args.requests} "
+          "requests per process, interleaved in a shuffled order")
+    print("# per request, median and 10th percentile over every slice; x official: added over "
+          "untraced, against the official stack's added, of the medians and of the 10th "
+          "percentiles; paired: that ratio within each round (the slices of a round run within "
+          "a second or two of each other), median [25th - 75th percentile] over rounds")
+    for key, meaning in CLOCK_MEASURES:
+        print(f"\n## {key}: {meaning}")
+        print(f"{'configuration':<14} {'us p10 / median':>16} {'added':>8}"
+              f" {'x official med / p10':>21} {'paired':>22} {'spans/req':>10}")
+        every = {m: sorted(s[key] for r in slices[m] for s in r) for m in MODES}
+        per_round = {m: [statistics.fmean(s[key] for s in r) for r in slices[m]] for m in MODES}
+        base, official = every["untraced"], every["official"]
+        for mode in MODES:
+            values = every[mode]
+            added = statistics.median(values) - statistics.median(base)
+            ratio = paired = "-"
+            if mode not in ("untraced", "official"):
+                low = (_q(values, 0.1) - _q(base, 0.1)) / (_q(official, 0.1) - _q(base, 0.1))
+                ratio = (f"{added / (statistics.median(official) - statistics.median(base)):.3f}"
+                         f" / {low:.3f}")
+                ratios = sorted((m - u) / (o - u) for m, u, o in zip(
+                    per_round[mode], per_round["untraced"], per_round["official"], strict=True)
+                    if o > u)
+                if ratios:
+                    paired = (f"{statistics.median(ratios):.3f} [{_q(ratios, 0.25):.3f} - "
+                              f"{_q(ratios, 0.75):.3f}]")
+            span_count = "-" if spans.get(mode) is None else f"{spans[mode]:.1f}"
+            print(f"{mode:<14} {_q(values, 0.1):>7.0f} /{statistics.median(values):>7.0f}"
+                  f" {'-' if mode == 'untraced' else f'{added:+.0f}':>8} {ratio:>21}"
+                  f" {paired:>22} {span_count:>10}")
+
+
+def _q(values: list[float], p: float) -> float:
+    """The p-quantile of sorted `values` (nearest rank below)."""
+    return values[min(len(values) - 1, int(p * len(values)))]
 
 
 if __name__ == "__main__":
