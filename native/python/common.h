@@ -62,10 +62,14 @@ struct PySpan {
   PyObject* owner_ref = nullptr;      // owned: keeps `owner` alive
   PyObject* token = nullptr;          // owned; set while entered as the current span
   PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
+  // Owned: the name as a str, kept in step with renames, so that `span.name` still reads
+  // after the span's data has gone to export (as the official SDK's span does).
+  PyObject* name = nullptr;
   uint8_t flags = 0;
 
   PySpan() = default;
   ~PySpan() {
+    Py_XDECREF(name);
     Py_XDECREF(token);
     Py_XDECREF(context_cache);
     Py_XDECREF(owner_ref);

@@ -725,6 +725,7 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
       PyUnicode_Check(name.ptr()) ? PyUnicode_AsUTF8AndSize(name.ptr(), &name_size) : nullptr;
   if (name_utf8) {
     o.name_ref = std::string_view(name_utf8, static_cast<size_t>(name_size));
+    ps->name = Py_NewRef(name.ptr());
   } else {
     PyErr_Clear();
     o.name = "unnamed";
@@ -1320,8 +1321,9 @@ NB_MODULE(_native, m) {
           "update_name",
           [](PySpan& self, nb::handle name) {
             std::string n;
-            if (PyUnicode_Check(name.ptr()) && ToString(name.ptr(), n))
-              self.span.UpdateName(std::move(n));
+            if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), n)) return;
+            if (!self.span.has_ended()) Py_XSETREF(self.name, Py_NewRef(name.ptr()));
+            self.span.UpdateName(std::move(n));
           },
           "name"_a.none())
       .def(
@@ -1354,6 +1356,13 @@ NB_MODULE(_native, m) {
       .def("is_recording",
            [](PySpan& self) { return self.span.is_recording() && !self.span.has_ended(); })
       .def_prop_ro("_ended", [](PySpan& self) { return self.span.has_ended(); })
+      .def_prop_ro("_name",
+                   [](PySpan& self) -> nb::object {
+                     if (self.name) return nb::borrow(self.name);
+                     const SpanData* d = self.span.data();
+                     if (!d) return nb::none();
+                     return nb::str(d->name.data(), d->name.size());
+                   })
       .def("_context_tuple", [](PySpan& self) { return ContextTuple(self.span.context()); })
       .def("_parent_span_id",
            [](PySpan& self) -> nb::object {

@@ -281,7 +281,10 @@ void RecordRoute(PyObject* rs) {
   if (!name.is_valid()) throw nb::python_error();
   if (PySpan* ps = FastSpan(span)) {
     std::string n;
-    if (ToString(name.ptr(), n)) ps->span.UpdateName(std::move(n));
+    if (ToString(name.ptr(), n)) {
+      if (!ps->span.has_ended()) Py_XSETREF(ps->name, Py_NewRef(name.ptr()));
+      ps->span.UpdateName(std::move(n));
+    }
   } else {
     PyObject* r = PyObject_CallMethodObjArgs(span, g_n.update_name, name.ptr(), nullptr);
     if (!r) throw nb::python_error();

@@ -832,6 +832,19 @@ def test_span_ended_twice_is_exported_once(setup):
     assert setup.provider._counters()["spans_ended_twice"] - counters_before == 3
 
 
+def test_the_name_reads_after_end_as_last_renamed(setup):
+    # As opentelemetry-sdk's span: the name stays readable once the span has been exported.
+    span = setup.tracer.start_span("first")
+    span.update_name("second")
+    assert span.name == "second"
+    span.end()
+    assert setup.exporter.get_finished_spans()[0].name == "second"
+    assert span.name == "second"
+    with setup.tracer.start_as_current_span("scoped") as scoped:
+        pass
+    assert scoped.name == "scoped"
+
+
 def test_changes_after_end_are_ignored(setup):
     span = setup.tracer.start_span("op", attributes={"before": 1})
     span.add_event("before_end")
@@ -846,6 +859,7 @@ def test_changes_after_end_are_ignored(setup):
     span.update_name("too late")
     span.record_exception(BoomError("too late"))
     assert not span.is_recording()
+    assert span.name == "op"
     (finished,) = setup.exporter.get_finished_spans()
     assert finished.name == "op"
     assert dict(finished.attributes) == {"before": 1}

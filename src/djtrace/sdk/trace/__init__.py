@@ -409,8 +409,7 @@ class _SpanMethods:
 
     @property
     def name(self) -> str | None:
-        data = self._data()
-        return data["name"] if data else None
+        return self._name
 
     @property
     def attributes(self) -> Mapping[str, Any]:
