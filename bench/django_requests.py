@@ -434,11 +434,13 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
     print("# per request, median and 10th percentile over every slice; x official: added over "
           "untraced, against the official stack's added, of the medians and of the 10th "
           "percentiles; paired: that ratio within each round (the slices of a round run within "
-          "a second or two of each other), median [25th - 75th percentile] over rounds")
+          "a second or two of each other), median [25th - 75th percentile] over rounds; speed: "
+          "untraced's median over this one's (of the whole process: the throughput of a "
+          "CPU-bound server, such as a Gunicorn sync worker with a queue, against untraced)")
     for key, meaning in CLOCK_MEASURES:
         print(f"\n## {key}: {meaning}")
         print(f"{'configuration':<14} {'us p10 / median':>16} {'added':>8}"
-              f" {'x official med / p10':>21} {'paired':>22} {'spans/req':>10}")
+              f" {'x official med / p10':>21} {'paired':>22} {'speed':>6} {'spans/req':>10}")
         every = {m: sorted(s[key] for r in slices[m] for s in r) for m in MODES}
         per_round = {m: [statistics.fmean(s[key] for s in r) for r in slices[m]] for m in MODES}
         base, official = every["untraced"], every["official"]
@@ -459,7 +461,8 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
             span_count = "-" if spans.get(mode) is None else f"{spans[mode]:.1f}"
             print(f"{mode:<14} {_q(values, 0.1):>7.0f} /{statistics.median(values):>7.0f}"
                   f" {'-' if mode == 'untraced' else f'{added:+.0f}':>8} {ratio:>21}"
-                  f" {paired:>22} {span_count:>10}")
+                  f" {paired:>22} {statistics.median(base) / statistics.median(values):>6.3f}"
+                  f" {span_count:>10}")
 
 
 def _q(values: list[float], p: float) -> float:
