@@ -22,6 +22,11 @@ spans exported (each slice ends with a flush), which is what a server pays.
   request-only djtrace with middleware, view, template, cache and database spans off
 
     .venv/bin/python bench/django_requests.py [--rounds 300] [--requests 10] [--processes 2]
+                                              [--db sqlite|postgres]
+
+--db postgres serves the page from PostgreSQL through psycopg (the server scripts/services.sh
+runs; a database of the bench's own, dropped afterwards), the official stack's database layer
+then being the dbapi instrumentation on psycopg's connect, as the HTTP benchmark applies it.
 
 With --callgrind (valgrind needed), processes instead count the instructions their request
 thread executes per request, layer by layer (each configuration in turn on the same warm
@@ -47,6 +52,7 @@ import json
 import os
 import platform
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +69,7 @@ PROJECT = ROOT / "tests" / "integrations" / "django"
 
 OFFICIAL_INIT = textwrap.dedent("""
     def official_init(endpoint):
+        import os
         import sqlite3.dbapi2
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -75,13 +82,18 @@ OFFICIAL_INIT = textwrap.dedent("""
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         trace.set_tracer_provider(provider)
         DjangoInstrumentor().instrument()
-        dbapi.trace_integration(sqlite3.dbapi2, "connect", "sqlite")
+        if os.environ.get("DJTRACE_TEST_DB") == "postgres":
+            from harness.stacks import instrument_db
+            instrument_db()
+        else:
+            dbapi.trace_integration(sqlite3.dbapi2, "connect", "sqlite")
 """)
 
 WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     import json, os, sys, time
     mode = sys.argv[1]
     from django.conf import settings
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = None  # one connection, as a server keeps
     if mode in ("untraced", "official"):
         settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
     if mode == "official":
@@ -136,6 +148,9 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
         print(json.dumps({"wall": wall / n * 1e6, "cpu": cpu / n * 1e6,
                           "process": process / n * 1e6, "spans": spans}), flush=True)
 """)
+
+PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
+PG_DATABASE = "djtrace_bench_requests"
 
 MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
 
@@ -288,14 +303,15 @@ def print_misses(misses: dict[str, list[dict[str, int]]], requests: int,
         print(f"{label:<34}" + "".join(f" {c}" for c in cells))
 
 
-def _env(db: str, endpoint: str) -> dict:
+def _env(db: str, endpoint: str, postgres: bool = False) -> dict:
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "project.settings",
-        "PYTHONPATH": os.pathsep.join([str(PROJECT)] + [
+        "PYTHONPATH": os.pathsep.join([str(PROJECT), str(ROOT / "bench")] + [
             p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        "DJTRACE_TEST_DB": "sqlite",
+        "DJTRACE_TEST_DB": "postgres" if postgres else "sqlite",
         "DJTRACE_TEST_SQLITE": db,
+        "DJTRACE_TEST_PG_NAME": PG_DATABASE,
         "DJTRACE_TEST_EXPORTERS": "otlp",
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
@@ -304,6 +320,31 @@ def _env(db: str, endpoint: str) -> dict:
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512",
     })
     return env
+
+
+def _postgres(action: str) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), action, "postgres"],
+                   check=True, capture_output=True)
+
+
+def _postgres_running() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _pg_database(create: bool) -> None:
+    """Drops the benchmark's own database on the server scripts/services.sh runs, and creates
+    it anew when `create`."""
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        if create:
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
 
 
 def _prepare_db(env: dict) -> None:
@@ -341,7 +382,13 @@ def main() -> None:
                              "(not counted) before each counted request")
     parser.add_argument("--no-export", action="store_true",
                         help="no span processor: the request thread's cost alone")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the page's database: SQLite (default) or PostgreSQL through "
+                             "psycopg, on the server scripts/services.sh runs (started and "
+                             "stopped here if it is not running); not with --callgrind")
     args = parser.parse_args()
+    if args.callgrind and args.db != "sqlite":
+        parser.error("--callgrind counts the page on SQLite only")
     sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py")],
                             stdout=subprocess.PIPE, text=True)
     port = int(sink.stdout.readline())
@@ -362,9 +409,17 @@ def main() -> None:
                 s.terminate()
                 s.wait()
         return
+    postgres = args.db == "postgres"
+    started_pg = False
     try:
+        if postgres:
+            started_pg = not _postgres_running()
+            if started_pg:
+                _postgres("start")
+            _pg_database(create=True)
         with tempfile.TemporaryDirectory() as tmp:
-            env = _env(os.path.join(tmp, "bench.sqlite3"), f"http://127.0.0.1:{port}/v1/traces")
+            env = _env(os.path.join(tmp, "bench.sqlite3"), f"http://127.0.0.1:{port}/v1/traces",
+                       postgres)
             env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
             if args.no_export:
                 env["DJTRACE_TEST_EXPORTERS"] = env["OTEL_TRACES_EXPORTER"] = "none"
@@ -374,6 +429,10 @@ def main() -> None:
         for s in (sink, sink2):
             s.terminate()
             s.wait()
+        if postgres and _postgres_running():
+            _pg_database(create=False)
+        if started_pg:
+            _postgres("stop")
     print_clock(slices, spans, args)
 
 
@@ -428,7 +487,8 @@ CLOCK_MEASURES = (
 def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | None],
                 args: argparse.Namespace) -> None:
     rounds = len(slices["untraced"])
-    print(f"# CPython {platform.python_version()}, {os.cpu_count()} CPUs; {args.processes} "
+    print(f"# CPython {platform.python_version()}, {os.cpu_count()} CPUs, {args.db}; "
+          f"{args.processes} "
           f"processes per configuration, {rounds} rounds of one slice of {args.requests} "
           "requests per process, interleaved in a shuffled order")
     print("# per request, median and 10th percentile over every slice; x official: added over "

@@ -70,7 +70,8 @@ TEMPLATES = [
 ]
 
 if os.environ.get("DJTRACE_TEST_DB", "sqlite") == "postgres":
-    DATABASES = {"default": services.postgres_settings()}
+    DATABASES = {"default": services.postgres_settings(
+        os.environ.get("DJTRACE_TEST_PG_NAME", "djtrace_test"))}
 else:
     DATABASES = {
         "default": {
