@@ -62,8 +62,8 @@ struct PySpan {
   PyObject* owner_ref = nullptr;      // owned: keeps `owner` alive
   PyObject* token = nullptr;          // owned; set while entered as the current span
   PyObject* context_cache = nullptr;  // owned; the SpanContext built on first request
-  // Owned: the name as a str, kept in step with renames, so that `span.name` still reads
-  // after the span's data has gone to export (as the official SDK's span does).
+  // Owned: the name as a str (set by NewSpan, changed only by RenameSpan), so that `span.name`
+  // still reads after the span's data has gone to export (as the official SDK's span does).
   PyObject* name = nullptr;
   uint8_t flags = 0;
 
@@ -151,6 +151,9 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
 // span when it was started to end on exit).
 nb::object SpanEnter(nb::handle self_h);
 void SpanExit(nb::handle self_h, nb::handle exc);
+// span.update_name: renames the span unless it has ended, keeping PySpan::name in step.
+// Anything but a str is ignored.
+void RenameSpan(PySpan& span, PyObject* name);
 // Makes current a copy of the current OpenTelemetry context with `key` (when not null) set to
 // `value` and, as its span, a new root span that is valid, not sampled and records nothing.
 // Needs the context variable (g_ctx.var). Returns the token for Detach, or null with a Python

@@ -728,7 +728,9 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
     ps->name = Py_NewRef(name.ptr());
   } else {
     PyErr_Clear();
+    static PyObject* const kUnnamed = PyUnicode_InternFromString("unnamed");
     o.name = "unnamed";
+    ps->name = Py_NewRef(kUnnamed);
   }
   o.kind = static_cast<SpanKind>(kind);
   SpanContextData parent_ctx;
@@ -741,6 +743,13 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
   ReadLinks(links, o);
   SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), ps->span);
   return obj;
+}
+
+void RenameSpan(PySpan& span, PyObject* name) {
+  std::string n;
+  if (!PyUnicode_Check(name) || !ToString(name, n)) return;
+  if (!span.span.has_ended()) Py_XSETREF(span.name, Py_NewRef(name));
+  span.span.UpdateName(std::move(n));  // after the end, only counted
 }
 
 nb::object SpanEnter(nb::handle self_h) {
@@ -1319,12 +1328,7 @@ NB_MODULE(_native, m) {
           "context"_a.none(), "attributes"_a.none() = nb::none())
       .def(
           "update_name",
-          [](PySpan& self, nb::handle name) {
-            std::string n;
-            if (!PyUnicode_Check(name.ptr()) || !ToString(name.ptr(), n)) return;
-            if (!self.span.has_ended()) Py_XSETREF(self.name, Py_NewRef(name.ptr()));
-            self.span.UpdateName(std::move(n));
-          },
+          [](PySpan& self, nb::handle name) { RenameSpan(self, name.ptr()); },
           "name"_a.none())
       .def(
           "_set_status",
@@ -1358,10 +1362,7 @@ NB_MODULE(_native, m) {
       .def_prop_ro("_ended", [](PySpan& self) { return self.span.has_ended(); })
       .def_prop_ro("_name",
                    [](PySpan& self) -> nb::object {
-                     if (self.name) return nb::borrow(self.name);
-                     const SpanData* d = self.span.data();
-                     if (!d) return nb::none();
-                     return nb::str(d->name.data(), d->name.size());
+                     return self.name ? nb::borrow(self.name) : nb::none();
                    })
       .def("_context_tuple", [](PySpan& self) { return ContextTuple(self.span.context()); })
       .def("_parent_span_id",

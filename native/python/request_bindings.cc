@@ -280,11 +280,7 @@ void RecordRoute(PyObject* rs) {
       nb::steal(PyUnicode_FromFormat("%S %S", method ? method : Py_None, route.ptr()));
   if (!name.is_valid()) throw nb::python_error();
   if (PySpan* ps = FastSpan(span)) {
-    std::string n;
-    if (ToString(name.ptr(), n)) {
-      if (!ps->span.has_ended()) Py_XSETREF(ps->name, Py_NewRef(name.ptr()));
-      ps->span.UpdateName(std::move(n));
-    }
+    RenameSpan(*ps, name.ptr());
   } else {
     PyObject* r = PyObject_CallMethodObjArgs(span, g_n.update_name, name.ptr(), nullptr);
     if (!r) throw nb::python_error();
