@@ -52,7 +52,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from harness import services  # noqa: E402
 from harness.instructions import control_library, read_dump  # noqa: E402
 
 PROJECT = ROOT / "tests" / "integrations" / "django"
@@ -322,19 +322,6 @@ def _env(db: str, endpoint: str, postgres: bool = False) -> dict:
     return env
 
 
-def _postgres(action: str) -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), action, "postgres"],
-                   check=True, capture_output=True)
-
-
-def _postgres_running() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _pg_database(create: bool) -> None:
     """Drops the benchmark's own database on the server scripts/services.sh runs, and creates
     it anew when `create`."""
@@ -410,12 +397,10 @@ def main() -> None:
                 s.wait()
         return
     postgres = args.db == "postgres"
-    started_pg = False
+    started: list[str] = []
     try:
         if postgres:
-            started_pg = not _postgres_running()
-            if started_pg:
-                _postgres("start")
+            started = services.ensure({"postgres": PG_PORT})
             _pg_database(create=True)
         with tempfile.TemporaryDirectory() as tmp:
             env = _env(os.path.join(tmp, "bench.sqlite3"), f"http://127.0.0.1:{port}/v1/traces",
@@ -429,10 +414,9 @@ def main() -> None:
         for s in (sink, sink2):
             s.terminate()
             s.wait()
-        if postgres and _postgres_running():
+        if postgres and services.reachable(PG_PORT):
             _pg_database(create=False)
-        if started_pg:
-            _postgres("stop")
+        services.stop(started)
     print_clock(slices, spans, args)
 
 

@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from harness import (  # noqa: E402
     micro,
     procs,
     report,
+    services,
     stacks,
 )
 
@@ -112,24 +112,6 @@ def versions() -> dict:
     except OSError:
         pass
     return out
-
-
-def reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_services() -> list[str]:
-    started = []
-    for name, port in (("postgres", PG_PORT), ("redis", REDIS_PORT)):
-        if not reachable(port):
-            subprocess.run(["bash", os.path.join(ROOT, "scripts", "services.sh"), "start", name],
-                           check=True)
-            started.append(name)
-    return started
 
 
 def ddtrace_works() -> str | None:
@@ -348,7 +330,7 @@ class Session:
         started_at = datetime.datetime.now(datetime.timezone.utc)
         machine = procs.machine()
         only = set(self.args.only.split(",")) if self.args.only else None
-        started_services = ensure_services()
+        started_services = services.ensure({"postgres": PG_PORT, "redis": REDIS_PORT})
         why_not = ddtrace_works()
         if why_not:
             self.configs.remove("ddtrace")
@@ -407,9 +389,7 @@ class Session:
             for s in self.sinks.values():
                 s.stop()
             self.cleanup_services_data()
-            if started_services:
-                subprocess.run(["bash", os.path.join(ROOT, "scripts", "services.sh"), "stop",
-                                *started_services], check=False)
+            services.stop(started_services)
         self.notes.append("The official database layer is opentelemetry-instrumentation-dbapi "
                           "applied to psycopg 3's connect, as opentelemetry-instrumentation-"
                           "psycopg does (that package has no release matching the installed "
