@@ -28,7 +28,7 @@ if str(EXAMPLE) not in sys.path:
     sys.path.append(str(EXAMPLE))  # the example's helper modules, after everything else
 
 from demo import Client  # noqa: E402
-from fullstack import FullStack  # noqa: E402
+from fullstack import FullStack, _port_open  # noqa: E402
 from supervise import free_port  # noqa: E402
 
 # Names of this run only: another run of the suite may share the servers.
@@ -40,16 +40,6 @@ WEB, WORKER = "django-order-service", "django-celery-worker"
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 STATUS_ERROR = 2
 CONSUMER_NAME = "process orders.tasks.process_order"
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
