@@ -1,0 +1,184 @@
+"""Gunicorn throughput in short interleaved slices: issue 3's goal that djtrace keeps at least
+0.97x of the untraced throughput under Gunicorn, measured so that this machine's drift cancels.
+
+bench/run.py's macro section gives each configuration runs of 10 seconds in turn. This
+machine's speed drifts by a third within seconds, and those runs spread by up to 45%. Here the
+same servers (one Gunicorn per configuration, the guide's 2 x cores + 1 sync workers, the order
+service on PostgreSQL and Redis, the endpoint mix and local OTLP sinks of run.py) all start
+first. Then, round after round, each server in a shuffled order serves one slice of --requests
+requests from --concurrency keep-alive connections while the others idle, and idles itself
+--settle seconds after it, so that the spans of its slice are exported (every stack's batch
+processor waits at most OTEL_BSP_SCHEDULE_DELAY=100 ms here) before the next server's slice.
+
+Per slice: throughput (requests over the slice's wall time) and the server's CPU per request
+(user + system time of its process tree, from the slice's start to the end of its settle time:
+export included). Reported: 10th percentile and median of each, their ratio to untraced by
+medians, and the ratio paired within each round (median and quartiles). "speed" is untraced's
+CPU per request over the configuration's: the throughput a CPU-bound server keeps.
+
+    .venv/bin/python bench/gunicorn_slices.py [--rounds 40] [--requests 200] [--concurrency 10]
+        [--settle 0.4] [--configs untraced,otel-100,djtrace-100]
+
+scripts/bench.sh installs what this needs; run alone, this starts PostgreSQL and Redis itself
+(scripts/services.sh) and stops what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from types import SimpleNamespace
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+
+import run  # noqa: E402  (its Session: the app, mix, sinks and environments of the macro runs)
+from harness import loadgen, macro, procs, services  # noqa: E402
+
+
+def serve_slice(server: macro.Server, spec: dict, requests: int, concurrency: int,
+                settle: float) -> dict:
+    """One slice of `requests` requests to `server`, then `settle` seconds idle."""
+    pids = server.pids()
+    target = SimpleNamespace(host="127.0.0.1", port=server.port)
+    quota = max(1, requests // concurrency)
+    cpu0 = procs.cpu_seconds(pids)
+    t0 = time.perf_counter()
+    workers = [loadgen.Worker(k, target, spec, t0, t0, t0 + 600.0, quota)
+               for k in range(concurrency)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - t0
+    time.sleep(settle)
+    cpu = procs.cpu_seconds(pids) - cpu0
+    done = sum(w.completed for w in workers)
+    latencies = sorted(x for w in workers for x in w.latencies)
+    return {
+        "throughput": done / wall if wall > 0 else 0.0,
+        "cpu_ms": cpu / done * 1e3 if done else float("nan"),
+        "p50_us": latencies[len(latencies) // 2] if latencies else 0,
+        "p99_us": latencies[int(len(latencies) * 0.99)] if latencies else 0,
+        "errors": sum(w.errors for w in workers),
+        "served": done,
+    }
+
+
+def quantile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
+    base = "untraced"
+    rounds = len(rows[base])
+    med = {c: {k: statistics.median(r[k] for r in rows[c])
+               for k in ("throughput", "cpu_ms", "p50_us", "p99_us")} for c in configs}
+    lines = [
+        "| configuration | req/s, 10th pct / median | x untraced (medians) | paired [quartiles] "
+        "| CPU ms/request, median | speed (CPU) | paired [quartiles] | p50 / p99 µs (medians) "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in configs:
+        tp = [r["throughput"] for r in rows[c]]
+        errors = sum(r["errors"] for r in rows[c])
+        if c == base:
+            paired_tp = paired_speed = "–"
+            x_tp = speed = "1"
+        else:
+            pt = [rows[c][i]["throughput"] / rows[base][i]["throughput"] for i in range(rounds)]
+            ps = [rows[base][i]["cpu_ms"] / rows[c][i]["cpu_ms"] for i in range(rounds)]
+            paired_tp = (f"{statistics.median(pt):.3f} [{quantile(pt, 0.25):.3f} - "
+                         f"{quantile(pt, 0.75):.3f}]")
+            paired_speed = (f"{statistics.median(ps):.3f} [{quantile(ps, 0.25):.3f} - "
+                            f"{quantile(ps, 0.75):.3f}]")
+            x_tp = f"{med[c]['throughput'] / med[base]['throughput']:.3f}"
+            speed = f"{med[base]['cpu_ms'] / med[c]['cpu_ms']:.3f}"
+        lines.append(
+            f"| {c} | {quantile(tp, 0.1):,.0f} / {med[c]['throughput']:,.0f} | {x_tp} | "
+            f"{paired_tp} | {med[c]['cpu_ms']:.2f} | {speed} | {paired_speed} | "
+            f"{med[c]['p50_us']:,.0f} / {med[c]['p99_us']:,.0f} | {errors} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=200, help="requests per slice")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="connections (default: 2 x workers, as run.py)")
+    parser.add_argument("--settle", type=float, default=0.4,
+                        help="seconds each server idles after its slice, its export included")
+    parser.add_argument("--configs", default="untraced,otel-100,djtrace-100")
+    args = parser.parse_args()
+    configs = args.configs.split(",")
+    if configs[0] != "untraced":
+        parser.error("--configs: the first must be untraced (the ratios' base)")
+    unknown = [c for c in configs if c not in run.stacks.CONFIGS]
+    if unknown:
+        parser.error(f"--configs: unknown {', '.join(unknown)} (known: "
+                     f"{', '.join(run.stacks.CONFIGS)})")
+
+    session = run.Session(argparse.Namespace(quick=False, rounds=0, concurrency=0, only="",
+                                             command=""))
+    workers = session.p["workers"]
+    concurrency = args.concurrency or session.p["concurrency"]
+    started = services.ensure({"postgres": run.PG_PORT, "redis": run.REDIS_PORT})
+    servers: list[macro.Server] = []
+    try:
+        for c in configs:
+            session.sinks[c] = run.Sink()
+        session.choose_target()
+        log_dir = os.path.join(session.tmp, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        for c in configs:
+            env = session.env_of(c)
+            env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
+            servers.append(macro.Server("gunicorn", c, workers, env, log_dir))
+        run.log(f"gunicorn: starting {len(servers)} servers of {workers} workers")
+        macro.start_all(servers, timeout=180)
+        spec = session.mix
+        rows: dict[str, list[dict]] = {c: [] for c in configs}
+        rng = random.Random(7)
+        sent: dict[str, int] = {}
+        for r in range(-2, args.rounds):  # two rounds of warm-up, not kept
+            if r == 0:
+                sent = {c: session.sinks[c].received()["bytes"] for c in configs}
+            order = list(servers)
+            rng.shuffle(order)
+            for s in order:
+                row = serve_slice(s, spec, args.requests, concurrency, args.settle)
+                if r >= 0:
+                    rows[s.config].append(row)
+            if r >= 0 and (r + 1) % 10 == 0:
+                run.log(f"round {r + 1}/{args.rounds}")
+        print(f"Gunicorn, {workers} sync workers per server, {concurrency} connections, "
+              f"{args.rounds} rounds of {args.requests} requests per server, settle "
+              f"{args.settle} s; {session.target}; {session.mix_text()}")
+        print(f"machine: {procs.machine()}")
+        print(report(rows, configs))
+        exported = []
+        for c in configs[1:]:
+            served = sum(r["served"] for r in rows[c])
+            kb = (session.sinks[c].received()["bytes"] - sent[c]) / 1024 / served
+            exported.append(f"{c} {kb:.2f} KB")
+        print("OTLP received by the sinks per request: " + ", ".join(exported))
+    finally:
+        macro.stop_all(servers)
+        for s in session.sinks.values():
+            s.stop()
+        session.cleanup_services_data()
+        services.stop(started)
+        shutil.rmtree(session.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
