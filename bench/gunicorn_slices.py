@@ -156,6 +156,9 @@ def main() -> None:
             rng.shuffle(order)
             for s in order:
                 row = serve_slice(s, spec, args.requests, concurrency, args.settle)
+                if not row["served"]:
+                    raise SystemExit(f"gunicorn_slices: {s.config} served no request in a "
+                                     f"slice ({row['errors']} errors); its log: {s.tail()}")
                 if r >= 0:
                     rows[s.config].append(row)
             if r >= 0 and (r + 1) % 10 == 0:
