@@ -28,7 +28,7 @@ if str(EXAMPLE) not in sys.path:
     sys.path.append(str(EXAMPLE))  # the example's helper modules, after everything else
 
 from demo import Client  # noqa: E402
-from fullstack import FullStack, _port_open  # noqa: E402
+from fullstack import FullStack  # noqa: E402
 from supervise import free_port  # noqa: E402
 
 # Names of this run only: another run of the suite may share the servers.
@@ -44,7 +44,7 @@ CONSUMER_NAME = "process orders.tasks.process_order"
 
 @pytest.fixture(scope="module")
 def servers():
-    pg_running, redis_was_running = _port_open(services.PG_PORT), redis_running(
+    pg_running, redis_was_running = services.reachable(services.PG_PORT), redis_running(
         services.REDIS_PORT)
     services.start("postgres", "redis")
     import psycopg

@@ -4,6 +4,7 @@ scripts/services.sh, on loopback, and stopping them afterwards."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
 PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
 REDIS_PORT = int(os.environ.get("DJTRACE_REDIS_PORT", "63799"))
+
+
+def reachable(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` (a server already running)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def start(*names: str) -> None:

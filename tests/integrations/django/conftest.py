@@ -8,7 +8,6 @@ afterwards if this session started it).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -37,12 +36,6 @@ def pytest_configure(config):
             del os.environ["DJANGO_SETTINGS_MODULE"]
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_server():
     """Starts PostgreSQL when the suite runs against it."""
@@ -51,7 +44,7 @@ def _postgres_server():
         return
     from support import services
 
-    started = not _port_open(services.PG_PORT)
+    started = not services.reachable(services.PG_PORT)
     if started:
         services.start("postgres")
     yield
@@ -69,7 +62,7 @@ def redis_server():
     """A Redis server on loopback for the cache tests."""
     from support import services
 
-    started = not _port_open(services.REDIS_PORT)
+    started = not services.reachable(services.REDIS_PORT)
     if started:
         services.start("redis")
     yield services.redis_url(1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +16,11 @@ HERE = Path(__file__).resolve().parent
 PROBE = HERE / "_psycopg2_probe.py"
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="module")
 def postgres():
     from support import services
 
-    started = not _port_open(services.PG_PORT)
+    started = not services.reachable(services.PG_PORT)
     if started:
         services.start("postgres")
     yield
