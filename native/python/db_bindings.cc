@@ -44,6 +44,31 @@ using analysis::QueryStats;
 using analysis::QueryStatsOptions;
 using SqlPtr = std::shared_ptr<const sql::ObfuscatedSql>;
 
+// A statement's spans from one call site: the key to the attributes they all carry.
+struct SharedAttrKey {
+  const sql::ObfuscatedSql* sql;
+  const CodeLocation* code;
+  int32_t lineno;
+  bool operator==(const SharedAttrKey&) const = default;
+};
+
+struct SharedAttrKeyHash {
+  size_t operator()(const SharedAttrKey& k) const noexcept {
+    uint64_t h = reinterpret_cast<uintptr_t>(k.sql) * 0x9E3779B97F4A7C15ull;
+    h ^= reinterpret_cast<uintptr_t>(k.code) * 0xC2B2AE3D27D4EB4Full + (h >> 29);
+    return h ^ (static_cast<uint64_t>(static_cast<uint32_t>(k.lineno)) * 0x165667B19E3779F9ull);
+  }
+};
+
+struct SharedAttrEntry {
+  SqlPtr sql;  // held, so that no other statement or code object reuses the key's addresses
+  std::shared_ptr<const CodeLocation> code;
+  std::shared_ptr<const Attributes> attributes;  // within the limits below
+  uint32_t dropped = 0;                          // what those limits dropped
+  uint32_t max_attributes = 0;
+  uint32_t max_length = 0;
+};
+
 // What is known about one Django connection (alias), computed once when it connects.
 struct DbConnInfo {
   sql::Dialect dialect = sql::Dialect::kGeneric;
@@ -52,6 +77,14 @@ struct DbConnInfo {
   std::string driver;      // for sqlcommenter's db_driver, e.g. "psycopg:3.2.1"
   Attributes attributes;   // the same on every span of the connection
   bool old_names = false;  // OTEL_SEMCONV_STABILITY_OPT_IN=database/dup
+  // The connection's, statement's and call site's attributes, built on a statement's first
+  // execution from a call site and then referenced by each of its spans instead of copied
+  // (a few kilobytes of strings per query otherwise). Cleared when full, by count or by the
+  // statement text it holds (texts too long for the SQL cache come anew on every execution).
+  mutable std::unordered_map<SharedAttrKey, SharedAttrEntry, SharedAttrKeyHash> shared;
+  mutable size_t shared_text_bytes = 0;
+  static constexpr size_t kMaxShared = 2048;
+  static constexpr size_t kMaxSharedTextBytes = 4 << 20;
 };
 
 struct CodeEntry {
@@ -728,6 +761,59 @@ void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
   Py_DECREF(root_obj);
 }
 
+// The attributes every span of `sql` from `site` on the connection carries, within `limits`.
+const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sql,
+                                        const CallSite& site, const SpanLimits& limits) {
+  const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0};
+  auto it = info.shared.find(key);
+  if (it != info.shared.end() && it->second.max_attributes == limits.max_attributes &&
+      it->second.max_length == limits.max_span_attribute_length)
+    return it->second;
+
+  Attributes a;
+  a.reserve(info.attributes.size() + 9);
+  a = info.attributes;
+  if (sql) {
+    a.push_back({"db.query.text", sql->text});
+    if (!sql->operation.empty()) a.push_back({"db.operation.name", sql->operation});
+    if (!sql->table.empty()) a.push_back({"db.collection.name", sql->table});
+    if (info.old_names) {
+      a.push_back({"db.statement", sql->text});
+      if (!sql->operation.empty()) a.push_back({"db.operation", sql->operation});
+      if (!sql->table.empty()) a.push_back({"db.sql.table", sql->table});
+    }
+  }
+  if (site.known()) {
+    a.push_back({"code.filepath", site.code->filepath});
+    a.push_back({"code.lineno", static_cast<int64_t>(site.lineno)});
+    a.push_back({"code.function", site.code->function});
+  }
+  auto limited = std::make_shared<Attributes>();
+  limited->reserve(a.size());
+  uint32_t dropped = 0;
+  for (Attribute& attr : a)
+    SetAttribute(*limited, dropped, attr.key, std::move(attr.value), limits.max_attributes,
+                 limits.max_span_attribute_length);
+
+  if (it == info.shared.end()) {
+    if (info.shared.size() >= DbConnInfo::kMaxShared ||
+        info.shared_text_bytes >= DbConnInfo::kMaxSharedTextBytes) {
+      info.shared.clear();
+      info.shared_text_bytes = 0;
+    }
+    it = info.shared.try_emplace(key).first;
+    if (sql) info.shared_text_bytes += sql->text.size();
+  }
+  SharedAttrEntry& entry = it->second;
+  entry.sql = sql;
+  entry.code = site.code;
+  entry.attributes = std::move(limited);
+  entry.dropped = dropped;
+  entry.max_attributes = limits.max_attributes;
+  entry.max_length = limits.max_span_attribute_length;
+  return entry;
+}
+
 enum class Mode { kUntraced, kTraced, kFallback };
 
 // Starts the span when the query is to be traced (no exception left set either way).
@@ -796,37 +882,25 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   o.kind = SpanKind::kClient;
   o.parent = parent_ctx;
   o.local_parent = parent_span ? &parent_span->span : nullptr;
-  Attributes& a = o.attributes;
-  a.reserve(info.attributes.size() + 12);
-  a = info.attributes;
-  if (ex.sql) {
-    a.push_back({"db.query.text", ex.sql->text});
-    if (!ex.sql->operation.empty()) a.push_back({"db.operation.name", ex.sql->operation});
-    if (!ex.sql->table.empty()) a.push_back({"db.collection.name", ex.sql->table});
-    if (info.old_names) {
-      a.push_back({"db.statement", ex.sql->text});
-      if (!ex.sql->operation.empty()) a.push_back({"db.operation", ex.sql->operation});
-      if (!ex.sql->table.empty()) a.push_back({"db.sql.table", ex.sql->table});
-    }
-  }
+  PyTracerCore* owner = tracer->owner;
+  const SharedAttrEntry& shared = SharedAttributes(info, ex.sql, ex.site, owner->core->limits());
+  o.shared_attributes = shared.attributes;
+  o.shared_dropped = shared.dropped;
+  Attributes& a = o.attributes;  // this execution's own
   if (many) {
     Py_ssize_t n = -1;
     if (PyList_Check(params) || PyTuple_Check(params)) n = Py_SIZE(params);
     if (n >= 0) a.push_back({"db.operation.batch.size", static_cast<int64_t>(n)});
   }
-  if (ex.site.known()) {
-    a.push_back({"code.filepath", ex.site.code->filepath});
-    a.push_back({"code.lineno", static_cast<int64_t>(ex.site.lineno)});
-    a.push_back({"code.function", ex.site.code->function});
-  }
   if (!relation.empty()) a.push_back({"djtrace.orm.relation", std::string(relation)});
 
-  PyTracerCore* owner = tracer->owner;
   ex.end_may_block = owner->end_may_block;
   if (owner->py_start_span.is_valid()) {
-    // A sampler or span processor written in Python: go through its hooks.
+    // A sampler or span processor written in Python: go through its hooks, with every
+    // attribute in one mapping.
     nb::object name = nb::str(o.name_ref.data(), o.name_ref.size());
-    nb::object attrs = FromAttributes(o.attributes);
+    nb::dict attrs = FromAttributes(*shared.attributes);
+    for (const Attribute& own : a) attrs[nb::str(own.key.c_str())] = FromAttrValue(own.value);
     ex.py_span = owner->py_start_span(g_db.tracer_obj, name, nb::none(), g_db.client_kind, attrs,
                                       nb::none(), nb::none(), false, false);
     if (!nb::try_cast<PySpan*>(ex.py_span, ex.py) || !ex.py) return Mode::kUntraced;

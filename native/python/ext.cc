@@ -281,7 +281,10 @@ nb::dict SpanToDict(const SpanData& s) {
   d["kind"] = static_cast<int>(s.kind);
   d["start_time"] = s.start_time_unix_nano;
   d["end_time"] = s.end_time_unix_nano ? nb::object(nb::int_(s.end_time_unix_nano)) : nb::none();
-  d["attributes"] = FromAttributes(s.attributes);
+  nb::dict attributes = s.shared_attributes ? FromAttributes(*s.shared_attributes) : nb::dict();
+  for (const auto& a : s.attributes)
+    attributes[nb::str(a.key.data(), a.key.size())] = FromAttrValue(a.value);
+  d["attributes"] = attributes;
   d["dropped_attributes"] = s.dropped_attributes_count;
   nb::list events;
   for (const auto& e : s.events)

@@ -69,6 +69,7 @@ void SimpleSpanProcessor::OnEnd(SpanPtr span) noexcept {
   if (!span || !Sampled(*span)) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (shutdown_) return;
+  FlattenAttributes(*span);
   if (transform_) transform_(*span);
   const SpanData* one[] = {span.get()};
   exporter_->Export(std::span<const SpanData* const>(one, 1), Clock::now() + export_timeout_);
@@ -238,6 +239,7 @@ void BatchSpanProcessor::ExportBatch(State& s, const SpanTransform* transform,
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
   for (auto& span : batch) {
+    FlattenAttributes(*span);
     if (transform) (*transform)(*span);
     view.push_back(span.get());
   }

@@ -91,6 +91,11 @@ struct SpanData {
   uint64_t start_time_unix_nano = 0;
   uint64_t end_time_unix_nano = 0;
   Attributes attributes;
+  // Attributes that many spans carry unchanged (a database statement's on one connection from
+  // one call site), referenced instead of copied on the application's thread. They come before
+  // `attributes` and share no key with them; FlattenAttributes merges them in, which the
+  // processors do before a span is transformed or exported.
+  std::shared_ptr<const Attributes> shared_attributes;
   uint32_t dropped_attributes_count = 0;
   std::vector<Event> events;
   uint32_t dropped_events_count = 0;
@@ -103,5 +108,13 @@ struct SpanData {
 };
 
 using SpanPtr = std::unique_ptr<SpanData>;
+
+// Moves a span's shared attributes into its own list, ahead of the others (a no-op without).
+inline void FlattenAttributes(SpanData& span) {
+  if (!span.shared_attributes) return;
+  span.attributes.insert(span.attributes.begin(), span.shared_attributes->begin(),
+                         span.shared_attributes->end());
+  span.shared_attributes.reset();
+}
 
 }  // namespace djtrace

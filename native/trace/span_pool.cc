@@ -23,7 +23,7 @@ bool WorthKeeping(const SpanData& span) {
 
 #if defined(__x86_64__) && defined(__GLIBCXX__)
 // A field added to SpanData must be reset in ClearForReuse too (then update this size).
-static_assert(sizeof(SpanData) == 288, "SpanData changed: reset the new field in ClearForReuse");
+static_assert(sizeof(SpanData) == 304, "SpanData changed: reset the new field in ClearForReuse");
 #endif
 
 void ClearForReuse(SpanData& span) noexcept {
@@ -37,6 +37,7 @@ void ClearForReuse(SpanData& span) noexcept {
   span.start_time_unix_nano = 0;
   span.end_time_unix_nano = 0;
   span.attributes.clear();
+  span.shared_attributes.reset();
   span.dropped_attributes_count = 0;
   span.events.clear();
   span.dropped_events_count = 0;

@@ -60,6 +60,18 @@ bool DistinctWithinCount(const Attributes& attrs, uint32_t max_count) {
   return true;
 }
 
+bool HasKey(const Attributes& attrs, std::string_view key) {
+  for (const Attribute& a : attrs)
+    if (a.key == key) return true;
+  return false;
+}
+
+bool SharesKey(const Attributes& shared, const Attributes& own) {
+  for (const Attribute& a : own)
+    if (HasKey(shared, a.key)) return true;
+  return false;
+}
+
 }  // namespace
 
 void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
@@ -119,8 +131,22 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
   data->start_time_unix_nano =
       options.start_time_unix_nano ? options.start_time_unix_nano : NowUnixNano();
   const SpanLimits& limits = core->limits();
+  if (options.shared_attributes) {
+    data->dropped_attributes_count = options.shared_dropped;
+    if (options.attributes.empty() ||
+        (!SharesKey(*options.shared_attributes, options.attributes) &&
+         options.shared_attributes->size() + options.attributes.size() <= limits.max_attributes &&
+         DistinctWithinCount(options.attributes, limits.max_attributes))) {
+      data->shared_attributes = std::move(options.shared_attributes);
+    } else {
+      // Keys in common, or past the count limit: the general rules, on a copy.
+      data->attributes = *options.shared_attributes;
+    }
+  }
   if (!options.attributes.empty()) {
-    if (DistinctWithinCount(options.attributes, limits.max_attributes)) {
+    if (data->attributes.empty() &&
+        (data->shared_attributes ||  // checked above
+         DistinctWithinCount(options.attributes, limits.max_attributes))) {
       // The common case (distinct keys, within the count limit): setting them one by one would
       // keep them all in this order, so the vector is taken over instead of copied key by key.
       data->attributes = std::move(options.attributes);
@@ -170,6 +196,15 @@ bool LiveSpan::Mutable() {
 void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
   if (!Mutable()) return;
   const SpanLimits& limits = core_->limits();
+  if (data_->shared_attributes) {
+    // A new key below the count limit goes after the shared ones; anything else (replacing
+    // one of them, evicting the oldest) needs them in the span's own list.
+    const Attributes& shared = *data_->shared_attributes;
+    if (shared.size() + data_->attributes.size() >= limits.max_attributes ||
+        HasKey(shared, key)) {
+      FlattenAttributes(*data_);
+    }
+  }
   djtrace::SetAttribute(data_->attributes, data_->dropped_attributes_count, key, std::move(value),
                         limits.max_attributes, limits.max_span_attribute_length);
 }
@@ -217,7 +252,10 @@ bool LiveSpan::MarkEnded(uint64_t end_time_unix_nano) {
   ended_ = true;
   if (data_) {
     data_->end_time_unix_nano = end_time_unix_nano ? end_time_unix_nano : NowUnixNano();
-    if (local_root_ && root_state_) root_state_->OnRootEnd(*data_);
+    if (local_root_ && root_state_) {
+      FlattenAttributes(*data_);  // the root's statistics set attributes of their own
+      root_state_->OnRootEnd(*data_);
+    }
   }
   return true;
 }
@@ -233,6 +271,7 @@ void LiveSpan::Submit() {
 
 SpanPtr LiveSpan::Detach() {
   ended_ = true;
+  if (data_) FlattenAttributes(*data_);
   return std::move(data_);
 }
 

@@ -135,6 +135,10 @@ struct StartOptions {
   const LiveSpan* local_parent = nullptr;   // the parent when it is a span of this process
   uint64_t start_time_unix_nano = 0;        // 0: now
   Attributes attributes;
+  // Attributes shared with other spans, already within the limits (see SpanData), and how many
+  // the limits dropped from them when they were built. They precede `attributes`.
+  std::shared_ptr<const Attributes> shared_attributes;
+  uint32_t shared_dropped = 0;
   std::vector<std::pair<SpanContextData, Attributes>> links;
   // Set when a sampler written in Python already decided; the native sampler is skipped. Such
   // a sampler saw the trace id of a root span before the span existed, hence `trace_id`.

@@ -610,5 +610,152 @@ TEST_F(TracerTest, EndToEndThroughABatchProcessor) {
   EXPECT_TRUE(core_->Shutdown(5s));
 }
 
+// The attributes a span shares with others, in order, then its own (what export sees).
+std::vector<std::string> Keys(const SpanData& d) {
+  std::vector<std::string> keys;
+  if (d.shared_attributes)
+    for (const Attribute& a : *d.shared_attributes) keys.push_back(a.key);
+  for (const Attribute& a : d.attributes) keys.push_back(a.key);
+  return keys;
+}
+
+std::shared_ptr<const Attributes> SharedAB() {
+  return std::make_shared<const Attributes>(
+      Attributes{Attribute{"a", std::string("shared")}, Attribute{"b", int64_t{1}}});
+}
+
+TEST_F(TracerTest, SharedAttributesAreReferencedNotCopied) {
+  auto shared = SharedAB();
+  StartOptions o = Named("query");
+  o.shared_attributes = shared;
+  o.shared_dropped = 2;
+  o.attributes.push_back(Attribute{"own", true});
+  LiveSpan span;
+  Start(span, std::move(o));
+  const SpanData* d = span.data();
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->shared_attributes.get(), shared.get());
+  EXPECT_EQ(Keys(*d), (std::vector<std::string>{"a", "b", "own"}));
+  EXPECT_EQ(d->dropped_attributes_count, 2u);  // what building the shared ones dropped
+
+  span.SetAttribute("rows", int64_t{3});  // a new key: appended, nothing copied
+  EXPECT_EQ(d->shared_attributes.get(), shared.get());
+  EXPECT_EQ(Keys(*d), (std::vector<std::string>{"a", "b", "own", "rows"}));
+
+  span.End();
+  ASSERT_EQ(processor_->spans.size(), 1u);
+  SpanData& ended = *processor_->spans[0];
+  FlattenAttributes(ended);
+  EXPECT_EQ(ended.shared_attributes, nullptr);
+  EXPECT_EQ(Keys(ended), (std::vector<std::string>{"a", "b", "own", "rows"}));
+  EXPECT_EQ(std::get<std::string>(ended.attributes[0].value), "shared");
+  EXPECT_EQ(shared->size(), 2u);  // the shared list itself is never changed
+}
+
+TEST_F(TracerTest, ReplacingASharedAttributeFollowsTheUsualRules) {
+  auto shared = SharedAB();
+  StartOptions o = Named("query");
+  o.shared_attributes = shared;
+  LiveSpan span;
+  Start(span, std::move(o));
+  span.SetAttribute("a", std::string("mine"));
+  const SpanData* d = span.data();
+  EXPECT_EQ(d->shared_attributes, nullptr);
+  // A repeated key replaces the value and moves to the end, as opentelemetry-sdk does.
+  EXPECT_EQ(Keys(*d), (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(std::get<std::string>(d->attributes[1].value), "mine");
+  EXPECT_EQ(std::get<std::string>((*shared)[0].value), "shared");
+}
+
+TEST_F(TracerTest, SharedAttributesCountTowardsTheLimit) {
+  SpanLimits limits;
+  limits.max_attributes = 3;
+  MakeCore(std::make_shared<AlwaysOnSampler>(), limits);
+  StartOptions o = Named("query");
+  o.shared_attributes = SharedAB();
+  LiveSpan span;
+  Start(span, std::move(o));
+  span.SetAttribute("c", int64_t{3});
+  span.SetAttribute("d", int64_t{4});  // the table is full: the oldest ("a") goes
+  const SpanData* d = span.data();
+  EXPECT_EQ(Keys(*d), (std::vector<std::string>{"b", "c", "d"}));
+  EXPECT_EQ(d->dropped_attributes_count, 1u);
+}
+
+TEST_F(TracerTest, StartAttributesThatCollideWithSharedOnesAreMergedAtOnce) {
+  SpanLimits limits;
+  limits.max_attributes = 3;
+  MakeCore(std::make_shared<AlwaysOnSampler>(), limits);
+  StartOptions o = Named("query");
+  o.shared_attributes = SharedAB();
+  o.attributes.push_back(Attribute{"b", int64_t{2}});
+  o.attributes.push_back(Attribute{"c", int64_t{3}});
+  o.attributes.push_back(Attribute{"d", int64_t{4}});
+  LiveSpan span;
+  Start(span, std::move(o));
+  const SpanData* d = span.data();
+  EXPECT_EQ(d->shared_attributes, nullptr);
+  EXPECT_EQ(Keys(*d), (std::vector<std::string>{"b", "c", "d"}));
+  EXPECT_EQ(std::get<int64_t>(d->attributes[0].value), 2);
+  EXPECT_EQ(d->dropped_attributes_count, 1u);
+}
+
+TEST_F(TracerTest, ALocalRootStateSeesSharedAttributesMerged) {
+  class Reader final : public LocalRootState {
+   public:
+    void OnRootEnd(SpanData& root) noexcept override {
+      shared_left = root.shared_attributes != nullptr;
+      keys = Keys(root);
+    }
+    bool shared_left = true;
+    std::vector<std::string> keys;
+  };
+  auto state = std::make_shared<Reader>();
+  StartOptions o = Named("root query");
+  o.shared_attributes = SharedAB();
+  LiveSpan span;
+  Start(span, std::move(o));
+  span.set_root_state(state);
+  span.End();
+  EXPECT_FALSE(state->shared_left);
+  EXPECT_EQ(state->keys, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(TracerTest, SharedAttributesReachExportersMerged) {
+  auto exporter = std::make_shared<InMemoryExporter>();
+  BatchOptions options;
+  options.schedule_delay = 60s;
+  core_ =
+      std::make_shared<TracerCore>(std::make_shared<AlwaysOnSampler>(), resource_, SpanLimits{});
+  core_->AddProcessor(std::make_shared<BatchSpanProcessor>(exporter, options));
+  auto simple = std::make_shared<InMemoryExporter>();
+  core_->AddProcessor(std::make_shared<SimpleSpanProcessor>(simple));
+  StartOptions o = Named("query");
+  o.shared_attributes = SharedAB();
+  o.attributes.push_back(Attribute{"own", true});
+  LiveSpan span;
+  Start(span, std::move(o));
+  span.End();
+  ASSERT_TRUE(core_->ForceFlush(5s));
+  for (auto* e : {exporter.get(), simple.get()}) {
+    auto spans = e->Take();
+    ASSERT_EQ(spans.size(), 1u);
+    EXPECT_EQ(spans[0].shared_attributes, nullptr);
+    EXPECT_EQ(Keys(spans[0]), (std::vector<std::string>{"a", "b", "own"}));
+  }
+  EXPECT_TRUE(core_->Shutdown(5s));
+}
+
+TEST_F(TracerTest, DetachMergesSharedAttributes) {
+  StartOptions o = Named("query");
+  o.shared_attributes = SharedAB();
+  LiveSpan span;
+  Start(span, std::move(o));
+  SpanPtr data = span.Detach();
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(data->shared_attributes, nullptr);
+  EXPECT_EQ(Keys(*data), (std::vector<std::string>{"a", "b"}));
+}
+
 }  // namespace
 }  // namespace djtrace
