@@ -248,3 +248,28 @@ def test_no_references_kept(spans):
     for _ in range(1000):
         through_library(30, probe)
     assert (sys.getrefcount(probe.__code__), sys.getrefcount(through_library.__code__)) == before
+
+
+def test_repeated_statements_keep_each_call_sites_attributes(shop, spans):
+    # A statement's attributes are built once per call site and shared by its spans: every
+    # span must still carry the whole set, with its own line, and nothing of another's.
+    from project.shop.models import Customer
+
+    for _ in range(3):
+        Customer.objects.filter(name="Customer 1").first()  # query: shared-a
+        Customer.objects.filter(name="Customer 2").first()  # query: shared-b
+    Customer.objects.filter(name="x").first()  # query: shared-a-again
+    queries = db_spans(spans)
+    assert len(queries) == 7
+    lines = [q.attributes["code.lineno"] for q in queries]
+    a, b, again = (line_of(m, HERE) for m in ("shared-a", "shared-b", "shared-a-again"))
+    assert lines == [a, b, a, b, a, b, again]
+    first = dict(queries[0].attributes)
+    for q in queries:
+        attrs = dict(q.attributes)
+        assert attrs.keys() == first.keys()
+        for key in ("db.query.text", "db.system.name", "db.operation.name",
+                    "db.collection.name", "code.filepath", "code.function"):
+            assert attrs[key] == first[key], key
+        assert "'" not in attrs["db.query.text"] and "Customer 1" not in attrs["db.query.text"]
+    assert len({q.context.span_id for q in queries}) == 7
