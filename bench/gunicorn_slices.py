@@ -19,6 +19,11 @@ CPU per request over the configuration's: the throughput a CPU-bound server keep
     .venv/bin/python bench/gunicorn_slices.py [--rounds 40] [--requests 200] [--concurrency 10]
         [--settle 0.4] [--configs untraced,otel-100,djtrace-100]
 
+Two builds of djtrace side by side: install the other one into a directory of its own
+(`git worktree add /tmp/base <commit> && cd /tmp/base && pip install --no-deps
+--no-build-isolation --target /tmp/base-pkg .`), then `BENCH_DJTRACE_BASE=/tmp/base-pkg ...
+--configs untraced,djtrace-base-100,djtrace-100`.
+
 scripts/bench.sh installs what this needs; run alone, this starts PostgreSQL and Redis itself
 (scripts/services.sh) and stops what it started.
 """
@@ -122,10 +127,13 @@ def main() -> None:
     configs = args.configs.split(",")
     if configs[0] != "untraced":
         parser.error("--configs: the first must be untraced (the ratios' base)")
-    unknown = [c for c in configs if c not in run.stacks.CONFIGS]
+    known = run.stacks.CONFIGS + run.stacks.OPTIONAL_CONFIGS
+    unknown = [c for c in configs if c not in known]
     if unknown:
         parser.error(f"--configs: unknown {', '.join(unknown)} (known: "
-                     f"{', '.join(run.stacks.CONFIGS)})")
+                     f"{', '.join(known)})")
+    if "djtrace-base-100" in configs:
+        run.stacks.base_build()  # stops here, before any server starts, when it is not set
 
     session = run.Session(argparse.Namespace(quick=False, rounds=0, concurrency=0, only="",
                                              command=""))
