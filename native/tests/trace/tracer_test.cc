@@ -47,6 +47,16 @@ class TracerTest : public ::testing::Test {
     MakeCore(std::make_shared<AlwaysOnSampler>());
   }
 
+  // A new core whose only processor is a batch processor (exporting on flush) to the result.
+  std::shared_ptr<InMemoryExporter> UseBatchExporter() {
+    auto exporter = std::make_shared<InMemoryExporter>();
+    BatchOptions options;
+    options.schedule_delay = std::chrono::seconds(60);
+    core_ =
+        std::make_shared<TracerCore>(std::make_shared<AlwaysOnSampler>(), resource_, SpanLimits{});
+    core_->AddProcessor(std::make_shared<BatchSpanProcessor>(exporter, options));
+    return exporter;
+  }
   void Start(LiveSpan& span, StartOptions options) {
     SpanStarter::Start(core_, scope_, std::move(options), span);
   }
@@ -589,12 +599,7 @@ TEST_F(TracerTest, ANonRecordingRootDoesNotCallItsState) {
 }
 
 TEST_F(TracerTest, EndToEndThroughABatchProcessor) {
-  auto exporter = std::make_shared<InMemoryExporter>();
-  BatchOptions options;
-  options.schedule_delay = 60s;
-  core_ =
-      std::make_shared<TracerCore>(std::make_shared<AlwaysOnSampler>(), resource_, SpanLimits{});
-  core_->AddProcessor(std::make_shared<BatchSpanProcessor>(exporter, options));
+  auto exporter = UseBatchExporter();
   LiveSpan parent;
   Start(parent, Named("parent"));
   LiveSpan child;
@@ -722,12 +727,7 @@ TEST_F(TracerTest, ALocalRootStateSeesSharedAttributesMerged) {
 }
 
 TEST_F(TracerTest, SharedAttributesReachExportersMerged) {
-  auto exporter = std::make_shared<InMemoryExporter>();
-  BatchOptions options;
-  options.schedule_delay = 60s;
-  core_ =
-      std::make_shared<TracerCore>(std::make_shared<AlwaysOnSampler>(), resource_, SpanLimits{});
-  core_->AddProcessor(std::make_shared<BatchSpanProcessor>(exporter, options));
+  auto exporter = UseBatchExporter();
   auto simple = std::make_shared<InMemoryExporter>();
   core_->AddProcessor(std::make_shared<SimpleSpanProcessor>(simple));
   StartOptions o = Named("query");
