@@ -20,11 +20,25 @@ PyObject* g_fallback = nullptr;
 
 constexpr int kUseErrorHook = 1;  // `mode` bit: exceptions go to g_error_hook
 
+// A hook's fixed attributes (`mapping`, which never changes) as the span's shared ones,
+// converted on first use into `shared`, the hook's own.
+void ShareFixed(LimitedAttributes& shared, nb::handle mapping, NativeTracer& tracer,
+                StartOptions& o) {
+  const SpanLimits& limits = tracer.owner->core->limits();
+  if (!shared.Fits(limits)) {
+    Attributes converted;
+    ToAttributes(mapping, converted);
+    shared.Build(std::move(converted), limits);
+  }
+  shared.ApplyTo(o);
+}
+
 // fn(*fn_args, **kwnames) inside a new current INTERNAL span; `args`/`nargs` are traced_call's
-// own arguments, handed to the Python fallback when the tracer is not a native one.
+// own arguments, handed to the Python fallback when the tracer is not a native one. A hook
+// whose `attributes` never change passes `shared` to keep them converted.
 PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes, long mode,
                      PyObject* fn, PyObject* const* fn_args, Py_ssize_t fn_nargs,
-                     PyObject* kwnames) {
+                     PyObject* kwnames, LimitedAttributes* shared = nullptr) {
   NativeTracer* tracer = FastTracer(tracer_obj);
   if (!tracer || tracer->owner->py_start_current.is_valid()) {
     if (!g_fallback) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
@@ -48,8 +62,14 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
   try {
     int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
                 ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
+    StartOptions o;
+    nb::handle attrs = attributes;
+    if (shared && attributes != Py_None) {
+      ShareFixed(*shared, attributes, *tracer, o);
+      attrs = nb::none();
+    }
     span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
-                   attributes, nb::none(), nb::none(), flags, StartOptions());
+                   attrs, nb::none(), nb::none(), flags, std::move(o));
     SpanEnter(span);
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace traced_call start");
@@ -498,6 +518,7 @@ struct TemplateState {
   PyObject* holder;        // the _state module (its cached _tracer), and _state.tracer()
   PyObject* get_tracer;
   PyObject* attributes;  // {"djtrace.template.engine": "django"}
+  LimitedAttributes shared = {};  // `attributes`, converted on first use
 
   ~TemplateState() {
     for (PyObject* o : {orig, name_of, names, span_name, settings_mod, suppressed, holder,
@@ -584,7 +605,8 @@ PyObject* TemplateRender(PyObject* state_obj, PyObject* const* args, Py_ssize_t 
     Py_XDECREF(name);
     return PyObject_Vectorcall(st->orig, args, nargs, nullptr);
   }
-  PyObject* result = CallInSpan(tracer, name, st->attributes, 0, st->orig, args, nargs, nullptr);
+  PyObject* result =
+      CallInSpan(tracer, name, st->attributes, 0, st->orig, args, nargs, nullptr, &st->shared);
   Py_DECREF(tracer);
   Py_DECREF(name);
   return result;
@@ -615,6 +637,7 @@ struct CacheState {
   int kind;              // OTLP span kind
   bool is_get;
   bool native_ok;  // a single-key operation whose result says nothing more than get's
+  LimitedAttributes shared = {};  // `attributes`, converted on first use
 
   ~CacheState() {
     for (PyObject* o : {method, fallback, name, attributes, alias, in_call, call_record,
@@ -691,12 +714,17 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   }
   nb::object span;
   try {
-    span =
-        NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), st->attributes, nb::none(),
-                nb::none(),
-                kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException |
-                    kSetStatusOnException,
-                StartOptions());
+    StartOptions o;
+    nb::handle attrs = st->attributes;
+    if (attrs.ptr() && !attrs.is_none()) {
+      ShareFixed(st->shared, attrs, *native, o);
+      attrs = nb::none();
+    }
+    span = NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), attrs, nb::none(),
+                   nb::none(),
+                   kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException |
+                       kSetStatusOnException,
+                   std::move(o));
     SpanEnter(span);
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace cache span start");

@@ -63,10 +63,7 @@ struct SharedAttrKeyHash {
 struct SharedAttrEntry {
   SqlPtr sql;  // held, so that no other statement or code object reuses the key's addresses
   std::shared_ptr<const CodeLocation> code;
-  std::shared_ptr<const Attributes> attributes;  // within the limits below
-  uint32_t dropped = 0;                          // what those limits dropped
-  uint32_t max_attributes = 0;
-  uint32_t max_length = 0;
+  LimitedAttributes attributes;
 };
 
 // What is known about one Django connection (alias), computed once when it connects.
@@ -766,9 +763,7 @@ const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sq
                                         const CallSite& site, const SpanLimits& limits) {
   const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0};
   auto it = info.shared.find(key);
-  if (it != info.shared.end() && it->second.max_attributes == limits.max_attributes &&
-      it->second.max_length == limits.max_span_attribute_length)
-    return it->second;
+  if (it != info.shared.end() && it->second.attributes.Fits(limits)) return it->second;
 
   Attributes a;
   a.reserve(info.attributes.size() + 9);
@@ -788,13 +783,6 @@ const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sq
     a.push_back({"code.lineno", static_cast<int64_t>(site.lineno)});
     a.push_back({"code.function", site.code->function});
   }
-  auto limited = std::make_shared<Attributes>();
-  limited->reserve(a.size());
-  uint32_t dropped = 0;
-  for (Attribute& attr : a)
-    SetAttribute(*limited, dropped, attr.key, std::move(attr.value), limits.max_attributes,
-                 limits.max_span_attribute_length);
-
   if (it == info.shared.end()) {
     if (info.shared.size() >= DbConnInfo::kMaxShared ||
         info.shared_text_bytes >= DbConnInfo::kMaxSharedTextBytes) {
@@ -807,10 +795,7 @@ const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sq
   SharedAttrEntry& entry = it->second;
   entry.sql = sql;
   entry.code = site.code;
-  entry.attributes = std::move(limited);
-  entry.dropped = dropped;
-  entry.max_attributes = limits.max_attributes;
-  entry.max_length = limits.max_span_attribute_length;
+  entry.attributes.Build(std::move(a), limits);
   return entry;
 }
 
@@ -883,9 +868,9 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   o.parent = parent_ctx;
   o.local_parent = parent_span ? &parent_span->span : nullptr;
   PyTracerCore* owner = tracer->owner;
-  const SharedAttrEntry& shared = SharedAttributes(info, ex.sql, ex.site, owner->core->limits());
-  o.shared_attributes = shared.attributes;
-  o.shared_dropped = shared.dropped;
+  const LimitedAttributes& shared =
+      SharedAttributes(info, ex.sql, ex.site, owner->core->limits()).attributes;
+  shared.ApplyTo(o);
   Attributes& a = o.attributes;  // this execution's own
   if (many) {
     Py_ssize_t n = -1;

@@ -384,6 +384,35 @@ def test_template_from_a_string_and_render_to_string(spans):
     assert spans.names() == ["render <string>", "render web/_item.html", "render web/page.html"]
 
 
+def test_a_live_template_or_cache_span_shows_its_fixed_attributes(spans):
+    # The hooks' fixed attributes are shared by their spans, not copied into each: code that
+    # reads the current span while it is open must still see them, and its own additions.
+    from django.template import Context, Template
+    from opentelemetry import trace
+
+    seen = []
+
+    def probe():
+        span = trace.get_current_span()
+        span.set_attribute("app.probe", 1)
+        seen.append(dict(span.attributes))
+        return ""
+
+    Template("{{ probe }}").render(Context({"probe": probe}))
+    assert seen == [{"djtrace.template.engine": "django", "app.probe": 1}]
+    [rendered] = spans.by_name("render <string>")
+    assert dict(rendered.attributes) == seen[0]
+
+    cache = caches["default"]
+    cache.set("k", 1)
+    cache.get("k")
+    got = spans.one("cache.get")
+    assert got.attributes["cache.hit"] is True
+    stored = spans.one("cache.set")
+    fixed = {k: v for k, v in got.attributes.items() if k != "cache.hit"}
+    assert fixed and fixed == dict(stored.attributes)
+
+
 def test_jinja2_templates_with_extends_and_include(spans):
     response = Client().get("/jinja/")
     assert b"jinja" in response.content and b"row" in response.content
