@@ -155,3 +155,31 @@ def test_repeated_cache_gets_are_counted_natively(spans):
     assert event.attributes["djtrace.cache.hit_count"] == 3
     assert event.attributes["code.filepath"] == __file__
     assert "user:42" not in repr(root.attributes) + repr(event.attributes)
+
+
+def test_a_new_connection_with_the_same_settings_keeps_the_connection_info(spans):
+    # Django opens a connection per request by default (CONN_MAX_AGE=0): each gets the same
+    # DbConnInfo, whose statements' shared attributes are built once, not once per request.
+    from django.db import connection
+
+    from djtrace.integrations.django import db
+
+    def ours():
+        [wrapper] = [w for w in connection.execute_wrappers if db._is_ours(w)]
+        return wrapper.args[0]
+
+    connection.ensure_connection()
+    first = ours()
+    db._on_connection_created(connection=connection)  # as Django signals a new connection
+    assert ours() is first
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert db_spans(spans)[-1].attributes["db.query.text"] == "SELECT ?"
+    other = dict(connection.settings_dict, NAME="elsewhere")
+    saved = connection.settings_dict
+    connection.settings_dict = other
+    try:
+        changed = db.connection_info(connection)
+    finally:
+        connection.settings_dict = saved
+    assert changed is not first and changed.attributes()["db.namespace"] == "elsewhere"

@@ -454,16 +454,21 @@ def connection_info(connection: Any) -> Any:
     elif vendor == "mysql" and host is not None and port is None:
         port = 3306
     settings = _settings or current_settings()
-    return _native.DbConnInfo(
-        vendor,
-        _system_name(connection),
-        str(name) if name else None,
-        str(host) if host else None,
-        port,
-        connection.alias,
-        _driver(connection),
-        settings.old_names,
-    )
+    args = (vendor, _system_name(connection), str(name) if name else None,
+            str(host) if host else None, port, connection.alias, _driver(connection),
+            settings.old_names)
+    # The same object for every connection with these settings: Django opens a new connection
+    # per request unless CONN_MAX_AGE says otherwise, and the object keeps what its spans
+    # share (each statement's attributes, built on its first execution).
+    info = _conn_infos.get(args)
+    if info is None:
+        if len(_conn_infos) >= 64:
+            _conn_infos.clear()
+        info = _conn_infos[args] = _native.DbConnInfo(*args)
+    return info
+
+
+_conn_infos: dict = {}
 
 
 def _is_ours(wrapper: Any) -> bool:
