@@ -20,10 +20,12 @@ PyObject* g_fallback = nullptr;
 
 constexpr int kUseErrorHook = 1;  // `mode` bit: exceptions go to g_error_hook
 
-// A hook's fixed attributes (`mapping`, which never changes) as the span's shared ones,
-// converted on first use into `shared`, the hook's own.
-void ShareFixed(LimitedAttributes& shared, nb::handle mapping, NativeTracer& tracer,
-                StartOptions& o) {
+// A hook's fixed attributes (`mapping`, which never changes; null or None for none) as the
+// span's shared ones, converted on first use into `shared`, the hook's own. Returns what
+// NewSpan then takes as its `attributes`: None.
+nb::handle ShareFixed(LimitedAttributes& shared, PyObject* mapping, NativeTracer& tracer,
+                      StartOptions& o) {
+  if (!mapping || mapping == Py_None) return nb::none();
   const SpanLimits& limits = tracer.owner->core->limits();
   if (!shared.Fits(limits)) {
     Attributes converted;
@@ -31,6 +33,7 @@ void ShareFixed(LimitedAttributes& shared, nb::handle mapping, NativeTracer& tra
     shared.Build(std::move(converted), limits);
   }
   shared.ApplyTo(o);
+  return nb::none();
 }
 
 // fn(*fn_args, **kwnames) inside a new current INTERNAL span; `args`/`nargs` are traced_call's
@@ -63,11 +66,7 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
     int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
                 ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
     StartOptions o;
-    nb::handle attrs = attributes;
-    if (shared && attributes != Py_None) {
-      ShareFixed(*shared, attributes, *tracer, o);
-      attrs = nb::none();
-    }
+    nb::handle attrs = shared ? ShareFixed(*shared, attributes, *tracer, o) : attributes;
     span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
                    attrs, nb::none(), nb::none(), flags, std::move(o));
     SpanEnter(span);
@@ -715,11 +714,7 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   nb::object span;
   try {
     StartOptions o;
-    nb::handle attrs = st->attributes;
-    if (attrs.ptr() && !attrs.is_none()) {
-      ShareFixed(st->shared, attrs, *native, o);
-      attrs = nb::none();
-    }
+    nb::handle attrs = ShareFixed(st->shared, st->attributes, *native, o);
     span = NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), attrs, nb::none(),
                    nb::none(),
                    kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException |

@@ -167,26 +167,6 @@ void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 
-// Attributes that every span of one hook carries unchanged, built once within the span limits
-// and then referenced by each span (SpanData::shared_attributes); rebuilt when the limits
-// change. Used under the GIL.
-struct LimitedAttributes {
-  std::shared_ptr<const Attributes> attributes;
-  uint32_t dropped = 0;  // what the limits dropped
-  uint32_t max_attributes = 0;
-  uint32_t max_length = 0;
-
-  bool Fits(const SpanLimits& limits) const {
-    return attributes && max_attributes == limits.max_attributes &&
-           max_length == limits.max_span_attribute_length;
-  }
-  void Build(Attributes attrs, const SpanLimits& limits);  // ext.cc
-  void ApplyTo(StartOptions& o) const {
-    o.shared_attributes = attributes;
-    o.shared_dropped = dropped;
-  }
-};
-
 // Fields of a djtrace.integrations.django.handlers.RequestSpan, read in place (its __slots__,
 // by offset; request_bindings.cc). Borrowed; null when `rs` is not a RequestSpan or the field
 // is unset.

@@ -232,19 +232,6 @@ nb::object FromAttrValue(const AttrValue& v) {
       v);
 }
 
-void LimitedAttributes::Build(Attributes attrs, const SpanLimits& limits) {
-  auto limited = std::make_shared<Attributes>();
-  limited->reserve(attrs.size());
-  uint32_t n_dropped = 0;
-  for (Attribute& a : attrs)
-    SetAttribute(*limited, n_dropped, a.key, std::move(a.value), limits.max_attributes,
-                 limits.max_span_attribute_length);
-  attributes = std::move(limited);
-  dropped = n_dropped;
-  max_attributes = limits.max_attributes;
-  max_length = limits.max_span_attribute_length;
-}
-
 nb::dict FromAttributes(const Attributes& attrs) {
   nb::dict d;
   for (const auto& a : attrs) d[nb::str(a.key.data(), a.key.size())] = FromAttrValue(a.value);

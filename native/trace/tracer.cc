@@ -175,6 +175,19 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
   span.core_ = core;
 }
 
+void LimitedAttributes::Build(Attributes attrs, const SpanLimits& limits) {
+  auto limited = std::make_shared<Attributes>();
+  limited->reserve(attrs.size());
+  uint32_t n_dropped = 0;
+  for (Attribute& a : attrs)
+    djtrace::SetAttribute(*limited, n_dropped, a.key, std::move(a.value), limits.max_attributes,
+                          limits.max_span_attribute_length);
+  attributes = std::move(limited);
+  dropped = n_dropped;
+  max_attributes = limits.max_attributes;
+  max_length = limits.max_span_attribute_length;
+}
+
 void SpanStarter::Unsampled(LiveSpan& span) {
   span.context_.trace_id = NewTraceId();
   span.context_.span_id = NewSpanId();

@@ -148,6 +148,26 @@ struct StartOptions {
   bool has_trace_state_override = false;
 };
 
+// Attributes that many spans carry unchanged (a hook's, a statement's), built once within the
+// span limits and then referenced by each span through StartOptions::shared_attributes;
+// rebuilt when the limits change. Not thread-safe: each hook keeps its own under the GIL.
+struct LimitedAttributes {
+  std::shared_ptr<const Attributes> attributes;
+  uint32_t dropped = 0;  // what the limits dropped
+  uint32_t max_attributes = 0;
+  uint32_t max_length = 0;
+
+  bool Fits(const SpanLimits& limits) const {
+    return attributes && max_attributes == limits.max_attributes &&
+           max_length == limits.max_span_attribute_length;
+  }
+  void Build(Attributes attrs, const SpanLimits& limits);
+  void ApplyTo(StartOptions& o) const {
+    o.shared_attributes = attributes;
+    o.shared_dropped = dropped;
+  }
+};
+
 class SpanStarter {
  public:
   // Fills `span` (which must be fresh): samples, draws ids and, when recording, builds its data.

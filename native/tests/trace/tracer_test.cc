@@ -629,6 +629,20 @@ std::shared_ptr<const Attributes> SharedAB() {
       Attributes{Attribute{"a", std::string("shared")}, Attribute{"b", int64_t{1}}});
 }
 
+SpanLimits ThreeAttributes() {
+  SpanLimits limits;
+  limits.max_attributes = 3;
+  return limits;
+}
+
+// A span named "query" that shares SharedAB()'s attributes.
+StartOptions SharedQuery() {
+  StartOptions o;
+  o.name = "query";
+  o.shared_attributes = SharedAB();
+  return o;
+}
+
 TEST_F(TracerTest, SharedAttributesAreReferencedNotCopied) {
   auto shared = SharedAB();
   StartOptions o = Named("query");
@@ -673,11 +687,8 @@ TEST_F(TracerTest, ReplacingASharedAttributeFollowsTheUsualRules) {
 }
 
 TEST_F(TracerTest, SharedAttributesCountTowardsTheLimit) {
-  SpanLimits limits;
-  limits.max_attributes = 3;
-  MakeCore(std::make_shared<AlwaysOnSampler>(), limits);
-  StartOptions o = Named("query");
-  o.shared_attributes = SharedAB();
+  MakeCore(std::make_shared<AlwaysOnSampler>(), ThreeAttributes());
+  StartOptions o = SharedQuery();
   LiveSpan span;
   Start(span, std::move(o));
   span.SetAttribute("c", int64_t{3});
@@ -688,11 +699,8 @@ TEST_F(TracerTest, SharedAttributesCountTowardsTheLimit) {
 }
 
 TEST_F(TracerTest, StartAttributesThatCollideWithSharedOnesAreMergedAtOnce) {
-  SpanLimits limits;
-  limits.max_attributes = 3;
-  MakeCore(std::make_shared<AlwaysOnSampler>(), limits);
-  StartOptions o = Named("query");
-  o.shared_attributes = SharedAB();
+  MakeCore(std::make_shared<AlwaysOnSampler>(), ThreeAttributes());
+  StartOptions o = SharedQuery();
   o.attributes.push_back(Attribute{"b", int64_t{2}});
   o.attributes.push_back(Attribute{"c", int64_t{3}});
   o.attributes.push_back(Attribute{"d", int64_t{4}});
@@ -730,8 +738,7 @@ TEST_F(TracerTest, SharedAttributesReachExportersMerged) {
   auto exporter = UseBatchExporter();
   auto simple = std::make_shared<InMemoryExporter>();
   core_->AddProcessor(std::make_shared<SimpleSpanProcessor>(simple));
-  StartOptions o = Named("query");
-  o.shared_attributes = SharedAB();
+  StartOptions o = SharedQuery();
   o.attributes.push_back(Attribute{"own", true});
   LiveSpan span;
   Start(span, std::move(o));
@@ -746,9 +753,32 @@ TEST_F(TracerTest, SharedAttributesReachExportersMerged) {
   EXPECT_TRUE(core_->Shutdown(5s));
 }
 
+TEST_F(TracerTest, LimitedAttributesAreBuiltWithinTheLimitsAndRebuiltWhenTheyChange) {
+  SpanLimits limits = ThreeAttributes();
+  limits.max_span_attribute_length = 2;
+  LimitedAttributes built;
+  EXPECT_FALSE(built.Fits(limits));
+  built.Build(Attributes{Attribute{"a", std::string("long")}, Attribute{"b", int64_t{1}},
+                         Attribute{"c", true}, Attribute{"d", 2.5}},
+              limits);
+  EXPECT_TRUE(built.Fits(limits));
+  ASSERT_EQ(built.attributes->size(), 3u);  // the oldest went
+  EXPECT_EQ((*built.attributes)[0].key, "b");
+  EXPECT_EQ(built.dropped, 1u);
+  built.Build(Attributes{Attribute{"a", std::string("long")}}, limits);
+  EXPECT_EQ(std::get<std::string>((*built.attributes)[0].value), "lo");
+  EXPECT_FALSE(built.Fits(SpanLimits{}));
+
+  StartOptions o = Named("hook");
+  built.ApplyTo(o);
+  LiveSpan span;
+  Start(span, std::move(o));
+  EXPECT_EQ(span.data()->shared_attributes.get(), built.attributes.get());
+  EXPECT_EQ(span.data()->dropped_attributes_count, 0u);
+}
+
 TEST_F(TracerTest, DetachMergesSharedAttributes) {
-  StartOptions o = Named("query");
-  o.shared_attributes = SharedAB();
+  StartOptions o = SharedQuery();
   LiveSpan span;
   Start(span, std::move(o));
   SpanPtr data = span.Detach();
