@@ -35,7 +35,7 @@ fi
 # setuptools and wheel build the dependencies that come as source only (uWSGI): a new venv's
 # setuptools has no bdist_wheel of its own.
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  "scikit-build-core>=0.10" "nanobind>=2.4" ninja cmake "setuptools>=70.1" wheel
+  "scikit-build-core>=0.10" "nanobind>=3.1" ninja cmake "setuptools>=70.1" wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
   -r requirements/test.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps .

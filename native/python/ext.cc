@@ -1286,7 +1286,9 @@ NB_MODULE(_native, m) {
           "name"_a.none(), "parent"_a.none(), "kind"_a, "attributes"_a.none(), "links"_a.none(),
           "start_time"_a.none(), "flags"_a);
 
-  nb::class_<PySpan>(m, "Span")
+  // Pooled: a dead span object is kept for the next span, which skips the allocation and
+  // nanobind's instance-map insert and erase (a random access into a large table) per span.
+  nb::class_<PySpan>(m, "Span", nb::pooled(256))
       .def(
           "set_attribute",
           [](PySpan& self, nb::handle key, nb::handle value) {
