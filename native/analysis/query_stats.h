@@ -147,7 +147,15 @@ uint64_t ExactKey(uint64_t fingerprint, std::string_view sql_text,
 
 class QueryStats final : public LocalRootState {
  public:
+  static constexpr int kKind = 1;  // LocalRootState::kind()
+
   QueryStats(const QueryStatsOptions& options, const SpanLimits& limits);
+
+  // `state` as QueryStats, or null when it is another kind of state (or null).
+  static QueryStats* Of(LocalRootState* state) noexcept {
+    return state && state->kind() == kKind ? static_cast<QueryStats*>(state) : nullptr;
+  }
+  int kind() const noexcept override { return kKind; }
 
   // Adds one execution. Returns true when this execution made its group an N+1 (exactly once
   // per group), and then copies the group to `*crossed` if that is not null.

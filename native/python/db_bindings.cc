@@ -676,9 +676,7 @@ std::shared_ptr<QueryStats> NewStats(const SpanLimits& limits) {
   return std::make_shared<QueryStats>(g_db.stats_options, limits);
 }
 
-QueryStats* StatsOf(const LiveSpan& span) {
-  return dynamic_cast<QueryStats*>(span.root_state().get());
-}
+QueryStats* StatsOf(const LiveSpan& span) { return QueryStats::Of(span.root_state().get()); }
 
 // ---------------------------------------------------------------------------------------------
 // One traced execution
@@ -923,7 +921,7 @@ void AddToCollectors(PyObject* head, const QueryGroup& finding) {
 bool Account(Execution& ex, PyObject* params, bool many, bool error, uint64_t duration_ns,
              uint64_t end_time, QueryGroup& crossed) {
   if (!ex.sql) return false;
-  QueryStats* stats = dynamic_cast<QueryStats*>(ex.root_state.get());
+  QueryStats* stats = QueryStats::Of(ex.root_state.get());
   PyObject* collector = g_db.collectors_active > 0 ? VarGet(g_db.collector_var) : nullptr;
   if (!stats && (!collector || collector == Py_None)) {
     Py_XDECREF(collector);
@@ -1295,7 +1293,7 @@ void BindDb(nb::module_& m) {
          nb::handle key_text) -> bool {
         if (!g_db.enabled) return false;
         std::shared_ptr<LocalRootState> state = StateForSend();
-        QueryStats* stats = dynamic_cast<QueryStats*>(state.get());
+        QueryStats* stats = QueryStats::Of(state.get());
         if (!stats) return false;
         // The same key hashes the same in every process: (alias, version, key) as text.
         std::string text;
@@ -1470,7 +1468,7 @@ void BindDb(nb::module_& m) {
         nb::object result = nb::none();
         try {
           std::shared_ptr<LocalRootState> state = StateForSend();
-          QueryStats* stats = dynamic_cast<QueryStats*>(state.get());
+          QueryStats* stats = QueryStats::Of(state.get());
           if (!stats && head) stats = head->own.get();  // sends outside any root
           if (stats) {
             CallSite site;

@@ -75,6 +75,9 @@ class LocalRootState {
  public:
   virtual ~LocalRootState() = default;
   virtual void OnRootEnd(SpanData& root) noexcept = 0;
+  // Which subclass this is (0: none named here), so that the per-query path finds its state
+  // without dynamic_cast, which runs in libstdc++'s shared library, away from the hot code.
+  virtual int kind() const noexcept { return 0; }
 };
 
 // An open span. Not thread-safe: the Python layer calls it under the GIL.

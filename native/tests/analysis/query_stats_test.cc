@@ -75,6 +75,19 @@ TEST_F(QueryStatsTest, GroupBecomesNPlusOneAtThresholdExactlyOnce) {
   EXPECT_EQ(stats.Summary().query_count, 9u);
 }
 
+TEST_F(QueryStatsTest, OfFindsQueryStatsAmongRootStates) {
+  class OtherState final : public LocalRootState {
+   public:
+    void OnRootEnd(SpanData&) noexcept override {}
+  };
+  QueryStats stats({}, limits_);
+  OtherState other;
+  LocalRootState* as_base = &stats;
+  EXPECT_EQ(QueryStats::Of(as_base), &stats);
+  EXPECT_EQ(QueryStats::Of(&other), nullptr);
+  EXPECT_EQ(QueryStats::Of(nullptr), nullptr);
+}
+
 TEST_F(QueryStatsTest, GroupsByFingerprintAndCallSite) {
   QueryStatsOptions o;
   o.n_plus_one_threshold = 3;
