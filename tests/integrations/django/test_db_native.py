@@ -159,19 +159,21 @@ def test_repeated_cache_gets_are_counted_natively(spans):
 
 def test_a_new_connection_with_the_same_settings_keeps_the_connection_info(spans):
     # Django opens a connection per request by default (CONN_MAX_AGE=0): each gets the same
-    # DbConnInfo, whose statements' shared attributes are built once, not once per request.
+    # DbConnInfo, whose statements' shared attributes are built once, not once per request,
+    # and the same execute wrapper.
     from django.db import connection
 
     from djtrace.integrations.django import db
 
     def ours():
         [wrapper] = [w for w in connection.execute_wrappers if db._is_ours(w)]
-        return wrapper.args[0]
+        return wrapper
 
     connection.ensure_connection()
-    first = ours()
+    first_wrapper = ours()
+    first = first_wrapper.args[0]
     db._on_connection_created(connection=connection)  # as Django signals a new connection
-    assert ours() is first
+    assert ours() is first_wrapper and ours().args[0] is first
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     assert db_spans(spans)[-1].attributes["db.query.text"] == "SELECT ?"

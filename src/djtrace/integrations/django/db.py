@@ -86,6 +86,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from djtrace import _native
 from djtrace.config import ConfigError, register_setting_keys
 
 logger = logging.getLogger("djtrace")
@@ -307,7 +308,6 @@ def _configure_native() -> None:
     from opentelemetry import context as context_api
     from opentelemetry import trace as trace_api
 
-    from djtrace import _native
     from djtrace.integrations import _suppress
 
     global _settings
@@ -371,8 +371,6 @@ def _setting_changed(setting: str = "", **kwargs: Any) -> None:
 
 def refresh() -> None:
     """Reads the settings, the environment and the tracer provider again (tests)."""
-    from djtrace import _native
-
     with _lock:
         _configure_native()
         _native.db_forget_tracer()
@@ -389,7 +387,19 @@ def _report(where: str) -> None:
 # Connections
 
 def _driver(connection: Any) -> str:
+    """The driver and its version ("psycopg:3.2.3"); the same for every connection of a
+    vendor in one process, so looked up once per vendor."""
     vendor = connection.vendor
+    driver = _drivers.get(vendor)
+    if driver is None:
+        driver = _drivers[vendor] = _find_driver(vendor)
+    return driver
+
+
+_drivers: dict[str, str] = {}
+
+
+def _find_driver(vendor: str) -> str:
     try:
         if vendor == "postgresql":
             from django.db.backends.postgresql.psycopg_any import is_psycopg3
@@ -431,10 +441,8 @@ def _system_name(connection: Any) -> str:
     return vendor
 
 
-def connection_info(connection: Any) -> Any:
-    """The native DbConnInfo of a Django connection (its attributes for every span)."""
-    from djtrace import _native
-
+def _connection_entry(connection: Any) -> tuple:
+    """(DbConnInfo, execute wrapper) of a Django connection."""
     sd = connection.settings_dict
     name = sd.get("NAME")
     host = sd.get("HOST") or None
@@ -459,30 +467,33 @@ def connection_info(connection: Any) -> Any:
             settings.old_names)
     # The same object for every connection with these settings: Django opens a new connection
     # per request unless CONN_MAX_AGE says otherwise, and the object keeps what its spans
-    # share (each statement's attributes, built on its first execution).
-    info = _conn_infos.get(args)
-    if info is None:
+    # share (each statement's attributes, built on its first execution). Its execute wrapper
+    # is kept with it, as instrument_connection runs at every new connection.
+    entry = _conn_infos.get(args)
+    if entry is None:
         if len(_conn_infos) >= 64:
             _conn_infos.clear()
-        info = _conn_infos[args] = _native.DbConnInfo(*args)
-    return info
+        info = _native.DbConnInfo(*args)
+        entry = _conn_infos[args] = (info, functools.partial(_native.db_execute, info))
+    return entry
 
 
-_conn_infos: dict = {}
+_conn_infos: dict = {}  # connection_info's arguments -> (DbConnInfo, execute wrapper)
+
+
+def connection_info(connection: Any) -> Any:
+    """The native DbConnInfo of a Django connection (its attributes for every span)."""
+    return _connection_entry(connection)[0]
 
 
 def _is_ours(wrapper: Any) -> bool:
-    from djtrace import _native
-
     return isinstance(wrapper, functools.partial) and wrapper.func is _native.db_execute
 
 
 def instrument_connection(connection: Any) -> None:
     """Adds (or refreshes) djtrace's execute wrapper on one connection."""
-    from djtrace import _native
-
     try:
-        wrapper = functools.partial(_native.db_execute, connection_info(connection))
+        wrapper = _connection_entry(connection)[1]
     except Exception:  # noqa: BLE001
         _report("db connection info")
         return
@@ -509,7 +520,6 @@ def _on_connection_created(sender: Any = None, connection: Any = None, **kwargs:
 
 def _fallback_execute(info: Any, executor: Any, sql: Any, params: Any, many: bool,
                       context: Any) -> Any:
-    from djtrace import _native
     from djtrace.integrations import _suppress
 
     tracer = _generic_tracer[0]
@@ -661,8 +671,6 @@ def _tx_start(atomic: Any) -> Any:
         return None
     from opentelemetry.trace import SpanKind
 
-    from djtrace import _native
-
     info = None
     for wrapper in connection.execute_wrappers:
         if _is_ours(wrapper):
@@ -749,8 +757,6 @@ def _install_relations() -> None:
     # Forward many-to-one and one-to-one (order.customer) and reverse one-to-one
     # (customer.profile): the lazy load of one related object, the classic N+1, runs with its
     # relation in RELATION. Native: an N+1 loop passes here once per row.
-    from djtrace import _native
-
     fwd = rd.ForwardManyToOneDescriptor
     fwd.get_object = _native.relation_descriptor_method(
         fwd.get_object, relation_var, lambda d: _relation_of_field(d.field), False)
@@ -875,15 +881,11 @@ def install() -> None:
 
 
 def _native_shutdown() -> None:
-    from djtrace import _native
-
     _native.db_shutdown()
 
 
 def uninstall() -> None:
     """Stops tracing queries (the wrappers stay, doing nothing; tests and diagnostics)."""
-    from djtrace import _native
-
     with _lock:
         _native.db_disable()
 
@@ -897,8 +899,6 @@ def begin_local_root(span: Any) -> bool:
     it ends. One native call; False when the span does not record. Hooks that start roots call
     it (the Celery consumer looks it up here); roots without it get statistics on their first
     query, which spans started before that query cannot share."""
-    from djtrace import _native
-
     return _native.attach_query_stats(span)
 
 
@@ -908,8 +908,6 @@ def begin_local_root(span: Any) -> bool:
 def query_stats(span: Any = None) -> dict | None:
     """The query statistics of the local root of `span` (the current span when None):
     query_count, duration_ms, error_count, duplicate_count, n_plus_one_count, findings..."""
-    from djtrace import _native
-
     return _native.query_stats(span)
 
 
@@ -918,8 +916,6 @@ def collect_queries() -> Iterator[Any]:
     """Collects the queries run within the block (whatever root they belong to) into a native
     QueryCollector: query_count, duplicate_count, duration_ms, queries(), findings() (N+1s
     found in any root during the block; queries without a root are grouped together)."""
-    from djtrace import _native
-
     collector = _native.QueryCollector(COLLECTOR.get())
     token = COLLECTOR.set(collector)
     _native.db_collectors_adjust(1)
