@@ -145,14 +145,27 @@ def request_span() -> Any:
     each middleware); annotate the request with this instead. Outside a request it returns
     OpenTelemetry's invalid span, on which every call is a harmless no-op.
     """
+    current, invalid = _request_span_lookup or _bind_request_span_lookup()
+    span = current() if current is not None else None
+    return span if span is not None else invalid
+
+
+# (current_request_span or None without Django, INVALID_SPAN), imported on first use: the
+# application's middleware calls request_span() on every request, and an import statement
+# in a function runs the import machinery at each call.
+_request_span_lookup: tuple = ()
+
+
+def _bind_request_span_lookup() -> tuple:
+    global _request_span_lookup
     from opentelemetry import trace
 
     try:
         from djtrace.integrations.django.handlers import current_request_span
     except ImportError:
-        return trace.INVALID_SPAN
-    span = current_request_span()
-    return span if span is not None else trace.INVALID_SPAN
+        current_request_span = None
+    _request_span_lookup = (current_request_span, trace.INVALID_SPAN)
+    return _request_span_lookup
 
 
 def get_config() -> Config | None:

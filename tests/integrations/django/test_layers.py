@@ -534,6 +534,15 @@ def test_application_code_sees_the_view_span_as_current(spans):
     view = spans.one("context_probe")
     view_id = view.context.span_id
     assert PROBES["view_current"] == PROBES["view_context"] == PROBES["after"] == view_id
+    # djtrace.request_span(): the request's SERVER span from inside the view, and OpenTelemetry's
+    # invalid span outside any request.
+    from opentelemetry import trace
+
+    import djtrace
+
+    server = [s for s in spans if s.kind == trace.SpanKind.SERVER]
+    assert PROBES["request_span"] == server[-1].context.span_id
+    assert djtrace.request_span() is trace.INVALID_SPAN
     user = spans.one("user work")
     assert user.parent.span_id == view_id
     assert spans.one("cache.get").parent.span_id == user.context.span_id

@@ -206,6 +206,9 @@ def context_probe(request):
     PROBES["view_current"] = current.get_span_context().span_id
     in_context = trace.get_current_span(context.get_current())
     PROBES["view_context"] = in_context.get_span_context().span_id
+    import djtrace
+
+    PROBES["request_span"] = djtrace.request_span().get_span_context().span_id
     with tracer.start_as_current_span("user work"):
         cache.get("probe")
     with ThreadPoolExecutor(1) as pool:
