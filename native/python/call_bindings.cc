@@ -21,11 +21,11 @@ PyObject* g_fallback = nullptr;
 constexpr int kUseErrorHook = 1;  // `mode` bit: exceptions go to g_error_hook
 
 // A hook's fixed attributes (`mapping`, which never changes; null or None for none) as the
-// span's shared ones, converted on first use into `shared`, the hook's own. Returns what
-// NewSpan then takes as its `attributes`: None.
-nb::handle ShareFixed(LimitedAttributes& shared, PyObject* mapping, NativeTracer& tracer,
-                      StartOptions& o) {
-  if (!mapping || mapping == Py_None) return nb::none();
+// span's shared ones in `o`, converted on first use into `shared`, the hook's own. NewSpan
+// then takes None as its `attributes`.
+void ShareFixed(LimitedAttributes& shared, PyObject* mapping, NativeTracer& tracer,
+                StartOptions& o) {
+  if (!mapping || mapping == Py_None) return;
   const SpanLimits& limits = tracer.owner->core->limits();
   if (!shared.Fits(limits)) {
     Attributes converted;
@@ -33,15 +33,14 @@ nb::handle ShareFixed(LimitedAttributes& shared, PyObject* mapping, NativeTracer
     shared.Build(std::move(converted), limits);
   }
   shared.ApplyTo(o);
-  return nb::none();
 }
 
 // fn(*fn_args, **kwnames) inside a new current INTERNAL span; `args`/`nargs` are traced_call's
 // own arguments, handed to the Python fallback when the tracer is not a native one. A hook
 // whose `attributes` never change passes `shared` to keep them converted.
 PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes, long mode,
-                     PyObject* fn, PyObject* const* fn_args, Py_ssize_t fn_nargs,
-                     PyObject* kwnames, LimitedAttributes* shared = nullptr) {
+                     PyObject* fn, PyObject* const* fn_args, Py_ssize_t fn_nargs, PyObject* kwnames,
+                     LimitedAttributes* shared = nullptr) {
   NativeTracer* tracer = FastTracer(tracer_obj);
   if (!tracer || tracer->owner->py_start_current.is_valid()) {
     if (!g_fallback) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
@@ -66,9 +65,10 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
     int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
                 ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
     StartOptions o;
-    nb::handle attrs = shared ? ShareFixed(*shared, attributes, *tracer, o) : attributes;
+    if (shared) ShareFixed(*shared, attributes, *tracer, o);
     span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
-                   attrs, nb::none(), nb::none(), flags, std::move(o));
+                   shared ? nb::none() : nb::handle(attributes), nb::none(), nb::none(), flags,
+                   std::move(o));
     SpanEnter(span);
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace traced_call start");
@@ -516,7 +516,7 @@ struct TemplateState {
   PyObject* suppressed;    // the SUPPRESSED context variable
   PyObject* holder;        // the _state module (its cached _tracer), and _state.tracer()
   PyObject* get_tracer;
-  PyObject* attributes;  // {"djtrace.template.engine": "django"}
+  PyObject* attributes;           // {"djtrace.template.engine": "django"}
   LimitedAttributes shared = {};  // `attributes`, converted on first use
 
   ~TemplateState() {
@@ -714,12 +714,11 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   nb::object span;
   try {
     StartOptions o;
-    nb::handle attrs = ShareFixed(st->shared, st->attributes, *native, o);
-    span = NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), attrs, nb::none(),
-                   nb::none(),
-                   kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException |
-                       kSetStatusOnException,
-                   std::move(o));
+    ShareFixed(st->shared, st->attributes, *native, o);
+    span = NewSpan(
+        *native, st->name, st->kind, SpanInContext(nb::none()), nb::none(), nb::none(), nb::none(),
+        kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException | kSetStatusOnException,
+        std::move(o));
     SpanEnter(span);
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace cache span start");

@@ -213,8 +213,7 @@ void LiveSpan::SetAttribute(std::string_view key, AttrValue value) {
     // A new key below the count limit goes after the shared ones; anything else (replacing
     // one of them, evicting the oldest) needs them in the span's own list.
     const Attributes& shared = *data_->shared_attributes;
-    if (shared.size() + data_->attributes.size() >= limits.max_attributes ||
-        HasKey(shared, key)) {
+    if (shared.size() + data_->attributes.size() >= limits.max_attributes || HasKey(shared, key)) {
       FlattenAttributes(*data_);
     }
   }

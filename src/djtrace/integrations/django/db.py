@@ -478,7 +478,7 @@ def _connection_entry(connection: Any) -> tuple:
     return entry
 
 
-_conn_infos: dict = {}  # connection_info's arguments -> (DbConnInfo, execute wrapper)
+_conn_infos: dict = {}  # DbConnInfo's arguments -> (DbConnInfo, execute wrapper)
 
 
 def connection_info(connection: Any) -> Any:
