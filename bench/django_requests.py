@@ -20,9 +20,13 @@ spans exported (each slice ends with a flush), which is what a server pays.
                sink process (bench/sink.py), PII redaction on the export thread (default)
   djtrace-no-db djtrace without database spans (db_spans off): the other layers' share
   request-only djtrace with middleware, view, template, cache and database spans off
+  djtrace-base djtrace as above, from another build (BENCH_DJTRACE_BASE, as for
+               bench/gunicorn_slices.py): two builds side by side in one run
 
     .venv/bin/python bench/django_requests.py [--rounds 300] [--requests 10] [--processes 2]
-                                              [--db sqlite|postgres]
+                                              [--db sqlite|postgres] [--modes a,b,...]
+
+--modes runs some configurations only (untraced and official always run: the ratios need them).
 
 --db postgres serves the page from PostgreSQL through psycopg (the server scripts/services.sh
 runs; a database of the bench's own, dropped afterwards), the official stack's database layer
@@ -62,7 +66,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import services  # noqa: E402
+from harness import services, stacks  # noqa: E402
 from harness.instructions import control_library, read_dump  # noqa: E402
 
 PROJECT = ROOT / "tests" / "integrations" / "django"
@@ -152,7 +156,8 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
 PG_DATABASE = "djtrace_bench_requests"
 
-MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
+MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only", "djtrace-base")
+DEFAULT_MODES = MODES[:-1]
 
 # --cache-sim: this machine's caches below the shared one (size, associativity, line; lscpu),
 # its 512 KB level 2 as callgrind's last level. --cold: what other processes write between two
@@ -373,7 +378,19 @@ def main() -> None:
                         help="the page's database: SQLite (default) or PostgreSQL through "
                              "psycopg, on the server scripts/services.sh runs (started and "
                              "stopped here if it is not running); not with --callgrind")
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                        help=f"configurations to run, of {', '.join(MODES)} (djtrace-base: the "
+                             "build installed in BENCH_DJTRACE_BASE)")
     args = parser.parse_args()
+    unknown = set(args.modes.split(",")) - set(MODES)
+    if unknown:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))} (known: {', '.join(MODES)})")
+    modes = [m for m in MODES if m in {"untraced", "official", *args.modes.split(",")}]
+    base_path = ""
+    if "djtrace-base" in modes:
+        if args.callgrind:
+            parser.error("--callgrind counts this checkout's build only: no djtrace-base")
+        base_path = stacks.base_build()
     if args.callgrind and args.db != "sqlite":
         parser.error("--callgrind counts the page on SQLite only")
     sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py")],
@@ -409,7 +426,8 @@ def main() -> None:
             if args.no_export:
                 env["DJTRACE_TEST_EXPORTERS"] = env["OTEL_TRACES_EXPORTER"] = "none"
             _prepare_db(env)
-            slices, spans = run_interleaved(env, args.rounds, args.requests, args.processes)
+            slices, spans = run_interleaved(env, args.rounds, args.requests, args.processes,
+                                            modes, base_path)
     finally:
         for s in (sink, sink2):
             s.terminate()
@@ -417,10 +435,11 @@ def main() -> None:
         if postgres and services.reachable(PG_PORT):
             _pg_database(create=False)
         services.stop(started)
-    print_clock(slices, spans, args)
+    print_clock(slices, spans, args, modes)
 
 
-def run_interleaved(env: dict, rounds: int, requests: int, processes: int
+def run_interleaved(env: dict, rounds: int, requests: int, processes: int, modes: list[str],
+                    base_path: str = ""
                     ) -> tuple[dict[str, list[list[dict]]], dict[str, float | None]]:
     """Every configuration in `processes` warm processes of its own (process p: hash seed p, p KB
     more environment, the same layouts for every configuration), all started before the first
@@ -429,16 +448,20 @@ def run_interleaved(env: dict, rounds: int, requests: int, processes: int
     procs: dict[tuple[str, int], subprocess.Popen] = {}
     try:
         for layout in range(processes):
-            for mode in MODES:
+            for mode in modes:
+                mode_env = {**env, "PYTHONHASHSEED": str(layout),
+                            "DJTRACE_BENCH_LAYOUT": "x" * (1024 * layout)}
+                if mode == "djtrace-base":
+                    mode_env["PYTHONPATH"] = os.pathsep.join([base_path, env["PYTHONPATH"]])
                 proc = subprocess.Popen(
-                    [sys.executable, "-c", WORKLOAD, mode],
-                    env={**env, "PYTHONHASHSEED": str(layout),
-                         "DJTRACE_BENCH_LAYOUT": "x" * (1024 * layout)},
+                    [sys.executable, "-c", WORKLOAD,
+                     "djtrace" if mode == "djtrace-base" else mode],
+                    env=mode_env,
                     cwd=str(PROJECT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 procs[(mode, layout)] = proc
                 if proc.stdout.readline().strip() != "ready":
                     raise RuntimeError(f"the {mode} process (layout {layout}) did not start")
-        slices: dict[str, list[list[dict]]] = {m: [[] for _ in range(rounds)] for m in MODES}
+        slices: dict[str, list[list[dict]]] = {m: [[] for _ in range(rounds)] for m in modes}
         spans: dict[str, float | None] = {}
         order = list(procs)
         shuffle = random.Random(0).shuffle
@@ -469,7 +492,7 @@ CLOCK_MEASURES = (
 
 
 def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | None],
-                args: argparse.Namespace) -> None:
+                args: argparse.Namespace, modes: list[str]) -> None:
     rounds = len(slices["untraced"])
     print(f"# CPython {platform.python_version()}, {os.cpu_count()} CPUs, {args.db}; "
           f"{args.processes} "
@@ -485,10 +508,10 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
         print(f"\n## {key}: {meaning}")
         print(f"{'configuration':<14} {'us p10 / median':>16} {'added':>8}"
               f" {'x official med / p10':>21} {'paired':>22} {'speed':>6} {'spans/req':>10}")
-        every = {m: sorted(s[key] for r in slices[m] for s in r) for m in MODES}
-        per_round = {m: [statistics.fmean(s[key] for s in r) for r in slices[m]] for m in MODES}
+        every = {m: sorted(s[key] for r in slices[m] for s in r) for m in modes}
+        per_round = {m: [statistics.fmean(s[key] for s in r) for r in slices[m]] for m in modes}
         base, official = every["untraced"], every["official"]
-        for mode in MODES:
+        for mode in modes:
             values = every[mode]
             added = statistics.median(values) - statistics.median(base)
             ratio = paired = "-"
@@ -507,6 +530,13 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
                   f" {'-' if mode == 'untraced' else f'{added:+.0f}':>8} {ratio:>21}"
                   f" {paired:>22} {statistics.median(base) / statistics.median(values):>6.3f}"
                   f" {span_count:>10}")
+        if "djtrace" in modes and "djtrace-base" in modes:
+            diffs = sorted(m - b for m, b in zip(per_round["djtrace"], per_round["djtrace-base"],
+                                                  strict=True))
+            print(f"djtrace minus djtrace-base, per round: median "
+                  f"{statistics.median(diffs):+.1f} us [{_q(diffs, 0.25):+.1f} - "
+                  f"{_q(diffs, 0.75):+.1f}], mean {statistics.fmean(diffs):+.1f} us "
+                  f"({len(diffs)} rounds)")
 
 
 def _q(values: list[float], p: float) -> float:
