@@ -95,6 +95,51 @@ TEST(SpanPoolTest, ReturnedSpansComeBackCleared) {
   ExpectDefault(*fresh);
 }
 
+// More spans than one refill, returned by another thread, each with heap-held strings and
+// attributes of every kind: Take reads ahead into the spans it hands out next (their buffers
+// and the blocks their attributes own), and every one must still come back cleared, across
+// the refills.
+TEST(SpanPoolTest, ManySpansComeBackClearedAcrossRefills) {
+  Drain();
+  const size_t n = SpanPool::kRefill * 2 + 5;
+  std::vector<SpanPtr> spans;
+  std::set<const SpanData*> addresses;
+  for (size_t i = 0; i < n; ++i) {
+    SpanPtr s = FullSpan();
+    for (size_t a = 0; a < i % 24; ++a) {
+      const std::string key = "djtrace.test.attribute.with.a.long.key." + std::to_string(a);
+      switch (a % 4) {
+        case 0:
+          s->attributes.push_back({key, std::string(40 + a, 'v')});
+          break;
+        case 1:
+          s->attributes.push_back({key, static_cast<int64_t>(a)});
+          break;
+        case 2:
+          s->attributes.push_back({key, std::vector<std::string>{"x", std::string(64, 'y')}});
+          break;
+        default:
+          s->attributes.push_back({"k", true});
+          break;
+      }
+    }
+    if (i % 3 == 0) s->attributes.clear();  // kept capacity, no elements
+    addresses.insert(s.get());
+    spans.push_back(std::move(s));
+  }
+  std::thread worker([&] { SpanPool::Global().Return(spans); });
+  worker.join();
+  EXPECT_EQ(SpanPool::Global().SharedSize(), n);
+  std::vector<SpanPtr> taken;  // kept alive, so that no later allocation reuses an address
+  for (size_t i = 0; i < n; ++i) {
+    taken.push_back(SpanPool::Global().Take());
+    EXPECT_EQ(addresses.erase(taken.back().get()), 1u) << "span " << i;
+    ExpectDefault(*taken.back());
+  }
+  EXPECT_TRUE(addresses.empty());
+  EXPECT_EQ(SpanPool::Global().SharedSize(), 0u);
+}
+
 TEST(SpanPoolTest, SpansReturnedOnAnotherThreadAreReusedHere) {
   Drain();
   std::vector<SpanPtr> spans;
