@@ -156,8 +156,8 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
 PG_DATABASE = "djtrace_bench_requests"
 
-MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only", "djtrace-base")
-DEFAULT_MODES = MODES[:-1]
+DEFAULT_MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
+MODES = (*DEFAULT_MODES, "djtrace-base")
 
 # --cache-sim: this machine's caches below the shared one (size, associativity, line; lscpu),
 # its 512 KB level 2 as callgrind's last level. --cold: what other processes write between two
@@ -382,10 +382,11 @@ def main() -> None:
                         help=f"configurations to run, of {', '.join(MODES)} (djtrace-base: the "
                              "build installed in BENCH_DJTRACE_BASE)")
     args = parser.parse_args()
-    unknown = set(args.modes.split(",")) - set(MODES)
-    if unknown:
-        parser.error(f"--modes: unknown {', '.join(sorted(unknown))} (known: {', '.join(MODES)})")
-    modes = [m for m in MODES if m in {"untraced", "official", *args.modes.split(",")}]
+    asked = set(args.modes.split(","))
+    if asked - set(MODES):
+        parser.error(f"--modes: unknown {', '.join(sorted(asked - set(MODES)))} "
+                     f"(known: {', '.join(MODES)})")
+    modes = [m for m in MODES if m in asked | {"untraced", "official"}]
     base_path = ""
     if "djtrace-base" in modes:
         if args.callgrind:

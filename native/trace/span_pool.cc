@@ -93,10 +93,6 @@ namespace {
   return local;
 }
 
-}  // namespace
-
-namespace {
-
 // A returned span was last written by the export worker, so its memory sits in the cache of
 // the core that worker ran on: clearing it cold stalls on every line it touches, which took
 // three quarters of SpanStarter::Start's samples in a time profile. The next spans to be handed out
@@ -112,16 +108,17 @@ const bool kHasPrefetchw = [] {
   unsigned eax, ebx, ecx, edx;
   return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 8));
 }();
+#endif
 
 inline void PrefetchForWrite(const void* p) {
-  if (kHasPrefetchw)
+#if defined(__x86_64__)
+  if (kHasPrefetchw) {
     asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
-  else
-    __builtin_prefetch(p, 0, 3);
-}
-#else
-inline void PrefetchForWrite(const void* p) { __builtin_prefetch(p, 1, 3); }
+    return;
+  }
 #endif
+  __builtin_prefetch(p, 1, 3);
+}
 
 void PrefetchBlock(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p);
