@@ -43,6 +43,11 @@ enum SpanFlags : uint8_t {
   // With kAttachOnEnter: made current without setting the context variable (ext.cc, "Deferred
   // attach"). Only for spans entered and exited by native code around one call, on one thread.
   kDeferAttach = 16,
+  // Spans the application starts through the API: at the end, the span object keeps a copy of
+  // what it recorded, which the read API (attributes, events, status, times) then returns, as
+  // the official SDK's span does. Not set on the spans djtrace's hooks start: nobody reads those
+  // after their end, and every request would pay for the copy.
+  kKeepReadable = 32,
 };
 
 // One per tracer provider. The Python hooks are set only when the provider has a sampler or
@@ -65,6 +70,7 @@ struct PySpan {
   // Owned: the name as a str (set by NewSpan, changed only by RenameSpan), so that `span.name`
   // still reads after the span's data has gone to export (as the official SDK's span does).
   PyObject* name = nullptr;
+  std::unique_ptr<SpanData> ended;  // kKeepReadable: the span's data as it ended
   uint8_t flags = 0;
 
   PySpan() = default;

@@ -339,14 +339,33 @@ uint64_t ToTime(nb::handle t) {
   return v;
 }
 
-void NativeEnd(PySpan& self, uint64_t end_time) {
-  if (self.owner && self.owner->end_may_block && self.span.is_recording() &&
-      !self.span.has_ended()) {
-    nb::gil_scoped_release release;
-    self.span.End(end_time);
-  } else {
-    self.span.End(end_time);
+// With kKeepReadable, a copy of what the span recorded, taken as it ends (before its data
+// goes to the processors), for the read API. A failed copy leaves the read API empty, as before.
+void KeepReadable(PySpan& self) {
+  const SpanData* data = self.span.data();
+  if (!(self.flags & kKeepReadable) || !data) return;
+  try {
+    self.ended = std::make_unique<SpanData>(*data);
+  } catch (...) {
+    self.ended.reset();
   }
+}
+
+void SubmitEnded(PySpan& self, bool may_block) {
+  if (may_block) {
+    nb::gil_scoped_release release;
+    self.span.Submit();
+  } else {
+    self.span.Submit();
+  }
+}
+
+void NativeEnd(PySpan& self, uint64_t end_time) {
+  const bool may_block =
+      self.owner && self.owner->end_may_block && self.span.is_recording() && !self.span.has_ended();
+  if (!self.span.MarkEnded(end_time)) return;
+  KeepReadable(self);
+  SubmitEnded(self, may_block);
 }
 
 void ReportMisuse(PySpan& span, const char* what) {
@@ -811,7 +830,7 @@ struct SpanScope {
 };
 
 int Flags(bool attach, bool end_on_exit, bool record_exception, bool set_status) {
-  return (attach ? kAttachOnEnter : 0) | (end_on_exit ? kEndOnExit : 0) |
+  return kKeepReadable | (attach ? kAttachOnEnter : 0) | (end_on_exit ? kEndOnExit : 0) |
          (record_exception ? kRecordException : 0) | (set_status ? kSetStatusOnException : 0);
 }
 
@@ -1355,12 +1374,8 @@ NB_MODULE(_native, m) {
           "end_time"_a.none() = nb::none())
       .def("_submit",
            [](PySpan& self) {
-             if (self.owner && self.owner->end_may_block) {
-               nb::gil_scoped_release release;
-               self.span.Submit();
-             } else {
-               self.span.Submit();
-             }
+             KeepReadable(self);
+             SubmitEnded(self, self.owner && self.owner->end_may_block);
            })
       .def("is_recording",
            [](PySpan& self) { return self.span.is_recording() && !self.span.has_ended(); })
@@ -1378,6 +1393,7 @@ NB_MODULE(_native, m) {
       .def("_data",
            [](PySpan& self) -> nb::object {
              const SpanData* d = self.span.data();
+             if (!d) d = self.ended.get();
              if (!d) return nb::none();
              return SpanToDict(*d);
            })

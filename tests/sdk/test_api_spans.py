@@ -845,6 +845,53 @@ def test_the_name_reads_after_end_as_last_renamed(setup):
     assert scoped.name == "scoped"
 
 
+def test_ended_spans_read_as_the_official_sdks(setup, official):
+    # What the span recorded stays readable on the span object after its end, as on
+    # opentelemetry-sdk's span (tests and application code read it there).
+    official_provider, _ = official()
+    official_tracer = official_provider.get_tracer(__name__)
+
+    def record(tracer):
+        parent = tracer.start_span("parent")
+        with trace.use_span(parent, end_on_exit=True):
+            with tracer.start_as_current_span("scoped", kind=SpanKind.CLIENT,
+                                              attributes={"a": 1, "b": [1, 2]},
+                                              links=[Link(remote_context(), {"l": 1})]) as scoped:
+                scoped.set_attribute("c", "three")
+                scoped.add_event("first", {"k": "v"}, timestamp=1_700_000_000_000_000_000)
+                scoped.set_status(Status(StatusCode.ERROR, "broken"))
+        started = tracer.start_span("started", kind=SpanKind.PRODUCER, start_time=10)
+        started.set_attributes({"x": 1.5})
+        started.end(end_time=20)
+        return parent, scoped, started
+
+    def read(span):
+        return {
+            "name": span.name,
+            "kind": span.kind,
+            "attributes": dict(span.attributes),
+            "events": [(e.name, e.timestamp, dict(e.attributes)) for e in span.events],
+            "links": [(link.context.span_id, dict(link.attributes)) for link in span.links],
+            "status": (span.status.status_code, span.status.description),
+            "parent": span.parent.span_id if span.parent else None,
+            "timed": (span.start_time is not None, span.end_time is not None),
+        }
+
+    mine, theirs = record(setup.tracer), record(official_tracer)
+    for m, t in zip(mine, theirs, strict=True):
+        want = read(t)
+        got = read(m)
+        if want["parent"] is not None:  # ids differ between the two stacks
+            want["parent"], got["parent"] = True, got["parent"] == mine[0].context.span_id
+        assert got == want
+    assert (mine[2].start_time, mine[2].end_time) == (10, 20)
+    assert mine[1].end_time >= mine[1].start_time
+    # The read API answers from the span's own copy: what the exporter got is the same.
+    exported = setup.spans()["scoped"]
+    assert dict(exported.attributes) == dict(mine[1].attributes)
+    assert exported.end_time == mine[1].end_time
+
+
 def test_changes_after_end_are_ignored(setup):
     span = setup.tracer.start_span("op", attributes={"before": 1})
     span.add_event("before_end")

@@ -39,6 +39,7 @@ _ATTACH = 1
 _END_ON_EXIT = 2
 _RECORD_EXCEPTION = 4
 _SET_STATUS = 8
+_KEEP_READABLE = 32  # the span keeps what it recorded for the read API after its end
 
 _KIND_INTERNAL = SpanKind.INTERNAL
 _STATUS_UNSET = StatusCode.UNSET
@@ -510,7 +511,7 @@ trace_api.Tracer.register(Tracer)
 
 
 def _flags(attach: bool, end_on_exit: bool, record_exception: bool, set_status: bool) -> int:
-    return ((_ATTACH if attach else 0) | (_END_ON_EXIT if end_on_exit else 0)
+    return (_KEEP_READABLE | (_ATTACH if attach else 0) | (_END_ON_EXIT if end_on_exit else 0)
             | (_RECORD_EXCEPTION if record_exception else 0) | (_SET_STATUS if set_status else 0))
 
 
