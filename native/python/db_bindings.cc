@@ -756,13 +756,8 @@ void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
   Py_DECREF(root_obj);
 }
 
-// The attributes every span of `sql` from `site` on the connection carries, within `limits`.
-const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sql,
-                                        const CallSite& site, const SpanLimits& limits) {
-  const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0};
-  auto it = info.shared.find(key);
-  if (it != info.shared.end() && it->second.attributes.Fits(limits)) return it->second;
-
+// The attributes every span of `sql` from `site` on the connection carries, before limits.
+Attributes StatementAttributes(const DbConnInfo& info, const SqlPtr& sql, const CallSite& site) {
   Attributes a;
   a.reserve(info.attributes.size() + 9);
   a = info.attributes;
@@ -781,6 +776,17 @@ const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sq
     a.push_back({"code.lineno", static_cast<int64_t>(site.lineno)});
     a.push_back({"code.function", site.code->function});
   }
+  return a;
+}
+
+// StatementAttributes within `limits`, kept per connection.
+const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sql,
+                                        const CallSite& site, const SpanLimits& limits) {
+  const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0};
+  auto it = info.shared.find(key);
+  if (it != info.shared.end() && it->second.attributes.Fits(limits)) return it->second;
+
+  Attributes a = StatementAttributes(info, sql, site);
   if (it == info.shared.end()) {
     if (info.shared.size() >= DbConnInfo::kMaxShared ||
         info.shared_text_bytes >= DbConnInfo::kMaxSharedTextBytes) {
@@ -866,9 +872,6 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   o.parent = parent_ctx;
   o.local_parent = parent_span ? &parent_span->span : nullptr;
   PyTracerCore* owner = tracer->owner;
-  const LimitedAttributes& shared =
-      SharedAttributes(info, ex.sql, ex.site, owner->core->limits()).attributes;
-  shared.ApplyTo(o);
   Attributes& a = o.attributes;  // this execution's own
   if (many) {
     Py_ssize_t n = -1;
@@ -880,15 +883,17 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   ex.end_may_block = owner->end_may_block;
   if (owner->py_start_span.is_valid()) {
     // A sampler or span processor written in Python: go through its hooks, with every
-    // attribute in one mapping.
+    // attribute in one mapping, before limits (the span applies them, and counts what they
+    // drop).
     nb::object name = nb::str(o.name_ref.data(), o.name_ref.size());
-    nb::dict attrs = FromAttributes(*shared.attributes);
+    nb::dict attrs = FromAttributes(StatementAttributes(info, ex.sql, ex.site));
     for (const Attribute& own : a) attrs[nb::str(own.key.c_str())] = FromAttrValue(own.value);
     ex.py_span = owner->py_start_span(g_db.tracer_obj, name, nb::none(), g_db.client_kind, attrs,
                                       nb::none(), nb::none(), false, false);
     if (!nb::try_cast<PySpan*>(ex.py_span, ex.py) || !ex.py) return Mode::kUntraced;
     ex.span = &ex.py->span;
   } else {
+    SharedAttributes(info, ex.sql, ex.site, owner->core->limits()).attributes.ApplyTo(o);
     SpanStarter::Start(owner->core, tracer->scope, std::move(o), ex.native_span);
     ex.span = &ex.native_span;
   }

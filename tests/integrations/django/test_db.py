@@ -426,6 +426,36 @@ def test_python_span_processor_sees_db_spans(shop, spans, monkeypatch):
     assert job[2]["djtrace.db.query_count"] == 1
 
 
+def test_attribute_limits_drop_the_same_on_the_python_path(shop, monkeypatch):
+    """Under a count limit, a DB span keeps the same attributes and counts the same drops
+    whether it starts natively or through a span processor written in Python."""
+    from project.shop.models import Customer
+
+    from djtrace.sdk import InMemorySpanExporter, SimpleSpanProcessor, SpanLimits
+    from djtrace.sdk.trace import SpanProcessor, TracerProvider
+
+    def run(with_python_processor: bool):
+        provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=4),
+                                  shutdown_on_exit=False)
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        if with_python_processor:
+            provider.add_span_processor(SpanProcessor())
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+        try:
+            with provider.get_tracer("t").start_as_current_span("job"):
+                Customer.objects.filter(email="c5@secret.example").count()
+        finally:
+            monkeypatch.undo()
+            provider.shutdown()
+        [span] = [s for s in memory.get_finished_spans() if s.name == "SELECT customers"]
+        return dict(span.attributes), span.dropped_attributes
+
+    native, python = run(False), run(True)
+    assert len(native[0]) == 4 and native[1] >= 5  # the statement alone carries 9 or more
+    assert python == native
+
+
 def test_official_sdk_provider_gets_db_spans_through_the_python_path(shop, monkeypatch):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
