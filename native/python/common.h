@@ -142,6 +142,9 @@ nb::dict SpanToDict(const SpanData& s);
 uint64_t ToTime(nb::handle t);
 // The span stored in `context` (the current context when None), or None.
 nb::object SpanInContext(nb::handle context);
+// The context of `parent` (one of our spans, a context tuple, or anything with
+// get_span_context()) into `out`; false when there is none or it is invalid.
+bool ParentContext(nb::handle parent, SpanContextData& out);
 // The OpenTelemetry context variable's value (None when unset): the current context but for the
 // span, which may be a deferred one (use SpanInContext for that). Never builds a Context.
 nb::object RawCurrentContext();

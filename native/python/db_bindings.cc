@@ -32,9 +32,6 @@ using namespace nb::literals;
 
 namespace djtrace {
 
-// Defined in ext.cc; not (yet) declared in common.h.
-bool ParentContext(nb::handle parent, SpanContextData& out);
-
 namespace {
 
 using analysis::CallSite;

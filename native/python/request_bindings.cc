@@ -103,6 +103,29 @@ http::ServerRequestOptions Options(int flags) {
 
 nb::str Str(std::string_view s) { return nb::str(s.data(), s.size()); }
 
+// The SERVER span of a request, started in the current context (not entered), and its name.
+// The sampler decides first: a request that is not recorded skips reading and building its
+// attributes, and its span (which nobody sees by name) is named by `method` alone.
+std::pair<nb::object, nb::object> StartServerSpan(NativeTracer& tracer, nb::handle meta,
+                                                  nb::handle method, nb::handle scheme,
+                                                  nb::handle path, nb::handle version, int flags) {
+  nb::object parent = SpanInContext(nb::none());
+  StartOptions o;
+  SpanContextData parent_ctx;
+  if (ParentContext(parent, parent_ctx)) o.parent = &parent_ctx;
+  const bool recorded = SpanStarter::Decide(*tracer.owner->core, o) != SamplingDecision::kDrop;
+  o.parent = nullptr;  // NewSpan resolves `parent` again, with its local span
+  nb::object name = nb::borrow(method);
+  if (recorded) {
+    Fields f;
+    ReadFields(meta, method, scheme, path, version, f);
+    name = Str(http::AppendServerRequestAttributes(f.request, Options(flags), &o.attributes));
+  }
+  nb::object span = NewSpan(tracer, name, static_cast<int>(SpanKind::kServer), parent, nb::none(),
+                            nb::none(), nb::none(), kAttachOnEnter, std::move(o));
+  return {std::move(span), std::move(name)};
+}
+
 void BindRequestLifecycle(nb::module_& m);  // below
 
 void Bind(nb::module_& m) {
@@ -125,14 +148,7 @@ void Bind(nb::module_& m) {
         if (!nb::try_cast<NativeTracer*>(tracer_h, tracer) || !tracer ||
             tracer->owner->py_start_current.is_valid())
           return nb::none();
-        Fields f;
-        ReadFields(meta, method, scheme, path, version, f);
-        http::ServerRequestOptions options = Options(flags);
-        StartOptions o;
-        nb::str name = Str(http::AppendServerRequestAttributes(f.request, options, &o.attributes));
-        nb::object span =
-            NewSpan(*tracer, name, static_cast<int>(SpanKind::kServer), SpanInContext(nb::none()),
-                    nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
+        auto [span, name] = StartServerSpan(*tracer, meta, method, scheme, path, version, flags);
         SpanEnter(span);
         return nb::make_tuple(span, name);
       },
@@ -267,6 +283,8 @@ void RecordRoute(PyObject* rs) {
   PyObject* request = g_req.request.Get(rs);
   PyObject* span = g_req.span.Get(rs);
   if (!request || !span) return;
+  PySpan* ps = FastSpan(span);
+  if (ps && !ps->span.is_recording()) return;  // a request not recorded: nobody sees the route
   nb::object match = nb::steal(OptionalAttr(request, g_n.resolver_match));
   if (!match.is_valid() || match.is_none()) return;
   nb::object route = nb::steal(PyObject_GetAttr(match.ptr(), g_n.route));
@@ -279,7 +297,7 @@ void RecordRoute(PyObject* rs) {
   nb::object name =
       nb::steal(PyUnicode_FromFormat("%S %S", method ? method : Py_None, route.ptr()));
   if (!name.is_valid()) throw nb::python_error();
-  if (PySpan* ps = FastSpan(span)) {
+  if (ps) {
     RenameSpan(*ps, name.ptr());
   } else {
     PyObject* r = PyObject_CallMethodObjArgs(span, g_n.update_name, name.ptr(), nullptr);
@@ -419,15 +437,9 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       }
     }
 
-    Fields f;
-    ReadFields(meta, method, scheme, path, nb::handle(version), f);
-    StartOptions o;
-    nb::str name = Str(http::AppendServerRequestAttributes(
-        f.request, Options(static_cast<int>(flags & (kFlagCaptureAllMethods | kFlagOldSemconv))),
-        &o.attributes));
-    nb::object span =
-        NewSpan(*tracer, name, static_cast<int>(SpanKind::kServer), SpanInContext(nb::none()),
-                nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
+    auto [span, name] =
+        StartServerSpan(*tracer, meta, method, scheme, path, nb::handle(version),
+                        static_cast<int>(flags & (kFlagCaptureAllMethods | kFlagOldSemconv)));
     SpanEnter(span);
     const bool recording = FastSpan(span.ptr())->span.is_recording();
 

@@ -72,7 +72,27 @@ bool SharesKey(const Attributes& shared, const Attributes& own) {
   return false;
 }
 
+ParentInfo InfoOf(const SpanContextData* parent) {
+  ParentInfo info;
+  if (parent) {
+    info.valid = true;
+    info.remote = parent->remote;
+    info.sampled = parent->sampled();
+  }
+  return info;
+}
+
 }  // namespace
+
+SamplingDecision SpanStarter::Decide(const TracerCore& core, StartOptions& options) {
+  if (options.decision) return *options.decision;
+  const SpanContextData* parent =
+      options.parent && options.parent->valid() ? options.parent : nullptr;
+  if (!parent && !options.trace_id) options.trace_id = NewTraceId();
+  options.decision =
+      core.sampler()->ShouldSample(InfoOf(parent), parent ? parent->trace_id : *options.trace_id);
+  return *options.decision;
+}
 
 void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
                         const std::shared_ptr<const InstrumentationScope>& scope,
@@ -97,13 +117,7 @@ void SpanStarter::Start(const std::shared_ptr<TracerCore>& core,
     decision = *options.decision;
     if (options.has_trace_state_override) ctx.trace_state = std::move(options.trace_state_override);
   } else {
-    ParentInfo info;
-    if (parent) {
-      info.valid = true;
-      info.remote = parent->remote;
-      info.sampled = parent->sampled();
-    }
-    decision = core->sampler()->ShouldSample(info, ctx.trace_id);
+    decision = core->sampler()->ShouldSample(InfoOf(parent), ctx.trace_id);
   }
   ctx.trace_flags = decision == SamplingDecision::kRecordAndSample ? 0x01 : 0x00;
   core->counters().spans_started.fetch_add(1, std::memory_order_relaxed);

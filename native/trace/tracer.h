@@ -177,6 +177,10 @@ class SpanStarter {
   static void Start(const std::shared_ptr<TracerCore>& core,
                     const std::shared_ptr<const InstrumentationScope>& scope,
                     StartOptions&& options, LiveSpan& span);
+  // The sampling decision Start would take for `options` (from its parent, and for a root span
+  // from a trace id drawn now), stored in `options` so that Start takes this one: a caller can
+  // then skip building what a span that is not recorded would drop.
+  static SamplingDecision Decide(const TracerCore& core, StartOptions& options);
   // Fills `span` (which must be fresh) with a new root context that is valid and not sampled,
   // recording nothing and counted nowhere: the parent an excluded request gives the work done
   // in it, so that a parent-based sampler drops that work instead of making orphan roots.

@@ -239,6 +239,43 @@ TEST_F(TracerTest, ADecisionMadeInPythonOverridesTheSampler) {
   EXPECT_FALSE(dropped.is_recording());
 }
 
+TEST_F(TracerTest, DecideTakesTheDecisionStartThenKeeps) {
+  MakeCore(std::make_shared<ParentBasedSampler>(std::make_shared<TraceIdRatioBasedSampler>(0.5)));
+  int recorded = 0;
+  for (int i = 0; i < 64; ++i) {
+    StartOptions o = Named("root");
+    const SamplingDecision decision = SpanStarter::Decide(*core_, o);
+    ASSERT_TRUE(o.decision.has_value());
+    ASSERT_TRUE(o.trace_id.has_value());
+    EXPECT_EQ(*o.decision, decision);
+    EXPECT_EQ(SpanStarter::Decide(*core_, o), decision);  // decided once
+    const TraceId trace_id = *o.trace_id;
+    LiveSpan span;
+    Start(span, std::move(o));
+    EXPECT_EQ(span.context().trace_id, trace_id);
+    EXPECT_EQ(span.is_recording(), decision != SamplingDecision::kDrop);
+    EXPECT_EQ(span.context().sampled(), decision == SamplingDecision::kRecordAndSample);
+    recorded += span.is_recording();
+  }
+  EXPECT_GT(recorded, 0);  // both outcomes came up (2^-64 odds against each)
+  EXPECT_LT(recorded, 64);
+  EXPECT_EQ(core_->counters().spans_started.load(), 64u);  // Decide counts nothing
+  EXPECT_EQ(core_->counters().spans_sampled_out.load(), 64u - recorded);
+
+  // Under a parent: the parent's trace and flags, no trace id drawn.
+  const SpanContextData not_sampled = Context(0x4B, 0x0F, 0x00, true);
+  StartOptions child = Named("child", &not_sampled);
+  EXPECT_EQ(SpanStarter::Decide(*core_, child), SamplingDecision::kDrop);
+  EXPECT_FALSE(child.trace_id.has_value());
+  const SpanContextData sampled = Context(0x4C, 0x0F, 0x01, false);
+  StartOptions kept = Named("kept", &sampled);
+  EXPECT_EQ(SpanStarter::Decide(*core_, kept), SamplingDecision::kRecordAndSample);
+  LiveSpan span;
+  Start(span, std::move(kept));
+  ASSERT_TRUE(span.is_recording());
+  EXPECT_EQ(span.context().trace_id, sampled.trace_id);
+}
+
 TEST_F(TracerTest, ATraceIdOverrideIsIgnoredUnderAValidParent) {
   const SpanContextData parent = Context(0x4B, 0x0F, 0x01, false, "a=1");
   TraceId chosen;

@@ -53,6 +53,48 @@ def test_layers_nest_under_the_official_sdk_provider():
                      "[('cache.get', 'plain', False)]"]
 
 
+def test_the_sampler_decides_before_the_request_attributes_are_read(tmp_path):
+    # The request span's sampling is decided before its attributes are built (skipped for a
+    # request that is not recorded): at a ratio of one half, every recorded request span has
+    # its name and attributes, and recorded and dropped requests add up.
+    result = run_django("""
+        from opentelemetry import trace
+        from djtrace.sdk.trace import TracerProvider
+        from djtrace.sdk.trace.export import InMemorySpanExporter, SimpleSpanProcessor
+        from djtrace.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        import django
+        from django.conf import settings
+        settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "djtrace"]
+        django.setup()
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        trace.set_tracer_provider(provider)
+        from djtrace.integrations.django import _state, setup
+        _state.reset_tracer()
+        setup()
+        from django.test import Client
+        for i in range(40):
+            assert Client().get(f"/page/?q={i}").status_code == 200
+        servers = [s for s in memory.get_finished_spans() if s.kind.name == "SERVER"]
+        print(len(servers), provider._counters()["spans_sampled_out"])
+        for s in servers:
+            print(s.name, s.attributes.get("http.route"), s.attributes.get("url.query"),
+                  s.attributes.get("http.response.status_code"), len(s.attributes), sep="|")
+    """, env={"DJTRACE_TEST_DB": "sqlite", "DJTRACE_TEST_SQLITE": str(tmp_path / "db.sqlite3")})
+    assert result.returncode == 0, result.stderr
+    head, *rows = result.stdout.strip().splitlines()
+    recorded, dropped = map(int, head.split())
+    assert 0 < recorded < 40  # both outcomes (2^-40 odds against each)
+    assert recorded + dropped >= 40  # each dropped request counts its span, at least
+    assert len(rows) == recorded
+    for row in rows:
+        name, route, query, status, count = row.split("|")
+        assert (name, route, status) == ("GET page/", "page/", "200")
+        assert query.startswith("q=")
+        assert int(count) >= 10
+
+
 def test_a_sampled_out_request_starts_no_layer_spans(tmp_path):
     # At 10% sampling nine requests in ten are not recorded: middleware, view, template and
     # cache wrappers pass straight through, and queries are dropped before any SQL work. (A
