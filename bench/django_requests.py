@@ -22,6 +22,9 @@ spans exported (each slice ends with a flush), which is what a server pays.
   request-only djtrace with middleware, view, template, cache and database spans off
   djtrace-base djtrace as above, from another build (BENCH_DJTRACE_BASE, as for
                bench/gunicorn_slices.py): two builds side by side in one run
+  djtrace-10   djtrace sampling one trace in ten (parentbased_traceidratio 0.1), as production
+               often runs: nine requests in ten pay only for not being recorded
+  djtrace-base-10  djtrace-10 from the BENCH_DJTRACE_BASE build
 
     .venv/bin/python bench/django_requests.py [--rounds 300] [--requests 10] [--processes 2]
                                               [--db sqlite|postgres] [--modes a,b,...]
@@ -107,6 +110,9 @@ WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
     elif mode == "request-only":
         settings.DJTRACE = {**settings.DJTRACE, "middleware_spans": False, "view_spans": False,
                             "template_spans": False, "cache_spans": False, "db_spans": False}
+    elif mode == "djtrace-10":
+        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
     import django
     django.setup()
     from django.test import Client
@@ -157,7 +163,7 @@ PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
 PG_DATABASE = "djtrace_bench_requests"
 
 DEFAULT_MODES = ("untraced", "official", "djtrace", "djtrace-no-db", "request-only")
-MODES = (*DEFAULT_MODES, "djtrace-base")
+MODES = (*DEFAULT_MODES, "djtrace-base", "djtrace-10", "djtrace-base-10")
 
 # --cache-sim: this machine's caches below the shared one (size, associativity, line; lscpu),
 # its 512 KB level 2 as callgrind's last level. --cold: what other processes write between two
@@ -379,8 +385,8 @@ def main() -> None:
                              "psycopg, on the server scripts/services.sh runs (started and "
                              "stopped here if it is not running); not with --callgrind")
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
-                        help=f"configurations to run, of {', '.join(MODES)} (djtrace-base: the "
-                             "build installed in BENCH_DJTRACE_BASE)")
+                        help=f"configurations to run, of {', '.join(MODES)} (djtrace-base, "
+                             "djtrace-base-10: the build installed in BENCH_DJTRACE_BASE)")
     args = parser.parse_args()
     asked = set(args.modes.split(","))
     if asked - set(MODES):
@@ -388,7 +394,7 @@ def main() -> None:
                      f"(known: {', '.join(MODES)})")
     modes = [m for m in MODES if m in asked | {"untraced", "official"}]
     base_path = ""
-    if "djtrace-base" in modes:
+    if any(m.startswith("djtrace-base") for m in modes):
         if args.callgrind:
             parser.error("--callgrind counts this checkout's build only: no djtrace-base")
         base_path = stacks.base_build()
@@ -452,11 +458,10 @@ def run_interleaved(env: dict, rounds: int, requests: int, processes: int, modes
             for mode in modes:
                 mode_env = {**env, "PYTHONHASHSEED": str(layout),
                             "DJTRACE_BENCH_LAYOUT": "x" * (1024 * layout)}
-                if mode == "djtrace-base":
+                if mode.startswith("djtrace-base"):
                     mode_env["PYTHONPATH"] = os.pathsep.join([base_path, env["PYTHONPATH"]])
                 proc = subprocess.Popen(
-                    [sys.executable, "-c", WORKLOAD,
-                     "djtrace" if mode == "djtrace-base" else mode],
+                    [sys.executable, "-c", WORKLOAD, mode.replace("djtrace-base", "djtrace")],
                     env=mode_env,
                     cwd=str(PROJECT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 procs[(mode, layout)] = proc
@@ -474,7 +479,10 @@ def run_interleaved(env: dict, rounds: int, requests: int, processes: int, modes
                 proc.stdin.flush()
                 row = json.loads(proc.stdout.readline())
                 slices[mode][r].append(row)
-                spans[mode] = row["spans"]
+        for mode in modes:
+            # Spans started per request over every slice (one slice's would tell little at 10%).
+            counts = [s["spans"] for rows in slices[mode] for s in rows]
+            spans[mode] = None if None in counts else statistics.fmean(counts)
         return slices, spans
     finally:
         for proc in procs.values():
@@ -531,10 +539,11 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
                   f" {'-' if mode == 'untraced' else f'{added:+.0f}':>8} {ratio:>21}"
                   f" {paired:>22} {statistics.median(base) / statistics.median(values):>6.3f}"
                   f" {span_count:>10}")
-        if "djtrace" in modes and "djtrace-base" in modes:
-            diffs = sorted(m - b for m, b in zip(per_round["djtrace"], per_round["djtrace-base"],
-                                                  strict=True))
-            print(f"djtrace minus djtrace-base, per round: median "
+        for mine, theirs in (("djtrace", "djtrace-base"), ("djtrace-10", "djtrace-base-10")):
+            if mine not in modes or theirs not in modes:
+                continue
+            diffs = sorted(m - b for m, b in zip(per_round[mine], per_round[theirs], strict=True))
+            print(f"{mine} minus {theirs}, per round: median "
                   f"{statistics.median(diffs):+.1f} us [{_q(diffs, 0.25):+.1f} - "
                   f"{_q(diffs, 0.75):+.1f}], mean {statistics.fmean(diffs):+.1f} us "
                   f"({len(diffs)} rounds)")
