@@ -132,7 +132,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--configs: unknown {', '.join(unknown)} (known: "
                      f"{', '.join(known)})")
-    if "djtrace-base-100" in configs:
+    if any(c.startswith("djtrace-base-") for c in configs):
         run.stacks.base_build()  # stops here, before any server starts, when it is not set
 
     session = run.Session(argparse.Namespace(quick=False, rounds=0, concurrency=0, only="",

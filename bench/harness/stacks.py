@@ -12,9 +12,9 @@
                   log correlation integrations); PII redaction on
     ddtrace       ddtrace's automatic instrumentation (`import ddtrace.auto`), sending to a
                   local sink as if it were the agent
-    djtrace-base-100  djtrace-100 with another build of djtrace: the package installed in the
-                  directory BENCH_DJTRACE_BASE names (`pip install --no-deps --target DIR` of
-                  another commit), to compare two builds side by side in one run
+    djtrace-base-100/-10  djtrace-100/-10 with another build of djtrace: the package installed
+                  in the directory BENCH_DJTRACE_BASE names (`pip install --no-deps --target DIR`
+                  of another commit), to compare two builds side by side in one run
 
 Every exporter sends OTLP/HTTP protobuf (ddtrace: its own protocol) to a sink process of its
 configuration (bench/sink.py). This module is imported by gunicorn's master: it imports neither
@@ -28,7 +28,7 @@ import sys
 
 CONFIGS = ("untraced", "otel-100", "otel-10", "djtrace-100", "djtrace-10", "ddtrace")
 # Not in a full session: only where asked for (bench/gunicorn_slices.py --configs).
-OPTIONAL_CONFIGS = ("djtrace-base-100",)
+OPTIONAL_CONFIGS = ("djtrace-base-100", "djtrace-base-10")
 EXCLUDED_URLS = "health/,readiness/,liveness/"  # the guide's exclusions (djtrace reads the same)
 
 _initialised = False
@@ -85,17 +85,17 @@ def python_path(config: str, paths: list[str], ddtrace_path: str | None) -> str:
     """PYTHONPATH of a process that runs `config`: ddtrace's own directory comes first for the
     ddtrace configuration only (it is not installed in .venv)."""
     extra = [ddtrace_path] if kind(config) == "ddtrace" and ddtrace_path else []
-    if config == "djtrace-base-100":
+    if config.startswith("djtrace-base-"):
         extra = [base_build()]
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(extra + paths + rest)
 
 
 def base_build() -> str:
-    """The directory of the baseline build for djtrace-base-100 (BENCH_DJTRACE_BASE)."""
+    """The directory of the baseline build for djtrace-base-* (BENCH_DJTRACE_BASE)."""
     path = os.environ.get("BENCH_DJTRACE_BASE", "")
     if not os.path.isfile(os.path.join(path, "djtrace", "__init__.py")):
-        raise SystemExit(f"djtrace-base-100: BENCH_DJTRACE_BASE={path!r} is not a directory "
+        raise SystemExit(f"djtrace-base-*: BENCH_DJTRACE_BASE={path!r} is not a directory "
                          "holding a djtrace package (pip install --no-deps --target DIR .)")
     return path
 
