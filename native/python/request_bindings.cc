@@ -444,8 +444,7 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     const bool recording = FastSpan(span.ptr())->span.is_recording();
 
     nb::object rs = nb::steal(NewInstance(g_req.rs_type));
-    nb::object root = nb::steal(NewInstance(g_req.root_type));
-    if (!rs.is_valid() || !root.is_valid()) throw nb::python_error();
+    if (!rs.is_valid()) throw nb::python_error();
     PyObject* r = rs.ptr();
     g_req.span.Set(r, span.ptr());
     g_req.request.Set(r, request);
@@ -463,16 +462,24 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     g_req.trace_views.SetBool(r, recording && (flags & kFlagViews));
     g_req.trace_drf.SetBool(r, recording && (flags & kFlagDrf));
     g_req.ctx.Set(r, Py_None);
-    g_req.root_span.Set(root.ptr(), span.ptr());
-    g_req.root.Set(r, root.ptr());
     PyObject* req_token = PyContextVar_Set(g_req.request_var, r);
     if (!req_token) throw nb::python_error();
     g_req.req_token.Set(r, req_token);
     Py_DECREF(req_token);
-    PyObject* root_token = PyContextVar_Set(g_req.root_var, root.ptr());
-    if (!root_token) throw nb::python_error();
-    g_req.root_token.Set(r, root_token);
-    Py_DECREF(root_token);
+    // The root announced to the statistics (db_bindings.cc, AttachMissingStats), which only a
+    // recorded request has: one that is not recorded skips the object and the variable.
+    g_req.root.Set(r, Py_None);
+    g_req.root_token.Set(r, Py_None);
+    if (recording) {
+      nb::object root = nb::steal(NewInstance(g_req.root_type));
+      if (!root.is_valid()) throw nb::python_error();
+      g_req.root_span.Set(root.ptr(), span.ptr());
+      g_req.root.Set(r, root.ptr());
+      PyObject* root_token = PyContextVar_Set(g_req.root_var, root.ptr());
+      if (!root_token) throw nb::python_error();
+      g_req.root_token.Set(r, root_token);
+      Py_DECREF(root_token);
+    }
     if (asgi) {
       if (PyDict_SetItem(asgi_scope.ptr(), g_n.request_span, r) < 0) throw nb::python_error();
     } else if (recording) {

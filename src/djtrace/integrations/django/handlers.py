@@ -347,9 +347,13 @@ def _begin_python(request: Any, cfg: dj_settings.DjangoSettings) -> Any:
     rs.trace_middleware = recording and cfg.middleware_spans
     rs.trace_views = recording and cfg.view_spans
     rs.trace_drf = recording and cfg.drf_spans
-    root = rs.root = _state.RootState(span)
     rs.req_token = REQUEST.set(rs)
-    rs.root_token = ROOT.set(root)
+    # The root for the statistics, which only a recorded request has.
+    if recording:
+        rs.root = _state.RootState(span)
+        rs.root_token = ROOT.set(rs.root)
+    else:
+        rs.root = rs.root_token = None
     if type(asgi_scope) is dict:
         asgi_scope["djtrace.request_span"] = rs
     elif recording and "gunicorn.socket" in meta:
