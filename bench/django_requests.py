@@ -49,7 +49,10 @@ shared one (lscpu): 32 KB level-1 instruction and data caches, and the 512 KB le
 last level. It reports the L1 and L2 misses per request of each row and their share of what
 the official stack adds. --cold (implies --cache-sim) also writes 4 MB, not counted, before
 each counted request, as other processes do between two requests of a Gunicorn worker that
-shares its cores.
+shares its cores. --own adds djtrace's own instructions per request: its native code and the
+C API it calls, without the Python its hooks wrap, which layout moves far less (from the call
+graph, bench/harness/callgrind_own.py). --sampled-out counts djtrace with a sampler that drops
+every trace: what the nine requests in ten that 10% sampling does not record cost.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import services, stacks  # noqa: E402
+from harness.callgrind_own import own_instructions  # noqa: E402
 from harness.instructions import control_library, read_dump  # noqa: E402
 
 PROJECT = ROOT / "tests" / "integrations" / "django"
@@ -225,7 +229,7 @@ CALLGRIND_WORKLOAD = OFFICIAL_INIT + textwrap.dedent("""
 
 
 def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
-                  cold: bool = False) -> None:
+                  cold: bool = False, own: bool = False, sampled_out: bool = False) -> None:
     """Instructions of the request thread per request: untraced, the official stack, and
     djtrace layer by layer, each configuration in processes of its own under callgrind, `runs`
     times (interleaved); the median of each row, and its range. `cold` implies `cache_sim`."""
@@ -233,6 +237,7 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
     import glob
 
     rows: dict[str, list[float]] = {}
+    owns: dict[str, list[float]] = {}
     misses: dict[str, list[dict[str, int]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         lib = control_library(tmp)
@@ -241,17 +246,24 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
             layout = {"PYTHONHASHSEED": str(run), "DJTRACE_BENCH_LAYOUT": "x" * (1024 * run)}
             for mode in ("untraced", "official", "djtrace"):
                 out = os.path.join(tmp, f"cg-{mode}-{run}.out")
+                mode_env = {**env, **layout}
+                if sampled_out and mode == "djtrace":
+                    mode_env["OTEL_TRACES_SAMPLER"] = "parentbased_always_off"
                 subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                                 *(CACHE_SIM_ARGS if cache_sim else ()),
                                 f"--callgrind-out-file={out}", sys.executable, "-c",
                                 CALLGRIND_WORKLOAD, lib, str(requests), mode,
                                 str(COLD_EVICT_MB if cold else 0)],
-                               env={**env, **layout}, cwd=str(PROJECT), check=True,
+                               env=mode_env, cwd=str(PROJECT), check=True,
                                capture_output=True)
                 paths = glob.glob(out + ".*-01")
                 for path in sorted(paths, key=lambda p: int(p.split(".")[-1][:-3])):
                     label, events = read_dump(path)
+                    if sampled_out and mode == "djtrace" and label:
+                        label += " (sampled out)"
                     rows.setdefault(label, []).append(events["Ir"] / requests)
+                    if own:
+                        owns.setdefault(label, []).append(own_instructions(path) / requests)
                     if cache_sim:
                         misses.setdefault(label, []).append(events)
     labels = list(rows)
@@ -260,8 +272,11 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
     official = statistics.median(official_rows) - base
     print(f"# instructions of the request thread per request, {requests} requests per step; "
           f"median of {runs} layouts (range); x official: of the medians, then per layout")
+    if own:
+        print("# djtrace's own: the instructions of djtrace's native code and of the C API it "
+              "calls, without the Python its hooks wrap (bench/harness/callgrind_own.py)")
     print(f"{'configuration':<34} {'instructions':>14} {'vs untraced':>12} {'x official':>11}"
-          f"  range / per layout")
+          + (f" {'djtrace own':>12}" if own else "") + "  range / per layout")
     for label in labels:
         values = rows[label]
         value = statistics.median(values)
@@ -270,7 +285,8 @@ def run_callgrind(env: dict, requests: int, runs: int, cache_sim: bool = False,
             ratio = f"{(value - base) / official:.3f}"
             per_layout = " ".join(f"{(v - u) / (o - u):.3f}"
                                   for v, u, o in zip(values, untraced, official_rows, strict=True))
-        print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}"
+        own_cell = f" {statistics.median(owns[label]):>12,.0f}" if own else ""
+        print(f"{label:<34} {value:>14,.0f} {value - base:>+12,.0f} {ratio:>11}{own_cell}"
               f"  [{min(values):,.0f} - {max(values):,.0f}] {per_layout}")
     if cache_sim:
         print_misses(misses, requests, cold)
@@ -375,6 +391,12 @@ def main() -> None:
                         help="processes per configuration under callgrind (median reported)")
     parser.add_argument("--cache-sim", action="store_true",
                         help="with --callgrind: also simulate the caches and report misses")
+    parser.add_argument("--own", action="store_true",
+                        help="with --callgrind: also djtrace's own instructions per request (its "
+                             "native code and the C API it calls, not the Python it wraps)")
+    parser.add_argument("--sampled-out", action="store_true",
+                        help="with --callgrind: djtrace's sampler drops every trace "
+                             "(parentbased_always_off): what a request not recorded costs")
     parser.add_argument("--cold", action="store_true",
                         help=f"with --callgrind: --cache-sim, and {COLD_EVICT_MB} MB written "
                              "(not counted) before each counted request")
@@ -414,7 +436,7 @@ def main() -> None:
                 env["BENCH_OFFICIAL_ENDPOINT"] = f"http://127.0.0.1:{port2}/v1/traces"
                 _prepare_db(env)
                 run_callgrind(env, min(args.requests, 300), max(1, args.callgrind_runs),
-                              args.cache_sim, args.cold)
+                              args.cache_sim, args.cold, args.own, args.sampled_out)
         finally:
             for s in (sink, sink2):
                 s.terminate()
