@@ -145,6 +145,9 @@ nb::object SpanInContext(nb::handle context);
 // The context of `parent` (one of our spans, a context tuple, or anything with
 // get_span_context()) into `out`; false when there is none or it is invalid.
 bool ParentContext(nb::handle parent, SpanContextData& out);
+// `parent` (as ParentContext takes it) as the parent in `o`, its context copied into `ctx`
+// (which must outlive `o`'s use), and as the local parent when it is one of our spans.
+void SetParent(nb::handle parent, SpanContextData& ctx, StartOptions& o);
 // The OpenTelemetry context variable's value (None when unset): the current context but for the
 // span, which may be a deferred one (use SpanInContext for that). Never builds a Context.
 nb::object RawCurrentContext();

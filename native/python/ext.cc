@@ -361,9 +361,8 @@ void SubmitEnded(PySpan& self, bool may_block) {
 }
 
 void NativeEnd(PySpan& self, uint64_t end_time) {
-  const bool may_block =
-      self.owner && self.owner->end_may_block && self.span.is_recording() && !self.span.has_ended();
-  if (!self.span.MarkEnded(end_time)) return;
+  const bool may_block = self.owner && self.owner->end_may_block && self.span.is_recording();
+  if (!self.span.MarkEnded(end_time)) return;  // ended before: counted, nothing to submit
   KeepReadable(self);
   SubmitEnded(self, may_block);
 }
@@ -736,6 +735,12 @@ void ReadLinks(nb::handle links, StartOptions& o) {
   }
 }
 
+void SetParent(nb::handle parent, SpanContextData& ctx, StartOptions& o) {
+  if (!ParentContext(parent, ctx)) return;
+  o.parent = &ctx;
+  if (PySpan* local = FastSpan(parent.ptr())) o.local_parent = &local->span;
+}
+
 nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle parent,
                    nb::handle attributes, nb::handle links, nb::handle start_time, int flags,
                    StartOptions&& o) {
@@ -756,10 +761,7 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
   }
   o.kind = static_cast<SpanKind>(kind);
   SpanContextData parent_ctx;
-  if (ParentContext(parent, parent_ctx)) {
-    o.parent = &parent_ctx;
-    if (PySpan* local = FastSpan(parent.ptr())) o.local_parent = &local->span;
-  }
+  SetParent(parent, parent_ctx, o);
   o.start_time_unix_nano = ToTime(start_time);
   if (!attributes.is_none()) ToAttributes(attributes, o.attributes);
   ReadLinks(links, o);

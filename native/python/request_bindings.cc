@@ -112,17 +112,17 @@ std::pair<nb::object, nb::object> StartServerSpan(NativeTracer& tracer, nb::hand
   nb::object parent = SpanInContext(nb::none());
   StartOptions o;
   SpanContextData parent_ctx;
-  if (ParentContext(parent, parent_ctx)) o.parent = &parent_ctx;
+  SetParent(parent, parent_ctx, o);
   const bool recorded = SpanStarter::Decide(*tracer.owner->core, o) != SamplingDecision::kDrop;
-  o.parent = nullptr;  // NewSpan resolves `parent` again, with its local span
   nb::object name = nb::borrow(method);
   if (recorded) {
     Fields f;
     ReadFields(meta, method, scheme, path, version, f);
     name = Str(http::AppendServerRequestAttributes(f.request, Options(flags), &o.attributes));
   }
-  nb::object span = NewSpan(tracer, name, static_cast<int>(SpanKind::kServer), parent, nb::none(),
-                            nb::none(), nb::none(), kAttachOnEnter, std::move(o));
+  // The parent is already in `o`: NewSpan is given none to resolve again.
+  nb::object span = NewSpan(tracer, name, static_cast<int>(SpanKind::kServer), nb::none(),
+                            nb::none(), nb::none(), nb::none(), kAttachOnEnter, std::move(o));
   return {std::move(span), std::move(name)};
 }
 
