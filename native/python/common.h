@@ -208,6 +208,24 @@ nb::object OwnedCapsule(State* state) {
   return nb::steal(capsule);
 }
 
+// Native threads (the batch workers) call into Python only inside a PythonCall: its `entered()`
+// says whether they may take the GIL. At exit, once the providers have shut down,
+// ClosePythonCalls turns every later call away and waits for those under way. CPython ends a
+// thread that waits for the GIL while the interpreter finalizes with pthread_exit, whose unwinding
+// through the worker's noexcept frames aborts the process (a collector that cannot be reached at
+// exit left workers logging then).
+class PythonCall {
+ public:
+  PythonCall() noexcept;
+  ~PythonCall();
+  PythonCall(const PythonCall&) = delete;
+  PythonCall& operator=(const PythonCall&) = delete;
+  bool entered() const { return entered_; }
+
+ private:
+  bool entered_;
+};
+
 // Binding files register a function that adds their classes and functions to the module.
 using BindFn = void (*)(nb::module_&);
 std::vector<BindFn>& Binders();

@@ -8,10 +8,14 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
+#include <pthread.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "export/otlp_exporter.h"
 #include "export/stream_exporters.h"
@@ -836,6 +840,37 @@ int Flags(bool attach, bool end_on_exit, bool record_exception, bool set_status)
          (record_exception ? kRecordException : 0) | (set_status ? kSetStatusOnException : 0);
 }
 
+// ----- calls into Python from native threads (see PythonCall)
+
+std::atomic<int> g_python_calls{0};
+std::atomic<bool> g_python_calls_closed{false};
+
+PythonCall::PythonCall() noexcept {
+  // Counted before the check, and ClosePythonCalls closes before it counts: whichever of the two
+  // comes second sees the other.
+  g_python_calls.fetch_add(1);
+  entered_ = !g_python_calls_closed.load() && Py_IsInitialized() && !_Py_IsFinalizing();
+  if (!entered_) g_python_calls.fetch_sub(1);
+}
+
+PythonCall::~PythonCall() {
+  if (entered_) g_python_calls.fetch_sub(1);
+}
+
+// Called under the GIL. Returns whether every call under way ended within `timeout_s`; the GIL
+// is released while waiting, so that they can finish.
+bool ClosePythonCalls(double timeout_s) {
+  g_python_calls_closed.store(true);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
+  while (g_python_calls.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    nb::gil_scoped_release release;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 }  // namespace djtrace
 
 using namespace djtrace;
@@ -891,6 +926,11 @@ NB_MODULE(_native, m) {
         return nb::steal(empty);
       },
       "The current OpenTelemetry Context, the innermost deferred span included.");
+  m.def("close_python_calls", &ClosePythonCalls, "timeout_s"_a,
+        "At exit, after the providers' shutdown: native threads no longer call into Python; "
+        "waits up to timeout_s for the calls under way. False when some did not end in time.");
+  // A thread that was inside a call when the process forked does not exist in the child.
+  pthread_atfork(nullptr, nullptr, [] { g_python_calls.store(0); });
   m.def("deferred_after_fork", [] { ForgetOtherThreadsDeferred(); },
         "In a forked child: drops the deferred spans of the threads that did not survive.");
   m.def("deferred_span_count", [] { return g_deferred.size(); },
@@ -977,7 +1017,8 @@ NB_MODULE(_native, m) {
         auto keep_shutdown = std::make_shared<nb::object>(std::move(shutdown_fn));
         auto exp = std::make_shared<CallbackExporter>(
             [keep_export](std::span<const SpanData* const> spans) {
-              if (!Py_IsInitialized() || _Py_IsFinalizing()) return ExportResult::kFailure;
+              PythonCall call;
+              if (!call.entered()) return ExportResult::kFailure;
               nb::gil_scoped_acquire gil;
               try {
                 nb::list batch;
@@ -991,7 +1032,8 @@ NB_MODULE(_native, m) {
               }
             },
             [keep_shutdown] {
-              if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+              PythonCall call;
+              if (!call.entered()) return;
               nb::gil_scoped_acquire gil;
               try {
                 if (!keep_shutdown->is_none()) (*keep_shutdown)();
@@ -1017,7 +1059,8 @@ NB_MODULE(_native, m) {
               // A Python stream (no file descriptor): write under the GIL.
               auto keep = std::make_shared<nb::object>(std::move(out));
               write = [keep](const std::string& text) {
-                if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+                PythonCall call;
+                if (!call.entered()) return;
                 nb::gil_scoped_acquire gil;
                 try {
                   keep->attr("write")(nb::str(text.data(), text.size()));
@@ -1059,7 +1102,8 @@ NB_MODULE(_native, m) {
     if (!log.is_none()) {
       auto keep = std::make_shared<nb::object>(std::move(log));
       o.log = [keep](int level, std::string_view message) {
-        if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+        PythonCall call;
+        if (!call.entered()) return;
         nb::gil_scoped_acquire gil;
         try {
           (*keep)(level, nb::str(message.data(), message.size()));

@@ -450,6 +450,45 @@ def test_interpreter_exit_is_quiet(processor, exporter):
     assert (proc.stdout, proc.stderr) == ("", "")
 
 
+def test_exit_with_exports_still_running_does_not_abort():
+    """Workers whose exports outlive the shutdown at exit (a collector that accepts connections
+    and never answers) log their failures: they must not be waiting for the GIL while the
+    interpreter finalizes, which CPython answers by ending the thread and the process aborted.
+    Eight workers at once made that happen in most runs."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import socket
+        from opentelemetry import trace
+        from djtrace.sdk import TracerProvider, BatchSpanProcessor
+        from djtrace.sdk.exporter.otlp_http import OTLPSpanExporter
+
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete, nothing is ever read or answered
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/traces"
+        provider = TracerProvider()
+        for _ in range(8):
+            provider.add_span_processor(BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=endpoint, timeout=5), max_queue_size=4096,
+                max_export_batch_size=16, export_timeout_millis=300))
+        trace.set_tracer_provider(provider)
+        tracer = trace.get_tracer(__name__)
+        for _ in range(512):
+            tracer.start_span("s").end()
+        """
+    )
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "terminate" not in proc.stderr
+        assert "timed out waiting for the response" in proc.stderr
+
+
 # ------------------------------------------------------------------------------------------
 # BatchSpanProcessor settings
 

@@ -614,12 +614,20 @@ class SpanProcessor:
 _providers: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
 
+#: How long exit waits for export workers already inside a call into Python (a Python exporter,
+#: a log line) once the providers have shut down.
+_EXIT_CALLS_TIMEOUT_S = 2.0
+
+
 def _shutdown_all_at_exit() -> None:
     for provider in list(_providers):
         try:
             provider.shutdown()
         except Exception:  # noqa: BLE001
             _report_internal_error("shutdown at exit")
+    # A worker still running (its export outlived the shutdown timeout) must not wait for the GIL
+    # while the interpreter finalizes: CPython would end the thread mid-unwind and abort.
+    _native.close_python_calls(_EXIT_CALLS_TIMEOUT_S)
 
 
 atexit.register(_shutdown_all_at_exit)
