@@ -60,27 +60,39 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
     return r;
   }
 
-  nb::object span;
+  const int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
+                    ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
+  HookSpan hook;    // the span, while deferred attach is on
+  nb::object span;  // the span otherwise
   try {
-    int flags = kAttachOnEnter | kDeferAttach | kEndOnExit |
-                ((mode & kUseErrorHook) ? 0 : (kRecordException | kSetStatusOnException));
     StartOptions o;
-    if (shared) ShareFixed(*shared, attributes, *tracer, o);
-    span = NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
-                   shared ? nb::none() : nb::handle(attributes), nb::none(), nb::none(), flags,
-                   std::move(o));
-    SpanEnter(span);
+    if (shared) {
+      ShareFixed(*shared, attributes, *tracer, o);
+    } else if (attributes && attributes != Py_None) {
+      ToAttributes(attributes, o.attributes);
+    }
+    if (!HookSpanBegin(hook, *tracer, name, SpanKind::kInternal, flags, std::move(o))) {
+      span =
+          NewSpan(*tracer, name, static_cast<int>(SpanKind::kInternal), SpanInContext(nb::none()),
+                  nb::none(), nb::none(), nb::none(), flags, std::move(o));
+      SpanEnter(span);
+    }
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace traced_call start");
     span = nb::object();
   } catch (const std::exception&) {
     span = nb::object();
   }
-  if (!span.is_valid()) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
+  const bool lean = hook.pushed;
+  if (!lean && !span.is_valid()) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
 
   PyObject* result = PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
   if (result) {
-    SpanExit(span, nb::none());
+    if (lean) {
+      HookSpanEnd(hook, nullptr);
+    } else {
+      SpanExit(span, nb::none());
+    }
     return result;
   }
   // The exception propagates unchanged; the span records it on the way.
@@ -90,18 +102,26 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
   if (value && tb) PyException_SetTraceback(value, tb);
   if (value && (mode & kUseErrorHook) && g_error_hook &&
       PyErr_GivenExceptionMatches(value, PyExc_Exception)) {
-    PyObject* r = PyObject_CallFunctionObjArgs(g_error_hook, span.ptr(), value, nullptr);
-    if (r) {
-      Py_DECREF(r);
-    } else {
-      PyErr_WriteUnraisable(g_error_hook);
+    PyObject* span_obj = lean ? HookSpanObject(hook) : Py_NewRef(span.ptr());
+    if (span_obj) {
+      PyObject* r = PyObject_CallFunctionObjArgs(g_error_hook, span_obj, value, nullptr);
+      if (r) {
+        Py_DECREF(r);
+      } else {
+        PyErr_WriteUnraisable(g_error_hook);
+      }
+      Py_DECREF(span_obj);
     }
   }
-  try {
-    SpanExit(span, value ? nb::handle(value) : nb::none());
-  } catch (nb::python_error& e) {
-    e.discard_as_unraisable("djtrace traced_call end");
-  } catch (const std::exception&) {
+  if (lean) {
+    HookSpanEnd(hook, value);
+  } else {
+    try {
+      SpanExit(span, value ? nb::handle(value) : nb::none());
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("djtrace traced_call end");
+    } catch (const std::exception&) {
+    }
   }
   PyErr_Restore(type, value, tb);
   return nullptr;
@@ -711,15 +731,19 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     Py_DECREF(tracer);
     return plain();
   }
-  nb::object span;
+  const int flags =
+      kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException | kSetStatusOnException;
+  HookSpan hook;    // the span, while deferred attach is on
+  nb::object span;  // the span otherwise
   try {
     StartOptions o;
     ShareFixed(st->shared, st->attributes, *native, o);
-    span = NewSpan(
-        *native, st->name, st->kind, SpanInContext(nb::none()), nb::none(), nb::none(), nb::none(),
-        kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException | kSetStatusOnException,
-        std::move(o));
-    SpanEnter(span);
+    if (!HookSpanBegin(hook, *native, st->name, static_cast<SpanKind>(st->kind), flags,
+                       std::move(o))) {
+      span = NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), nb::none(), nb::none(),
+                     nb::none(), flags, std::move(o));
+      SpanEnter(span);
+    }
   } catch (nb::python_error& e) {
     e.discard_as_unraisable("djtrace cache span start");
     span = nb::object();
@@ -727,34 +751,39 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     span = nb::object();
   }
   Py_DECREF(tracer);
+  const bool lean = hook.pushed;
+  const bool traced = lean || span.is_valid();
   PyObject* result = plain();
   bool hit = false;
-  if (span.is_valid()) {
+  auto end = [&](PyObject* exc) {
+    if (lean) {
+      HookSpanEnd(hook, exc);
+      return;
+    }
+    try {
+      SpanExit(span, exc ? nb::handle(exc) : nb::none());
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("djtrace cache span end");
+    } catch (const std::exception&) {
+    }
+  };
+  if (traced) {
     if (!result) {
       PyObject *type, *value, *tb;
       PyErr_Fetch(&type, &value, &tb);
       PyErr_NormalizeException(&type, &value, &tb);
       if (value && tb) PyException_SetTraceback(value, tb);
-      try {
-        SpanExit(span, value ? nb::handle(value) : nb::none());
-      } catch (nb::python_error& e) {
-        e.discard_as_unraisable("djtrace cache span end");
-      } catch (const std::exception&) {
-      }
+      end(value);
       PyErr_Restore(type, value, tb);
     } else {
       if (st->is_get) {
         PyObject* dflt = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_default);
         hit = result != (dflt ? dflt : Py_None);
-        PySpan* ps = FastSpan(span.ptr());
-        if (ps && ps->span.is_recording()) ps->span.SetAttribute("cache.hit", AttrValue(hit));
+        PySpan* ps = lean ? nullptr : FastSpan(span.ptr());
+        LiveSpan* live = lean ? &hook.span() : ps ? &ps->span : nullptr;
+        if (live && live->is_recording()) live->SetAttribute("cache.hit", AttrValue(hit));
       }
-      try {
-        SpanExit(span, nb::none());
-      } catch (nb::python_error& e) {
-        e.discard_as_unraisable("djtrace cache span end");
-      } catch (const std::exception&) {
-      }
+      end(nullptr);
     }
   }
   {
@@ -764,7 +793,7 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     PyErr_Restore(type, value, tb);
   }
   Py_DECREF(record);
-  if (result && st->is_get && repeat_threshold && span.is_valid()) {
+  if (result && st->is_get && repeat_threshold && traced) {
     // Counted once the cache span is closed: the current span is then the one that made the
     // call, and a local root the application started gets its statistics from it.
     PyObject* key = nargs > 0 ? args[0] : Keyword(args, nargs, kwnames, g_str_key);

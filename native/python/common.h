@@ -179,6 +179,43 @@ void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 
+// A span a native hook starts around one call and makes current the deferred way (see
+// "Deferred attach" in ext.cc) without a Python object: the object is made only when something
+// asks for the current span while the call runs (the API's get_current_span, a span the
+// application starts, a Context built from the current one) or when the call raises. Lives on
+// the hook's stack, between HookSpanBegin and HookSpanEnd.
+struct HookSpan {
+  LiveSpan live;  // the span, until its object is made (which then holds it)
+  NativeTracer* tracer = nullptr;
+  PyObject* name = nullptr;  // borrowed: the hook's str, alive for the call
+  PyObject* obj = nullptr;   // owned: the span object, once made
+  uint8_t flags = 0;         // the object's (kEndOnExit and what to record on an exception)
+  bool pushed = false;       // on the deferred list
+
+  HookSpan() = default;
+  HookSpan(const HookSpan&) = delete;
+  LiveSpan& span() { return obj ? nb::inst_ptr<PySpan>(nb::handle(obj))->span : live; }
+  HookSpan& operator=(const HookSpan&) = delete;
+  ~HookSpan();  // pops itself if still pushed, releases the object
+};
+
+// Starts `h` as a span `name` (a str) of `kind` in the current context, with `o`'s attributes,
+// and makes it current the deferred way. False when deferred attach is off or `name` is not a
+// str: the caller then makes the span the usual way (no Python error is left set).
+bool HookSpanBegin(HookSpan& h, NativeTracer& tracer, PyObject* name, SpanKind kind, int flags,
+                   StartOptions&& o);
+// The span object of `h` (made on first request), as a new reference; null with no error set
+// when it cannot be made.
+PyObject* HookSpanObject(HookSpan& h);
+// Makes `h` no longer current, records `exc` (a normalized exception, or null) as its flags say,
+// and ends it.
+void HookSpanEnd(HookSpan& h, PyObject* exc);
+// The current span as a parent, given the context variable's value `raw` (RawCurrentContext's;
+// may be None), without making a deferred hook span's object. Returns the span when it is one of
+// ours (null otherwise) and points `parent` at its context, or at another kind of span's context
+// copied into `remote`; `parent` is null when there is no valid one.
+LiveSpan* CurrentParent(nb::handle raw, SpanContextData& remote, const SpanContextData*& parent);
+
 // Fields of a djtrace.integrations.django.handlers.RequestSpan, read in place (its __slots__,
 // by offset; request_bindings.cc). Borrowed; null when `rs` is not a RequestSpan or the field
 // is unset.

@@ -729,10 +729,10 @@ PyObject* CallExecutor(PyObject* executor, PyObject* sql, PyObject* params, PyOb
 // span below a root that the request or command hooks announced in `root_var` gets that
 // root's, attached now if need be. Spans started before keep none, which only costs them the
 // lookup again.
-void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
+void AttachMissingStats(LiveSpan& parent, const SpanLimits& limits) {
   auto usable = [](const LiveSpan& s) { return s.is_recording() && !s.has_ended(); };
-  if (parent.span.is_local_root()) {
-    if (usable(parent.span)) parent.span.set_root_state(NewStats(tracer->owner->core->limits()));
+  if (parent.is_local_root()) {
+    if (usable(parent)) parent.set_root_state(NewStats(limits));
     return;
   }
   PyObject* root_obj = VarGet(g_db.root_var);
@@ -744,11 +744,10 @@ void AttachMissingStats(PySpan& parent, NativeTracer* tracer) {
     if (span && (!nb::try_cast<PySpan*>(nb::handle(span), root) || !root)) root = nullptr;
     Py_XDECREF(span);  // the root object keeps the span alive
   }
-  if (root && root != &parent && root->span.is_local_root() && usable(root->span) &&
-      root->span.context().trace_id == parent.span.context().trace_id) {
-    if (!root->span.root_state())
-      root->span.set_root_state(NewStats(tracer->owner->core->limits()));
-    if (StatsOf(root->span)) parent.span.set_root_state(root->span.root_state());
+  if (root && &root->span != &parent && root->span.is_local_root() && usable(root->span) &&
+      root->span.context().trace_id == parent.context().trace_id) {
+    if (!root->span.root_state()) root->span.set_root_state(NewStats(limits));
+    if (StatsOf(root->span)) parent.set_root_state(root->span.root_state());
   }
   Py_DECREF(root_obj);
 }
@@ -822,23 +821,13 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
                                                                   : Mode::kUntraced;
   }
 
-  nb::object parent = SpanInRawContext(ctx);
-  PySpan* parent_span = nullptr;
+  // The current span's LiveSpan, read in place: a hook span that is current (the view's, say)
+  // gets no Python object made for its queries.
   SpanContextData remote_parent;
   const SpanContextData* parent_ctx = nullptr;
-  if (!parent.is_none()) {
-    if ((parent_span = FastSpan(parent.ptr())) != nullptr) {
-      if (parent_span->span.context().valid())
-        parent_ctx = &parent_span->span.context();
-      else
-        parent_span = nullptr;
-    } else if (ParentContext(parent, remote_parent)) {
-      parent_ctx = &remote_parent;
-    }
-  }
+  LiveSpan* parent_span = CurrentParent(ctx, remote_parent, parent_ctx);
   if (!parent_ctx && !g_db.root_spans) return Mode::kUntraced;
-  if (parent_span && !parent_span->span.is_recording() &&
-      !tracer->owner->py_start_span.is_valid()) {
+  if (parent_span && !parent_span->is_recording() && !tracer->owner->py_start_span.is_valid()) {
     // A child of a span that was sampled out (90% of requests at 10% sampling): when the
     // sampler drops this one too, as a parent-based sampler does, nothing below is needed.
     TracerCore& core = *tracer->owner->core;
@@ -853,8 +842,8 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
     }
   }
 
-  if (parent_span && g_db.n_plus_one && !parent_span->span.root_state())
-    AttachMissingStats(*parent_span, tracer);
+  if (parent_span && g_db.n_plus_one && !parent_span->root_state())
+    AttachMissingStats(*parent_span, tracer->owner->core->limits());
 
   ex.text = View(sql);
   if (!ex.text.empty()) ex.sql = g_db.cache->Get(ex.text, info.dialect);
@@ -867,7 +856,7 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
   o.name_ref = summary.empty() ? std::string_view(info.system_name) : std::string_view(summary);
   o.kind = SpanKind::kClient;
   o.parent = parent_ctx;
-  o.local_parent = parent_span ? &parent_span->span : nullptr;
+  o.local_parent = parent_span;
   PyTracerCore* owner = tracer->owner;
   Attributes& a = o.attributes;  // this execution's own
   if (many) {
@@ -1122,15 +1111,14 @@ nb::dict TaskSendDict(const analysis::TaskSendGroup& g) {
 // The statistics of the current span's local root, attached now if the root has none yet (as
 // its first query would attach them), or null outside djtrace spans.
 std::shared_ptr<LocalRootState> StateForSend() {
-  nb::object s = SpanInContext(nb::none());
-  PySpan* ps = nullptr;
-  if (!nb::try_cast<PySpan*>(s, ps) || !ps || !ps->owner) return nullptr;
-  if (!ps->span.root_state() && ps->span.is_recording() && !ps->span.has_ended()) {
-    NativeTracer tracer;  // AttachMissingStats reads only the owner's span limits
-    tracer.owner = ps->owner;
-    AttachMissingStats(*ps, &tracer);
-  }
-  return StatsOf(ps->span) ? ps->span.root_state() : nullptr;
+  // Read in place: a current hook span (the view's) gets no Python object made for this.
+  SpanContextData remote;
+  const SpanContextData* parent = nullptr;
+  LiveSpan* span = CurrentParent(RawCurrentContext(), remote, parent);
+  if (!span) return nullptr;
+  if (!span->root_state() && span->is_recording() && !span->has_ended() && span->core())
+    AttachMissingStats(*span, span->core()->limits());
+  return StatsOf(*span) ? span->root_state() : nullptr;
 }
 
 void BindDb(nb::module_& m) {

@@ -479,8 +479,13 @@ PyObject* AttachToContextVar(PyObject* span_obj, PyObject* key, PyObject* value)
 // base of the thread that pushed the first one, the request's own thread, whose current span
 // is the one the copy was taken in while it waits for the work. The variable's default is
 // shared by every thread that never set it, so it only matches a thread's own entries.
+//
+// A hook span (HookSpan) is pushed without its Python object: `hook` points at it, and `span`
+// stays null until the object is asked for (EntrySpan). Readers that only need a parent's
+// context use the LiveSpan (EntryLive), so that a hook's children do not make it.
 struct DeferredEntry {
-  PyObject* span;     // owned
+  PyObject* span;     // owned; null for a hook span whose object was not made
+  HookSpan* hook;     // the hook span, on its hook's stack; null for a span object pushed
   PyObject* base;     // owned; may be null (a variable without default, never set)
   PyObject* context;  // owned; null until asked for
   PyThreadState* thread;
@@ -508,7 +513,7 @@ bool PushDeferred(PyObject* span_obj) {
   PyObject* base = nullptr;
   if (PyContextVar_Get(g_ctx.var, nullptr, &base) < 0) return false;
   try {
-    g_deferred.push_back({Py_NewRef(span_obj), base, nullptr, PyThreadState_Get()});
+    g_deferred.push_back({Py_NewRef(span_obj), nullptr, base, nullptr, PyThreadState_Get()});
   } catch (const std::bad_alloc&) {
     Py_DECREF(span_obj);
     Py_XDECREF(base);
@@ -522,12 +527,12 @@ bool PushDeferred(PyObject* span_obj) {
 void ReleaseDeferred(DeferredEntry& e) {
   Py_XDECREF(e.context);
   Py_XDECREF(e.base);
-  Py_DECREF(e.span);
+  Py_XDECREF(e.span);
 }
 
 void PopDeferred(PyObject* span_obj) {
   for (size_t i = g_deferred.size(); i-- > 0;) {
-    if (g_deferred[i].span != span_obj) continue;
+    if (g_deferred[i].span != span_obj || g_deferred[i].hook) continue;
     DeferredEntry e = g_deferred[i];
     g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
     ReleaseDeferred(e);
@@ -542,17 +547,35 @@ void ForgetOtherThreadsDeferred() {
   std::vector<DeferredEntry> gone;
   for (size_t i = g_deferred.size(); i-- > 0;) {
     if (g_deferred[i].thread == self) continue;
+    // A hook span of a thread that did not survive: its stack is gone, never to pop it.
+    if (HookSpan* h = g_deferred[i].hook) h->pushed = false;
     gone.push_back(g_deferred[i]);
     g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
   }
   for (DeferredEntry& e : gone) ReleaseDeferred(e);
 }
 
+// The span of a deferred entry: its LiveSpan, read in place.
+LiveSpan& EntryLive(const DeferredEntry& e) {
+  return e.hook ? e.hook->span() : nb::inst_ptr<PySpan>(nb::handle(e.span))->span;
+}
+
+// The span object of a deferred entry (made now for a hook span that has none), or None.
+nb::object EntrySpan(const DeferredEntry& e) {
+  if (e.span) return nb::borrow(e.span);
+  PyObject* obj = HookSpanObject(*e.hook);
+  return obj ? nb::steal(obj) : nb::none();
+}
+
 // The Context of a deferred entry (new reference), built on first request; null with an error.
 PyObject* DeferredContext(const DeferredEntry& entry) {
   if (entry.context) return Py_NewRef(entry.context);
   // Held here: building the Context may run code that changes the list (and `entry` with it).
-  nb::object span_obj = nb::borrow(entry.span);
+  nb::object span_obj = EntrySpan(entry);
+  if (span_obj.is_none()) {
+    PyErr_SetString(PyExc_RuntimeError, "djtrace: the current span could not be made");
+    return nullptr;
+  }
   PyObject* ctx = NewContext(entry.base);
   if (!ctx) return nullptr;
   if (PyDict_SetItem(ctx, g_ctx.span_key, span_obj.ptr()) < 0) {
@@ -679,7 +702,7 @@ nb::object CurrentContext() {
 nb::object SpanInRawContext(nb::handle raw) {
   if (g_ctx.var) {
     if (const DeferredEntry* entry = FindDeferred(raw.is_none() ? nullptr : raw.ptr()))
-      return nb::borrow(entry->span);
+      return EntrySpan(*entry);
   }
   return raw.is_none() ? nb::none() : SpanInContext(raw);
 }
@@ -771,6 +794,140 @@ nb::object NewSpan(NativeTracer& tracer, nb::handle name, int kind, nb::handle p
   ReadLinks(links, o);
   SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), ps->span);
   return obj;
+}
+
+// ----- hook spans (HookSpan in common.h)
+
+LiveSpan* CurrentParent(nb::handle raw, SpanContextData& remote, const SpanContextData*& parent) {
+  parent = nullptr;
+  LiveSpan* local = nullptr;
+  if (g_ctx.var) {
+    if (const DeferredEntry* entry = FindDeferred(raw.is_none() ? nullptr : raw.ptr()))
+      local = &EntryLive(*entry);
+  }
+  if (!local) {
+    nb::object span = raw.is_none() ? nb::none() : SpanInContext(raw);
+    if (span.is_none()) return nullptr;
+    if (PySpan* ps = FastSpan(span.ptr())) {
+      local = &ps->span;
+    } else {
+      if (ParentContext(span, remote)) parent = &remote;
+      return nullptr;
+    }
+  }
+  if (!local->context().valid()) return nullptr;
+  parent = &local->context();
+  return local;
+}
+
+namespace {
+
+// Takes `h` off the deferred list (its references released after, as a Context's release can
+// run Python code).
+void PopHook(HookSpan& h) {
+  if (!h.pushed) return;
+  h.pushed = false;
+  for (size_t i = g_deferred.size(); i-- > 0;) {
+    if (g_deferred[i].hook != &h) continue;
+    DeferredEntry e = g_deferred[i];
+    g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
+    ReleaseDeferred(e);
+    return;
+  }
+}
+
+}  // namespace
+
+HookSpan::~HookSpan() {
+  PopHook(*this);
+  Py_XDECREF(obj);
+}
+
+bool HookSpanBegin(HookSpan& h, NativeTracer& tracer, PyObject* name, SpanKind kind, int flags,
+                   StartOptions&& o) {
+  if (!g_ctx.defer || !g_ctx.var || !PyUnicode_Check(name)) return false;
+  Py_ssize_t name_size = 0;
+  const char* name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_size);
+  if (!name_utf8) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* base = nullptr;
+  if (PyContextVar_Get(g_ctx.var, nullptr, &base) < 0) {
+    PyErr_Clear();
+    return false;
+  }
+  try {
+    g_deferred.reserve(g_deferred.size() + 1);  // the push below cannot fail once started
+  } catch (const std::bad_alloc&) {
+    Py_XDECREF(base);
+    return false;
+  }
+  SpanContextData remote;
+  const SpanContextData* parent = nullptr;
+  const LiveSpan* local = CurrentParent(base ? nb::handle(base) : nb::none(), remote, parent);
+  o.name_ref = std::string_view(name_utf8, static_cast<size_t>(name_size));
+  o.kind = kind;
+  o.parent = parent;
+  o.local_parent = local;
+  SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), h.live);
+  h.tracer = &tracer;
+  h.name = name;
+  h.flags = static_cast<uint8_t>(flags & (kEndOnExit | kRecordException | kSetStatusOnException));
+  g_deferred.push_back({nullptr, &h, base, nullptr, PyThreadState_Get()});
+  h.pushed = true;
+  return true;
+}
+
+uint64_t g_hook_span_objects = 0;  // made so far, for tests that the hot paths make none
+
+PyObject* HookSpanObject(HookSpan& h) {
+  if (h.obj) return Py_NewRef(h.obj);
+  if (!h.tracer) return nullptr;
+  ++g_hook_span_objects;
+  try {
+    nb::object obj = AllocSpan(*h.tracer, h.flags);
+    PySpan* ps = nb::inst_ptr<PySpan>(obj);
+    ps->span = std::move(h.live);
+    ps->name = Py_NewRef(h.name);
+    h.obj = obj.release().ptr();
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace hook span");
+    return nullptr;
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  for (DeferredEntry& e : g_deferred) {
+    if (e.hook == &h) {
+      e.span = Py_NewRef(h.obj);
+      break;
+    }
+  }
+  return Py_NewRef(h.obj);
+}
+
+void HookSpanEnd(HookSpan& h, PyObject* exc) {
+  PopHook(h);
+  if (exc && !h.obj && (h.flags & (kRecordException | kSetStatusOnException)))
+    Py_XDECREF(HookSpanObject(h));  // the span object records the exception
+  if (h.obj) {
+    // Made while the call ran (or for its exception): the span object ends it, as before.
+    try {
+      SpanExit(h.obj, exc ? nb::handle(exc) : nb::none());
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("djtrace hook span end");
+    } catch (const std::exception&) {
+    }
+    Py_CLEAR(h.obj);
+    return;
+  }
+  if (!h.tracer) return;
+  if (h.tracer->owner->end_may_block && h.live.is_recording()) {
+    nb::gil_scoped_release release;
+    h.live.End();
+  } else {
+    h.live.End();
+  }
 }
 
 void RenameSpan(PySpan& span, PyObject* name) {
@@ -933,6 +1090,9 @@ NB_MODULE(_native, m) {
   pthread_atfork(nullptr, nullptr, [] { g_python_calls.store(0); });
   m.def("deferred_after_fork", [] { ForgetOtherThreadsDeferred(); },
         "In a forked child: drops the deferred spans of the threads that did not survive.");
+  m.def(
+      "hook_span_objects", [] { return g_hook_span_objects; },
+      "Span objects made so far for hook spans, which start without one (HookSpan).");
   m.def("deferred_span_count", [] { return g_deferred.size(); },
         "Spans made current without the context variable and not exited yet (all threads).");
 

@@ -86,6 +86,10 @@ class LiveSpan {
   LiveSpan() = default;
   LiveSpan(const LiveSpan&) = delete;
   LiveSpan& operator=(const LiveSpan&) = delete;
+  // Moved into a span object when one is asked for after the span started (see HookSpan in the
+  // bindings); the moved-from span records nothing.
+  LiveSpan(LiveSpan&&) = default;
+  LiveSpan& operator=(LiveSpan&&) = default;
 
   const SpanContextData& context() const { return context_; }
   bool is_recording() const { return data_ != nullptr; }
@@ -94,6 +98,8 @@ class LiveSpan {
   const SpanData* data() const { return data_.get(); }
   const SpanId& parent_span_id() const { return parent_span_id_; }
   bool is_local_root() const { return local_root_; }
+  // The tracer core of a recording span (null for one that records nothing).
+  const std::shared_ptr<TracerCore>& core() const { return core_; }
   // The state of this span's local root; set on a local root, inherited by its descendants.
   const std::shared_ptr<LocalRootState>& root_state() const { return root_state_; }
   void set_root_state(std::shared_ptr<LocalRootState> state) { root_state_ = std::move(state); }

@@ -65,6 +65,38 @@ def test_the_api_sees_the_deferred_span(tracer, exporter):
     assert spans["hook"].parent.span_id == request.get_span_context().span_id
 
 
+def test_a_hook_span_object_is_made_once_and_only_when_asked_for(tracer, exporter):
+    # A hook span starts without a Python object; a child hook finds it as its parent without
+    # making one. The first get_current_span() makes it, later ones return the same object, and
+    # what the application records on it reaches the exported span.
+    seen = []
+
+    def body():
+        traced_call(tracer, "child", None, 0, lambda: None)
+        seen.append(_native.hook_span_objects())
+        span = trace.get_current_span()
+        span.set_attribute("app.key", "v")
+        span.add_event("app.event")
+        span.update_name("renamed")
+        seen.extend([span, trace.get_current_span(), _native.hook_span_objects()])
+        traced_call(tracer, "after", None, 0, lambda: None)
+
+    made = _native.hook_span_objects()
+    with tracer.start_as_current_span("request"):
+        traced_call(tracer, "hook", None, 0, body)
+    before, first, second, after = seen
+    assert before == made
+    assert first is second and after == made + 1
+    spans = _spans(exporter)
+    assert "hook" not in spans
+    assert spans["renamed"].attributes["app.key"] == "v"
+    assert [e.name for e in spans["renamed"].events] == ["app.event"]
+    assert spans["child"].parent.span_id == spans["renamed"].context.span_id
+    assert spans["after"].parent.span_id == spans["renamed"].context.span_id
+    assert first.get_span_context().span_id == spans["renamed"].context.span_id
+    assert not first.is_recording()  # ended with its hook
+
+
 def test_nested_hooks_and_application_spans_parent_correctly(tracer, exporter):
     def cache_call():
         with tracer.start_as_current_span("app.inner"):

@@ -137,3 +137,27 @@ def test_a_sampled_out_request_starts_no_layer_spans(tmp_path):
     # Sampled out: the request span and its six queries are counted, nothing else started.
     assert off_started == off_dropped == 7
     assert on_spans == on_started > 20
+
+
+def test_a_recorded_request_makes_no_span_objects_for_its_hook_spans(tmp_path):
+    # Middleware, view, template and cache spans start without a Python object, and the
+    # queries under them find their parent natively: a request of the benchmark page makes
+    # none, unless the application asks for the current span.
+    result = run_django("""
+        import django
+        django.setup()
+        from django.core.management import call_command
+        call_command("migrate", run_syncdb=True, verbosity=0)
+        from djtrace import _native
+        from django.test import Client
+        from opentelemetry import trace
+        client = Client()
+        assert client.get("/bench/").status_code == 200
+        before = _native.hook_span_objects()
+        assert client.get("/bench/").status_code == 200
+        provider = trace.get_tracer_provider()
+        provider.force_flush()
+        print(_native.hook_span_objects() - before, provider._counters()["spans_started"] > 40)
+    """, env={"DJTRACE_TEST_DB": "sqlite", "DJTRACE_TEST_SQLITE": str(tmp_path / "db.sqlite3")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True"]
