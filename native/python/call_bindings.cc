@@ -527,6 +527,21 @@ PyMethodDef g_relation_descriptor_def = {
 // Template.render / ExtendsNode.render of the Django template engine, wrapped: the call in a
 // span `render <name>` unless the request is not recorded, instrumentation is suppressed or
 // template spans are off. Native, so that each template a page renders adds no Python frame.
+// What a hook read off the Django integration's settings object, kept with that object: a
+// reload replaces the object and never changes a published one (as the request path's
+// precomputed `request_flags` also assumes), so while the object is the same, so are these.
+// The object is held, so that its address cannot come back as another one's.
+struct SeenSettings {
+  PyObject* cfg = nullptr;  // owned
+  bool on = false;          // the layer's switch (template_spans, cache_spans)
+  bool keys = false;        // cache_keys
+  long repeat_threshold = 0;
+
+  ~SeenSettings() { Py_XDECREF(cfg); }
+  bool Matches(PyObject* current) const { return current && current == cfg; }
+  void Keep(PyObject* current) { Py_XSETREF(cfg, Py_NewRef(current)); }
+};
+
 struct TemplateState {
   PyObject* orig;          // the unwrapped method
   PyObject* name_of;       // None: the template's own name; else (self, context) -> name
@@ -538,6 +553,7 @@ struct TemplateState {
   PyObject* get_tracer;
   PyObject* attributes;           // {"djtrace.template.engine": "django"}
   LimitedAttributes shared = {};  // `attributes`, converted on first use
+  SeenSettings seen;              // template_spans
 
   ~TemplateState() {
     for (PyObject* o : {orig, name_of, names, span_name, settings_mod, suppressed, holder,
@@ -597,9 +613,17 @@ PyObject* TemplateRender(PyObject* state_obj, PyObject* const* args, Py_ssize_t 
   int off = NotRecorded(st->suppressed);
   if (off == 0) {
     PyObject* cfg = DjangoSettings(st->settings_mod);
-    PyObject* on = cfg ? PyObject_GetAttr(cfg, g_str_template_spans) : nullptr;
-    off = on ? !PyObject_IsTrue(on) : -1;
-    Py_XDECREF(on);
+    if (st->seen.Matches(cfg)) {
+      off = !st->seen.on;
+    } else {
+      PyObject* on = cfg ? PyObject_GetAttr(cfg, g_str_template_spans) : nullptr;
+      off = on ? !PyObject_IsTrue(on) : -1;
+      if (off >= 0) {
+        st->seen.Keep(cfg);
+        st->seen.on = !off;
+      }
+      Py_XDECREF(on);
+    }
     Py_XDECREF(cfg);
   }
   if (off) {
@@ -657,6 +681,7 @@ struct CacheState {
   bool is_get;
   bool native_ok;  // a single-key operation whose result says nothing more than get's
   LimitedAttributes shared = {};  // `attributes`, converted on first use
+  SeenSettings seen;              // cache_spans, cache_keys, cache_repeat_threshold
 
   ~CacheState() {
     for (PyObject* o : {method, fallback, name, attributes, alias, in_call, call_record,
@@ -694,18 +719,28 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   long repeat_threshold = 0;
   if (off == 0) {
     nb::object cfg = nb::steal(DjangoSettings(st->settings_mod));
-    nb::object on, keys, threshold;
-    if (cfg.is_valid()) on = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_spans));
-    if (on.is_valid()) keys = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_keys));
-    if (keys.is_valid()) threshold = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_repeat_threshold));
-    if (threshold.is_valid()) {
-      off = !PyObject_IsTrue(on.ptr());
-      repeat_threshold = PyLong_AsLong(threshold.ptr());
-      if (repeat_threshold == -1 && PyErr_Occurred()) off = -1;
-      if (!off && PyObject_IsTrue(keys.ptr()) == 1) return fallback();  // keys exported
-    } else {
-      off = -1;
+    if (!st->seen.Matches(cfg.ptr())) {
+      nb::object on, keys, threshold;
+      if (cfg.is_valid()) on = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_spans));
+      if (on.is_valid()) keys = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_cache_keys));
+      if (keys.is_valid())
+        threshold = nb::steal(PyObject_GetAttr(cfg.ptr(), g_str_repeat_threshold));
+      long limit = threshold.is_valid() ? PyLong_AsLong(threshold.ptr()) : -1;
+      int on_true = on.is_valid() ? PyObject_IsTrue(on.ptr()) : -1;
+      int keys_true = keys.is_valid() ? PyObject_IsTrue(keys.ptr()) : -1;
+      if (!threshold.is_valid() || (limit == -1 && PyErr_Occurred()) || on_true < 0 ||
+          keys_true < 0) {
+        PyErr_Clear();
+        return plain();  // tracing must not break the cache call
+      }
+      st->seen.Keep(cfg.ptr());
+      st->seen.on = on_true == 1;
+      st->seen.keys = keys_true == 1;
+      st->seen.repeat_threshold = limit;
     }
+    off = !st->seen.on;
+    repeat_threshold = st->seen.repeat_threshold;
+    if (!off && st->seen.keys) return fallback();  // keys exported
   }
   if (off) {
     if (off < 0) PyErr_Clear();

@@ -171,7 +171,9 @@ E_CORE = "djtrace.E005"
 
 class DjangoSettings:
     """The resolved settings. Attribute names are the DJTRACE keys, plus what the environment
-    adds (compiled patterns and switches)."""
+    adds (compiled patterns and switches). Never changed once published: a reload makes a new
+    object, and the native hooks keep what they read from each object (`request_flags`, the
+    template and cache switches) for as long as it is the current one."""
 
     __slots__ = (
         *DEFAULTS,
