@@ -83,7 +83,7 @@ PyObject* CallInSpan(PyObject* tracer_obj, PyObject* name, PyObject* attributes,
   } catch (const std::exception&) {
     span = nb::object();
   }
-  const bool lean = hook.pushed;
+  const bool lean = hook.started();
   if (!lean && !span.is_valid()) return PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
 
   PyObject* result = PyObject_Vectorcall(fn, fn_args, fn_nargs, kwnames);
@@ -786,7 +786,7 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
     span = nb::object();
   }
   Py_DECREF(tracer);
-  const bool lean = hook.pushed;
+  const bool lean = hook.started();
   const bool traced = lean || span.is_valid();
   PyObject* result = plain();
   bool hit = false;

@@ -179,24 +179,27 @@ void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
 
+struct HookSpanState;  // the span itself: pooled, on the heap (ext.cc)
+
 // A span a native hook starts around one call and makes current the deferred way (see
 // "Deferred attach" in ext.cc) without a Python object: the object is made only when something
 // asks for the current span while the call runs (the API's get_current_span, a span the
-// application starts, a Context built from the current one) or when the call raises. Lives on
-// the hook's stack, between HookSpanBegin and HookSpanEnd.
-struct HookSpan {
-  LiveSpan live;  // the span, until its object is made (which then holds it)
-  NativeTracer* tracer = nullptr;
-  PyObject* name = nullptr;  // borrowed: the hook's str, alive for the call
-  PyObject* obj = nullptr;   // owned: the span object, once made
-  uint8_t flags = 0;         // the object's (kEndOnExit and what to record on an exception)
-  bool pushed = false;       // on the deferred list
-
+// application starts, a Context built from the current one) or when the call raises. The
+// handle lives on the hook's stack, between HookSpanBegin and HookSpanEnd; the span itself is
+// kept on the heap, since the deferred list points at it and code on another thread, or in
+// another greenlet of this one (greenlet swaps C stacks in place), may read it while the hook
+// waits.
+class HookSpan {
+ public:
   HookSpan() = default;
   HookSpan(const HookSpan&) = delete;
-  LiveSpan& span() { return obj ? nb::inst_ptr<PySpan>(nb::handle(obj))->span : live; }
   HookSpan& operator=(const HookSpan&) = delete;
-  ~HookSpan();  // pops itself if still pushed, releases the object
+  ~HookSpan();  // pops the span if still pushed, releases its object, returns it to the pool
+
+  bool started() const { return state != nullptr; }
+  LiveSpan& span();  // once started
+
+  HookSpanState* state = nullptr;  // set by HookSpanBegin when it starts the span
 };
 
 // Starts `h` as a span `name` (a str) of `kind` in the current context, with `o`'s attributes,

@@ -480,14 +480,33 @@ PyObject* AttachToContextVar(PyObject* span_obj, PyObject* key, PyObject* value)
 // is the one the copy was taken in while it waits for the work. The variable's default is
 // shared by every thread that never set it, so it only matches a thread's own entries.
 //
-// A hook span (HookSpan) is pushed without its Python object: `hook` points at it, and `span`
-// stays null until the object is asked for (EntrySpan). Readers that only need a parent's
+// A hook span (HookSpan) is pushed without its Python object: `hook` points at its state, and
+// `span` stays null until the object is asked for (EntrySpan). Readers that only need a parent's
 // context use the LiveSpan (EntryLive), so that a hook's children do not make it.
+struct HookSpanState {
+  LiveSpan live;  // the span, until its object is made (which then holds it)
+  NativeTracer* tracer = nullptr;
+  PyObject* name = nullptr;  // borrowed: the hook's str, alive for the call
+  PyObject* obj = nullptr;   // owned: the span object, once made
+  uint8_t flags = 0;         // the object's (kEndOnExit and what to record on an exception)
+  bool pushed = false;       // on the deferred list
+
+  LiveSpan& span() { return obj ? nb::inst_ptr<PySpan>(nb::handle(obj))->span : live; }
+};
+
+LiveSpan& HookSpan::span() { return state->span(); }
+
+namespace {
+// The span object of a hook span's state, made on first request (new reference; null with no
+// error set when it cannot be made).
+PyObject* StateObject(HookSpanState& h);
+}  // namespace
+
 struct DeferredEntry {
-  PyObject* span;     // owned; null for a hook span whose object was not made
-  HookSpan* hook;     // the hook span, on its hook's stack; null for a span object pushed
-  PyObject* base;     // owned; may be null (a variable without default, never set)
-  PyObject* context;  // owned; null until asked for
+  PyObject* span;       // owned; null for a hook span whose object was not made
+  HookSpanState* hook;  // a hook span; null for a span object pushed
+  PyObject* base;       // owned; may be null (a variable without default, never set)
+  PyObject* context;    // owned; null until asked for
   PyThreadState* thread;
 };
 std::vector<DeferredEntry> g_deferred;
@@ -548,7 +567,7 @@ void ForgetOtherThreadsDeferred() {
   for (size_t i = g_deferred.size(); i-- > 0;) {
     if (g_deferred[i].thread == self) continue;
     // A hook span of a thread that did not survive: its stack is gone, never to pop it.
-    if (HookSpan* h = g_deferred[i].hook) h->pushed = false;
+    if (HookSpanState* h = g_deferred[i].hook) h->pushed = false;
     gone.push_back(g_deferred[i]);
     g_deferred.erase(g_deferred.begin() + static_cast<std::ptrdiff_t>(i));
   }
@@ -563,7 +582,7 @@ LiveSpan& EntryLive(const DeferredEntry& e) {
 // The span object of a deferred entry (made now for a hook span that has none), or None.
 nb::object EntrySpan(const DeferredEntry& e) {
   if (e.span) return nb::borrow(e.span);
-  PyObject* obj = HookSpanObject(*e.hook);
+  PyObject* obj = StateObject(*e.hook);
   return obj ? nb::steal(obj) : nb::none();
 }
 
@@ -822,9 +841,37 @@ LiveSpan* CurrentParent(nb::handle raw, SpanContextData& remote, const SpanConte
 
 namespace {
 
+// Hook span states kept for reuse (under the GIL): a hook takes one per call.
+std::vector<HookSpanState*> g_hook_states;
+constexpr size_t kMaxKeptHookStates = 256;  // more than any nesting of hooks
+
+HookSpanState* TakeHookState() {
+  if (g_hook_states.empty()) return new HookSpanState();
+  HookSpanState* s = g_hook_states.back();
+  g_hook_states.pop_back();
+  return s;
+}
+
+void KeepHookState(HookSpanState* s) {
+  s->live = LiveSpan();
+  s->tracer = nullptr;
+  s->name = nullptr;
+  s->flags = 0;
+  s->pushed = false;
+  if (g_hook_states.size() >= kMaxKeptHookStates) {
+    delete s;
+    return;
+  }
+  try {
+    g_hook_states.push_back(s);
+  } catch (const std::bad_alloc&) {
+    delete s;
+  }
+}
+
 // Takes `h` off the deferred list (its references released after, as a Context's release can
 // run Python code).
-void PopHook(HookSpan& h) {
+void PopHook(HookSpanState& h) {
   if (!h.pushed) return;
   h.pushed = false;
   for (size_t i = g_deferred.size(); i-- > 0;) {
@@ -839,13 +886,15 @@ void PopHook(HookSpan& h) {
 }  // namespace
 
 HookSpan::~HookSpan() {
-  PopHook(*this);
-  Py_XDECREF(obj);
+  if (!state) return;
+  PopHook(*state);
+  Py_CLEAR(state->obj);
+  KeepHookState(state);
 }
 
 bool HookSpanBegin(HookSpan& h, NativeTracer& tracer, PyObject* name, SpanKind kind, int flags,
                    StartOptions&& o) {
-  if (!g_ctx.defer || !g_ctx.var || !PyUnicode_Check(name)) return false;
+  if (h.state || !g_ctx.defer || !g_ctx.var || !PyUnicode_Check(name)) return false;
   Py_ssize_t name_size = 0;
   const char* name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_size);
   if (!name_utf8) {
@@ -857,8 +906,10 @@ bool HookSpanBegin(HookSpan& h, NativeTracer& tracer, PyObject* name, SpanKind k
     PyErr_Clear();
     return false;
   }
+  HookSpanState* s = nullptr;
   try {
     g_deferred.reserve(g_deferred.size() + 1);  // the push below cannot fail once started
+    s = TakeHookState();
   } catch (const std::bad_alloc&) {
     Py_XDECREF(base);
     return false;
@@ -870,18 +921,21 @@ bool HookSpanBegin(HookSpan& h, NativeTracer& tracer, PyObject* name, SpanKind k
   o.kind = kind;
   o.parent = parent;
   o.local_parent = local;
-  SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), h.live);
-  h.tracer = &tracer;
-  h.name = name;
-  h.flags = static_cast<uint8_t>(flags & (kEndOnExit | kRecordException | kSetStatusOnException));
-  g_deferred.push_back({nullptr, &h, base, nullptr, PyThreadState_Get()});
-  h.pushed = true;
+  h.state = s;  // from here on, the handle gives the state back
+  SpanStarter::Start(tracer.owner->core, tracer.scope, std::move(o), s->live);
+  s->tracer = &tracer;
+  s->name = name;
+  s->flags = static_cast<uint8_t>(flags & (kEndOnExit | kRecordException | kSetStatusOnException));
+  g_deferred.push_back({nullptr, s, base, nullptr, PyThreadState_Get()});
+  s->pushed = true;
   return true;
 }
 
 uint64_t g_hook_span_objects = 0;  // made so far, for tests that the hot paths make none
 
-PyObject* HookSpanObject(HookSpan& h) {
+namespace {
+
+PyObject* StateObject(HookSpanState& h) {
   if (h.obj) return Py_NewRef(h.obj);
   if (!h.tracer) return nullptr;
   ++g_hook_span_objects;
@@ -906,10 +960,16 @@ PyObject* HookSpanObject(HookSpan& h) {
   return Py_NewRef(h.obj);
 }
 
-void HookSpanEnd(HookSpan& h, PyObject* exc) {
+}  // namespace
+
+PyObject* HookSpanObject(HookSpan& h) { return h.state ? StateObject(*h.state) : nullptr; }
+
+void HookSpanEnd(HookSpan& hook, PyObject* exc) {
+  if (!hook.state) return;
+  HookSpanState& h = *hook.state;
   PopHook(h);
   if (exc && !h.obj && (h.flags & (kRecordException | kSetStatusOnException)))
-    Py_XDECREF(HookSpanObject(h));  // the span object records the exception
+    Py_XDECREF(StateObject(h));  // the span object records the exception
   if (h.obj) {
     // Made while the call ran (or for its exception): the span object ends it, as before.
     try {

@@ -97,6 +97,49 @@ def test_a_hook_span_object_is_made_once_and_only_when_asked_for(tracer, exporte
     assert not first.is_recording()  # ended with its hook
 
 
+def test_a_hook_span_is_read_safely_from_a_greenlet_that_runs_over_its_hooks_stack(tracer,
+                                                                                  exporter):
+    # greenlet runs the greenlets of a thread on one C stack, saving and restoring slices of it.
+    # Greenlet A waits inside a hook; B, started like A from the main greenlet (so on the same
+    # stack region) and given the same context, nests hooks there (native frames over A's) and
+    # then starts one whose parent lookup reads A's deferred hook span.
+    import greenlet
+
+    main = greenlet.getcurrent()
+    parents = {}
+
+    def a_body():
+        main.switch()
+
+    def b_innermost():
+        parents["b.inner"] = trace.get_current_span().get_span_context().span_id
+
+    def b_body(depth):
+        if depth:
+            return traced_call(tracer, f"b.{depth}", None, 0, b_body, depth - 1)
+        return traced_call(tracer, "b.inner", None, 0, b_innermost)
+
+    a = greenlet.greenlet(lambda: traced_call(tracer, "a.hook", None, 0, a_body))
+    b = greenlet.greenlet(lambda: b_body(30))
+    with tracer.start_as_current_span("request"):
+        a.gr_context = contextvars.copy_context()
+        b.gr_context = a.gr_context
+        a.switch()  # A enters its hook and comes back here, its hook span still current
+        b.switch()  # B runs to its end over the stack A occupied
+        a.switch()  # A leaves its hook
+    spans = _spans(exporter)
+    assert a.dead and b.dead
+    chain, span = [], spans["b.30"]
+    while span.parent is not None:
+        chain.append(span.parent.span_id)
+        span = next(s for s in spans.values() if s.context.span_id == span.parent.span_id)
+    assert spans["a.hook"].context.span_id == chain[0]  # B's outermost hook: under A's, as a
+    # thread given a copy of the context would see it
+    assert span.name == "request"
+    assert len({s.context.trace_id for s in spans.values()}) == 1
+    assert parents["b.inner"] == spans["b.inner"].context.span_id
+
+
 def test_nested_hooks_and_application_spans_parent_correctly(tracer, exporter):
     def cache_call():
         with tracer.start_as_current_span("app.inner"):
