@@ -524,9 +524,6 @@ PyMethodDef g_relation_descriptor_def = {
     METH_FASTCALL | METH_KEYWORDS,
     "A related-object descriptor's method, run with the ORM relation in djtrace's context."};
 
-// Template.render / ExtendsNode.render of the Django template engine, wrapped: the call in a
-// span `render <name>` unless the request is not recorded, instrumentation is suppressed or
-// template spans are off. Native, so that each template a page renders adds no Python frame.
 // What a hook read off the Django integration's settings object, kept with that object: a
 // reload replaces the object and never changes a published one (as the request path's
 // precomputed `request_flags` also assumes), so while the object is the same, so are these.
@@ -542,6 +539,9 @@ struct SeenSettings {
   void Keep(PyObject* current) { Py_XSETREF(cfg, Py_NewRef(current)); }
 };
 
+// Template.render / ExtendsNode.render of the Django template engine, wrapped: the call in a
+// span `render <name>` unless the request is not recorded, instrumentation is suppressed or
+// template spans are off. Native, so that each template a page renders adds no Python frame.
 struct TemplateState {
   PyObject* orig;          // the unwrapped method
   PyObject* name_of;       // None: the template's own name; else (self, context) -> name
@@ -815,7 +815,7 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
         PyObject* dflt = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_default);
         hit = result != (dflt ? dflt : Py_None);
         PySpan* ps = lean ? nullptr : FastSpan(span.ptr());
-        LiveSpan* live = lean ? &hook.span() : ps ? &ps->span : nullptr;
+        LiveSpan* live = lean ? &hook.span() : (ps ? &ps->span : nullptr);
         if (live && live->is_recording()) live->SetAttribute("cache.hit", AttrValue(hit));
       }
       end(nullptr);

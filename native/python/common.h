@@ -178,6 +178,9 @@ void Detach(PyObject* token);
 void ReportMisuse(PySpan& span, const char* what);
 // Ends a span as span.end() does (Python hooks included).
 void EndSpan(nb::handle self_h, PySpan& self, nb::handle end_time);
+// Ends a native span, with the GIL released around it when `may_block` (a simple processor
+// exports on the ending thread).
+void EndLive(LiveSpan& span, bool may_block);
 
 struct HookSpanState;  // the span itself: pooled, on the heap (ext.cc)
 

@@ -890,11 +890,8 @@ Mode Start(Execution& ex, const DbConnInfo& info, PyObject* sql, PyObject* param
 void EndNative(Execution& ex) {
   if (ex.py) {
     EndSpan(ex.py_span, *ex.py, nb::none());
-  } else if (ex.end_may_block) {
-    nb::gil_scoped_release release;
-    ex.native_span.End();
   } else {
-    ex.native_span.End();
+    EndLive(ex.native_span, ex.end_may_block);
   }
 }
 

@@ -355,6 +355,15 @@ void KeepReadable(PySpan& self) {
   }
 }
 
+void EndLive(LiveSpan& span, bool may_block) {
+  if (may_block) {
+    nb::gil_scoped_release release;
+    span.End();
+  } else {
+    span.End();
+  }
+}
+
 void SubmitEnded(PySpan& self, bool may_block) {
   if (may_block) {
     nb::gil_scoped_release release;
@@ -981,13 +990,7 @@ void HookSpanEnd(HookSpan& hook, PyObject* exc) {
     Py_CLEAR(h.obj);
     return;
   }
-  if (!h.tracer) return;
-  if (h.tracer->owner->end_may_block && h.live.is_recording()) {
-    nb::gil_scoped_release release;
-    h.live.End();
-  } else {
-    h.live.End();
-  }
+  if (h.tracer) EndLive(h.live, h.tracer->owner->end_may_block && h.live.is_recording());
 }
 
 void RenameSpan(PySpan& span, PyObject* name) {
