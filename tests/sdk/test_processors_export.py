@@ -486,7 +486,11 @@ def test_exit_with_exports_still_running_does_not_abort():
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert "terminate" not in proc.stderr
-        assert "timed out waiting for the response" in proc.stderr
+        # The workers did call into Python at exit: each logged its failure, a timeout or
+        # (once the exporter is shut down under it) the spans it drops; which one depends on
+        # how far the export got before the shutdown.
+        assert ("timed out waiting for the response" in proc.stderr
+                or "is shut down; dropping the spans handed to it since" in proc.stderr)
 
 
 # ------------------------------------------------------------------------------------------
