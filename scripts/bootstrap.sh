@@ -10,6 +10,7 @@ APT_PACKAGES=(
   zlib1g-dev libssl-dev libnghttp2-dev            # gzip, TLS, HTTP/2 (gRPC)
   clang libclang-rt-14-dev                        # libFuzzer
   redis-server postgresql postgresql-contrib      # servers for integration tests
+  mariadb-server libmariadb-dev                   # MySQL tests: server, mysqlclient's build
   python3-dev
 )
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Starts or stops the servers the tests and the full-stack example use, from Debian's packages,
 # on loopback only, with their data under var/ (or $DJTRACE_VAR):
-#   scripts/services.sh start [postgres] [redis]   (default: both)
-#   scripts/services.sh stop  [postgres] [redis]
+#   scripts/services.sh start [postgres] [redis] [mariadb]   (default: postgres and redis)
+#   scripts/services.sh stop  [postgres] [redis] [mariadb]
 #   scripts/services.sh env   prints the connection variables
-# PostgreSQL refuses to run as root: as root it runs as the `postgres` system user.
+# PostgreSQL refuses to run as root: as root it runs as the `postgres` system user. MariaDB (the
+# MySQL tests) runs as the user who starts it, with a `djtrace` account for 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR=${DJTRACE_VAR:-$PWD/var}
 PG_PORT=${DJTRACE_PG_PORT:-54329}
 REDIS_PORT=${DJTRACE_REDIS_PORT:-63799}
+MYSQL_PORT=${DJTRACE_MYSQL_PORT:-33069}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 # As root the server runs as `postgres`, which may not be able to enter this checkout's
 # directories (a clone under /root, say): its files then live under /var/tmp, one directory
@@ -26,6 +28,7 @@ REDIS_SUFFIX=$([ "$REDIS_PORT" = 63799 ] || echo "-$REDIS_PORT")
 PG_DATA=$PG_HOME/postgres$PG_SUFFIX
 PG_SOCK=$PG_HOME/postgres-socket$PG_SUFFIX
 REDIS_DIR=$VAR/redis$REDIS_SUFFIX
+MYSQL_DIR=$VAR/mariadb$([ "$MYSQL_PORT" = 33069 ] || echo "-$MYSQL_PORT")
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -66,6 +69,45 @@ stop_redis() {
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 }
 
+mysql_client() {
+  mariadb --no-defaults --socket="$MYSQL_DIR/mysqld.sock" -u root "$@"
+}
+
+start_mariadb() {
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] ||
+    { echo "services: mariadb-server is not installed (scripts/bootstrap.sh)"; exit 1; }
+  mkdir -p "$MYSQL_DIR"
+  if mysql_client -e "SELECT 1" >/dev/null 2>&1; then return; fi
+  local as_user=()
+  [ "$(id -u)" -eq 0 ] && as_user=(--user=root)  # mariadbd runs as root only when told to
+  if [ ! -d "$MYSQL_DIR/data/mysql" ]; then
+    mariadb-install-db --no-defaults "${as_user[@]}" --datadir="$MYSQL_DIR/data" \
+      --auth-root-authentication-method=normal --skip-test-db >"$MYSQL_DIR/install.log" 2>&1 ||
+      { tail -20 "$MYSQL_DIR/install.log"; exit 1; }
+  fi
+  /usr/sbin/mariadbd --no-defaults "${as_user[@]}" --datadir="$MYSQL_DIR/data" \
+    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MYSQL_DIR/mysqld.sock" \
+    --pid-file="$MYSQL_DIR/mysqld.pid" --log-error="$MYSQL_DIR/server.log" --skip-name-resolve \
+    --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=64M --max-connections=200 \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 300); do mysql_client -e "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+  mysql_client -e "SELECT 1" >/dev/null 2>&1 ||
+    { echo "services: MariaDB did not start"; tail -20 "$MYSQL_DIR/server.log"; exit 1; }
+  mysql_client -e "CREATE USER IF NOT EXISTS 'djtrace'@'127.0.0.1';
+    GRANT ALL PRIVILEGES ON *.* TO 'djtrace'@'127.0.0.1'"
+  echo "services: mariadb on 127.0.0.1:$MYSQL_PORT"
+}
+
+stop_mariadb() {
+  [ -f "$MYSQL_DIR/mysqld.pid" ] || return 0
+  local pid
+  pid=$(cat "$MYSQL_DIR/mysqld.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 action=${1:-start}
 shift || true
 targets=("$@")
@@ -75,6 +117,7 @@ case "$action" in
   stop) for t in "${targets[@]}"; do "stop_$t"; done ;;
   env)
     echo "DB_HOST=127.0.0.1 DB_PORT=$PG_PORT DB_USER=postgres DB_PASSWORD="
-    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" ;;
-  *) echo "usage: $0 start|stop|env [postgres] [redis]"; exit 2 ;;
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+    echo "MYSQL_HOST=127.0.0.1 MYSQL_PORT=$MYSQL_PORT MYSQL_USER=djtrace MYSQL_PASSWORD=" ;;
+  *) echo "usage: $0 start|stop|env [postgres] [redis] [mariadb]"; exit 2 ;;
 esac

@@ -7,15 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
-# The PostgreSQL and Redis servers the tests start get ports of this checkout's own (from a
-# hash of its path), so that test runs in two checkouts at once neither share nor stop each
-# other's servers. DJTRACE_PG_PORT / DJTRACE_REDIS_PORT choose them instead.
-if [ -z "${DJTRACE_PG_PORT:-}" ] || [ -z "${DJTRACE_REDIS_PORT:-}" ]; then
+# The PostgreSQL, Redis and MariaDB servers the tests start get ports of this checkout's own
+# (from a hash of its path), so that test runs in two checkouts at once neither share nor stop
+# each other's servers. DJTRACE_PG_PORT / DJTRACE_REDIS_PORT / DJTRACE_MYSQL_PORT choose them
+# instead.
+if [ -z "${DJTRACE_PG_PORT:-}" ] || [ -z "${DJTRACE_REDIS_PORT:-}" ] ||
+   [ -z "${DJTRACE_MYSQL_PORT:-}" ]; then
   checkout_hash=$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)
   export DJTRACE_PG_PORT=${DJTRACE_PG_PORT:-$((41000 + checkout_hash % 8000 * 2))}
   export DJTRACE_REDIS_PORT=${DJTRACE_REDIS_PORT:-$((DJTRACE_PG_PORT + 1))}
+  export DJTRACE_MYSQL_PORT=${DJTRACE_MYSQL_PORT:-$((DJTRACE_PG_PORT - 16000))}
 fi
-echo "== test servers: PostgreSQL on 127.0.0.1:$DJTRACE_PG_PORT, Redis on :$DJTRACE_REDIS_PORT"
+echo "== test servers: PostgreSQL on 127.0.0.1:$DJTRACE_PG_PORT, Redis on :$DJTRACE_REDIS_PORT," \
+  "MariaDB on :$DJTRACE_MYSQL_PORT"
 
 jobs=$(nproc)
 echo "== lint (ruff, the rules pinned in pyproject.toml)"
@@ -57,5 +61,8 @@ echo "== Python tests (Django suites on SQLite)"
 if [ -d tests/integrations/django ]; then
   echo "== Django suite again on PostgreSQL"
   DJTRACE_TEST_DB=postgres .venv/bin/python -m pytest tests/integrations/django -q \
+    -p no:cacheprovider "$@"
+  echo "== Django suite again on MariaDB (Django's MySQL backend, mysqlclient)"
+  DJTRACE_TEST_DB=mysql .venv/bin/python -m pytest tests/integrations/django -q \
     -p no:cacheprovider "$@"
 fi

@@ -1,4 +1,4 @@
-"""Session fixtures starting the real servers tests need (PostgreSQL, Redis) through
+"""Session fixtures starting the real servers tests need (PostgreSQL, Redis, MariaDB) through
 scripts/services.sh, on loopback, and stopping them afterwards."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
 PG_PORT = int(os.environ.get("DJTRACE_PG_PORT", "54329"))
 REDIS_PORT = int(os.environ.get("DJTRACE_REDIS_PORT", "63799"))
+MYSQL_PORT = int(os.environ.get("DJTRACE_MYSQL_PORT", "33069"))
 
 
 def reachable(port: int) -> bool:
@@ -40,6 +41,20 @@ def postgres_settings(name: str = "djtrace_test") -> dict:
         "PASSWORD": "",
         "HOST": "127.0.0.1",
         "PORT": str(PG_PORT),
+    }
+
+
+def mysql_settings(name: str = "djtrace_test") -> dict:
+    """A Django DATABASES entry for the MariaDB test server (Django's MySQL backend)."""
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": name,
+        "USER": "djtrace",
+        "PASSWORD": "",
+        "HOST": "127.0.0.1",
+        "PORT": str(MYSQL_PORT),
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }
 
 

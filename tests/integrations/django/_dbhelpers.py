@@ -10,7 +10,15 @@ from opentelemetry.trace import SpanKind
 
 SHOP_VIEWS = Path(__file__).resolve().parent / "project" / "shop" / "views.py"
 POSTGRES = os.environ.get("DJTRACE_TEST_DB", "sqlite") == "postgres"
-VENDOR = "postgresql" if POSTGRES else "sqlite"
+MYSQL = os.environ.get("DJTRACE_TEST_DB", "sqlite") == "mysql"
+# db.system.name: Django's MySQL backend on the MariaDB server the tests start is "mariadb".
+VENDOR = "postgresql" if POSTGRES else "mariadb" if MYSQL else "sqlite"
+
+
+def quoted(sql: str) -> str:
+    """`sql` written with standard "identifier" quotes, as Django quotes them on this
+    database (MySQL: backticks)."""
+    return sql.replace('"', "`") if MYSQL else sql
 
 # Values that must never reach a span: emails, references, tokens written by the tests.
 SECRETS = ("secret.example", "SECRET-REF-4242", "1234.5", "SECRET-TOKEN-123", "SKU-SECRET")

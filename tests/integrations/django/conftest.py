@@ -1,8 +1,8 @@
 """Fixtures of the Django integration tests.
 
-The test project (project/) is set up before collection; DJTRACE_TEST_DB=postgres runs the
-suite against the PostgreSQL server of scripts/services.sh (started for the session, stopped
-afterwards if this session started it).
+The test project (project/) is set up before collection; DJTRACE_TEST_DB=postgres (or mysql)
+runs the suite against the PostgreSQL (or MariaDB) server of scripts/services.sh, started for
+the session and stopped afterwards if this session started it.
 """
 
 from __future__ import annotations
@@ -37,23 +37,27 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _postgres_server():
-    """Starts PostgreSQL when the suite runs against it."""
-    if os.environ.get("DJTRACE_TEST_DB", "sqlite") != "postgres":
-        yield
-        return
+def _database_server():
+    """Starts PostgreSQL or MariaDB when the suite runs against it."""
     from support import services
 
-    started = not services.reachable(services.PG_PORT)
+    server = {"postgres": ("postgres", services.PG_PORT),
+              "mysql": ("mariadb", services.MYSQL_PORT)}.get(
+        os.environ.get("DJTRACE_TEST_DB", "sqlite"))
+    if server is None:
+        yield
+        return
+    name, port = server
+    started = not services.reachable(port)
     if started:
-        services.start("postgres")
+        services.start(name)
     yield
     if started:
-        services.stop("postgres")
+        services.stop(name)
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(_postgres_server, django_db_setup):  # noqa: F811 - the server first
+def django_db_setup(_database_server, django_db_setup):  # noqa: F811 - the server first
     yield
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from _dbhelpers import (
+    MYSQL,
     POSTGRES,
     SECRETS,
     SHOP_VIEWS,
@@ -15,6 +16,7 @@ from _dbhelpers import (
     db_spans,
     line_of,
     make_shop,
+    quoted,
     server_span,
 )
 from django.db import connection
@@ -51,10 +53,10 @@ def test_orm_query_span_in_a_view(shop, spans):
     assert a["db.system"] == VENDOR
     assert a["db.operation.name"] == "SELECT"
     assert a["db.collection.name"] == "orders"
-    assert a["db.query.text"].startswith('SELECT "orders"."id", "orders"."customer_id"')
-    assert 'INNER JOIN "customers"' in a["db.query.text"]
+    assert a["db.query.text"].startswith(quoted('SELECT "orders"."id", "orders"."customer_id"'))
+    assert quoted('INNER JOIN "customers"') in a["db.query.text"]
     assert a["db.namespace"] == connection.settings_dict["NAME"]
-    if POSTGRES:
+    if POSTGRES or MYSQL:
         assert a["server.address"] == "127.0.0.1"
         assert a["server.port"] == int(connection.settings_dict["PORT"])
         assert a["db.response.returned_rows"] == 6
@@ -167,6 +169,38 @@ def test_no_literal_reaches_a_span(shop, spans):
         assert secret not in text
 
 
+# Each database's own literal forms, sent to the real server through a raw cursor: the
+# statement must run (the server parses it as the obfuscator did) and no literal may reach the
+# span.
+OWN_LITERALS = {
+    "postgresql": (
+        "SELECT count(*) FROM orders WHERE reference = E'it\\'s SECRET-REF-4242' "
+        "OR reference = $tag$SECRET-TOKEN-123$tag$ OR total > 1234.5",
+        "SELECT count(*) FROM orders WHERE reference = ? OR reference = ? OR total > ?"),
+    "mariadb": (
+        'SELECT count(*) FROM `orders` WHERE reference = "SECRET-REF-4242" '
+        "OR reference = 'it\\'s SECRET-TOKEN-123' OR total > 0x1234 OR total > 1234.5",
+        "SELECT count(*) FROM `orders` WHERE reference = ? OR reference = ? OR total > ? "
+        "OR total > ?"),
+    "sqlite": (
+        "SELECT count(*) FROM orders WHERE reference = 'it''s SECRET-REF-4242' "
+        "OR reference = X'534B552D534543524554' OR total > 1234.5",
+        "SELECT count(*) FROM orders WHERE reference = ? OR reference = ? OR total > ?"),
+}
+
+
+def test_each_databases_own_literal_forms_are_obfuscated(shop, spans):
+    statement, expected = OWN_LITERALS[VENDOR]
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        assert cursor.fetchone() == (0,)
+    [span] = db_spans(spans)
+    assert span.name == "SELECT orders"
+    assert span.attributes["db.query.text"] == expected
+    for secret in SECRETS:
+        assert secret not in all_text([span])
+
+
 def test_executemany_span(shop, spans):
     Client().get("/shop/executemany/")
     [many] = [q for q in db_spans(spans) if q.name == "INSERT order_items"]
@@ -188,7 +222,7 @@ def test_failed_query(shop, spans):
                 if q.attributes.get("db.collection.name") == "no_such_table"]
     assert failed.name == "SELECT no_such_table"
     assert failed.status.status_code is StatusCode.ERROR
-    expected_type = ("django.db.utils.ProgrammingError" if POSTGRES
+    expected_type = ("django.db.utils.ProgrammingError" if POSTGRES or MYSQL
                      else "django.db.utils.OperationalError")
     assert failed.attributes["error.type"] == expected_type
     [event] = [e for e in failed.events if e.name == "exception"]
@@ -420,7 +454,7 @@ def test_python_span_processor_sees_db_spans(shop, spans, monkeypatch):
     starts = [s for s in seen if s[0] == "start"]
     assert starts == [("start", "job"), ("start", "SELECT customers")]
     [end] = [s for s in seen if s[0] == "end" and s[1] == "SELECT customers"]
-    assert end[2]["db.query.text"].endswith('WHERE "customers"."email" = %s')
+    assert end[2]["db.query.text"].endswith(quoted('WHERE "customers"."email" = %s'))
     assert end[2]["code.filepath"] == __file__
     [job] = [s for s in seen if s[0] == "end" and s[1] == "job"]
     assert job[2]["djtrace.db.query_count"] == 1
@@ -473,7 +507,7 @@ def test_official_sdk_provider_gets_db_spans_through_the_python_path(shop, monke
     assert span.name == "SELECT customers"
     assert span.kind is SpanKind.CLIENT
     assert span.attributes["db.system.name"] == VENDOR
-    assert span.attributes["db.query.text"].endswith('WHERE "customers"."email" = %s')
+    assert span.attributes["db.query.text"].endswith(quoted('WHERE "customers"."email" = %s'))
     assert span.attributes["code.filepath"] == __file__
 
 

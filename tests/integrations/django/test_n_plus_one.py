@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from _dbhelpers import SHOP_VIEWS, db_spans, events, line_of, make_shop, server_span
+from _dbhelpers import SHOP_VIEWS, db_spans, events, line_of, make_shop, quoted, server_span
 from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 from opentelemetry import trace
@@ -42,7 +42,7 @@ def test_bad_listing_is_flagged_with_relation_sql_and_call_site(shop, spans):
     found = findings_by_relation(root)
     assert set(found) == {"Order.customer", "Order.items"}
     customer = found["Order.customer"]
-    assert customer["db.query.text"] == (
+    assert customer["db.query.text"] == quoted(
         'SELECT "customers"."id", "customers"."name", "customers"."email" FROM "customers" '
         'WHERE "customers"."id" = %s LIMIT ?')
     assert customer["db.query.summary"] == "SELECT customers"
@@ -53,8 +53,8 @@ def test_bad_listing_is_flagged_with_relation_sql_and_call_site(shop, spans):
     assert customer["code.function"] == "orders_bad"
     assert len(customer["djtrace.db.fingerprint"]) == 16
     items = found["Order.items"]
-    assert items["db.query.text"].startswith('SELECT "order_items"."id"')
-    assert items["db.query.text"].endswith('WHERE "order_items"."order_id" = %s')
+    assert items["db.query.text"].startswith(quoted('SELECT "order_items"."id"'))
+    assert items["db.query.text"].endswith(quoted('WHERE "order_items"."order_id" = %s'))
     assert items["code.lineno"] == line_of("bad-items")
     assert items["djtrace.n_plus_one.count"] == 6
     # The event is stamped when the group crossed the threshold (the 5th execution).
@@ -181,7 +181,7 @@ def test_warning_is_logged(shop, spans, caplog):
     assert len(messages) == 2
     customer = next(m for m in messages if "Order.customer" in m)
     assert f"views.py:{line_of('bad-customer')} in orders_bad" in customer
-    assert 'FROM "customers" WHERE "customers"."id" = %s' in customer
+    assert quoted('FROM "customers" WHERE "customers"."id" = %s') in customer
 
 
 def test_warning_follows_debug_by_default(shop, spans, caplog):
@@ -214,7 +214,7 @@ def test_assert_no_n_plus_one_fails_on_the_bad_listing(shop):
     assert "lazy loading of Order.customer, 5 executions of the same statement" in message
     assert "lazy loading of Order.items" in message
     assert f"{SHOP_VIEWS}:{line_of('bad-customer')} in orders_bad" in message
-    assert 'FROM "order_items" WHERE "order_items"."order_id" = %s' in message
+    assert quoted('FROM "order_items" WHERE "order_items"."order_id" = %s') in message
 
 
 def test_assert_no_n_plus_one_passes_on_the_good_listing(shop):

@@ -1,8 +1,8 @@
 """Settings of the test project.
 
-DJTRACE_TEST_DB=sqlite (default) or postgres (the server scripts/services.sh starts, see
-tests/support/services.py). DJTRACE_TEST_SQLITE names an SQLite file instead of the default
-one, for servers run in a subprocess.
+DJTRACE_TEST_DB=sqlite (default), postgres or mysql (the PostgreSQL or MariaDB server
+scripts/services.sh starts, see tests/support/services.py). DJTRACE_TEST_SQLITE names an
+SQLite file instead of the default one, for servers run in a subprocess.
 """
 
 import os
@@ -72,6 +72,8 @@ TEMPLATES = [
 if os.environ.get("DJTRACE_TEST_DB", "sqlite") == "postgres":
     DATABASES = {"default": services.postgres_settings(
         os.environ.get("DJTRACE_TEST_PG_NAME", "djtrace_test"))}
+elif os.environ.get("DJTRACE_TEST_DB", "sqlite") == "mysql":
+    DATABASES = {"default": services.mysql_settings()}
 else:
     DATABASES = {
         "default": {
