@@ -24,6 +24,10 @@ class SpanExporter {
     return true;
   }
   virtual void Shutdown() noexcept {}
+  // Whether Export takes spans whose `shared_attributes` are still apart from `attributes`
+  // (written ahead of them, as FlattenAttributes would place them). Otherwise the processors
+  // merge them in first.
+  virtual bool TakesSharedAttributes() const noexcept { return false; }
   // Called in the child after fork(), before any other call: drop connections and state
   // inherited from the parent. The parent's worker thread may have held the exporter's locks
   // at the moment of the fork, so this must not lock them: re-create them instead.

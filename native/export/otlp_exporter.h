@@ -91,6 +91,8 @@ class OtlpExporterBase : public SpanExporter {
   // Later exports fail without sending.
   void Shutdown() noexcept final;
   void AfterForkInChild() noexcept final;
+  // The protobuf encoder writes a shared block once per batch and copies its bytes after.
+  bool TakesSharedAttributes() const noexcept final { return true; }
 
   OtlpExporterStats stats() const;
   // The endpoint as exported to, for messages ("http://localhost:4318/v1/traces").

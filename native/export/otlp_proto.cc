@@ -24,7 +24,9 @@
 
 #include <bit>
 #include <cstring>
+#include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -133,6 +135,7 @@ class ProtoEncoder {
  public:
   void Encode(std::span<const SpanData* const> spans, std::string& out) {
     grouping_.Build(spans);
+    shared_.clear();
     sizes_.clear();
     needs_repair_ = false;
     size_t total = 0;
@@ -149,7 +152,30 @@ class ProtoEncoder {
     }
   }
 
+  // `attributes` alone, as repeated KeyValue fields `field` (the bytes a message holding them
+  // would have for them).
+  void EncodeAttributes(uint32_t field, const Attributes& attributes, std::string& out) {
+    sizes_.clear();
+    needs_repair_ = false;
+    out.resize(SizeAttributes(field, attributes));
+    p_ = out.data();
+    next_size_ = 0;
+    WriteAttributes(field, attributes);
+  }
+
  private:
+  // A span's shared attributes (SpanData::shared_attributes, not merged into its own): a block
+  // that many spans of a batch point to, encoded at its first span and copied into the others.
+  // They come first, where FlattenAttributes would put them: the bytes are the same.
+  const std::string& SharedBytes(const Attributes& block) {
+    auto it = shared_.find(&block);
+    if (it != shared_.end()) return it->second;
+    std::string bytes;
+    ProtoEncoder block_encoder;
+    block_encoder.EncodeAttributes(span::kAttributes, block, bytes);
+    return shared_.emplace(&block, std::move(bytes)).first->second;
+  }
+
   // ---- First pass: lengths. Each Size* of a message reserves its slot in sizes_ before its
   // children's, so the second pass finds them in the order it writes them.
 
@@ -273,6 +299,7 @@ class ProtoEncoder {
                   VarintFieldSize(span::kKind, static_cast<uint64_t>(s.kind)) +
                   Fixed64FieldSize(span::kStartTimeUnixNano, s.start_time_unix_nano) +
                   Fixed64FieldSize(span::kEndTimeUnixNano, s.end_time_unix_nano) +
+                  (s.shared_attributes ? SharedBytes(*s.shared_attributes).size() : 0) +
                   SizeAttributes(span::kAttributes, s.attributes) +
                   VarintFieldSize(span::kDroppedAttributesCount, s.dropped_attributes_count);
     for (const Event& e : s.events) size += LengthDelimitedSize(span::kEvents, SizeEvent(e));
@@ -472,6 +499,10 @@ class ProtoEncoder {
     WriteVarintField(span::kKind, static_cast<uint64_t>(s.kind));
     WriteFixed64Field(span::kStartTimeUnixNano, s.start_time_unix_nano);
     WriteFixed64Field(span::kEndTimeUnixNano, s.end_time_unix_nano);
+    if (s.shared_attributes) {
+      const std::string& shared = SharedBytes(*s.shared_attributes);
+      WriteBytes(shared.data(), shared.size());
+    }
     WriteAttributes(span::kAttributes, s.attributes);
     WriteVarintField(span::kDroppedAttributesCount, s.dropped_attributes_count);
     for (const Event& e : s.events) {
@@ -533,6 +564,7 @@ class ProtoEncoder {
   }
 
   SpanGrouping grouping_;
+  std::unordered_map<const Attributes*, std::string> shared_;  // SharedBytes, for one batch
   std::vector<size_t> sizes_;  // nested message lengths, in walk order
   size_t next_size_ = 0;
   bool needs_repair_ = false;  // some string is not well-formed UTF-8

@@ -533,6 +533,24 @@ void Redactor::RedactSpan(SpanData& span) const {
   RedactText(span.status_message, sc);
 }
 
+bool Redactor::LeavesUnchanged(const Attributes& attributes) const {
+  Scratch sc;
+  sc.memo = ThreadMemo();
+  for (const Attribute& attr : attributes) {
+    const KeyDecision decision = Decide(attr.key, sc.memo);
+    if (const auto* s = std::get_if<std::string>(&attr.value)) {
+      if (!s->empty() && RedactValue(decision, *s, &sc.out, sc)) return false;
+    } else if (const auto* list = std::get_if<std::vector<std::string>>(&attr.value)) {
+      for (const std::string& item : *list) {
+        if (!item.empty() && RedactValue(decision, item, &sc.out, sc)) return false;
+      }
+    } else if (decision.action == KeyAction::kDeny) {
+      return false;  // a number or flag under a secret's key becomes its mask
+    }
+  }
+  return true;
+}
+
 std::map<std::string, uint64_t> Redactor::CountersSnapshot() const {
   std::map<std::string, uint64_t> snapshot;
   for (size_t i = 0; i < rules_.size(); ++i) {

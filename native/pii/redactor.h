@@ -123,6 +123,10 @@ class Redactor {
   // Resource and scope attributes are configuration, shared between spans, and not touched.
   void RedactSpan(SpanData& span) const;
 
+  // Whether RedactSpan would leave these attributes as they are. Counts nothing: the batch
+  // processor asks it once of a block of attributes shared by many spans (SharedAttributesCheck).
+  bool LeavesUnchanged(const Attributes& attributes) const;
+
   KeyAction ClassifyKey(std::string_view key) const noexcept;
 
   // Values redacted so far, per rule name (built-in detectors and custom rules, zeros

@@ -102,7 +102,11 @@ void BindPii(nb::module_& m) {
   m.def("set_processor_redactor",
         [](SpanProcessor& p, std::shared_ptr<const Redactor> redactor) {
           if (auto* batch = dynamic_cast<BatchSpanProcessor*>(&p)) {
-            batch->SetTransform(TransformOf(std::move(redactor)));
+            SharedAttributesCheck check;
+            if (redactor) {
+              check = [redactor](const Attributes& a) { return redactor->LeavesUnchanged(a); };
+            }
+            batch->SetTransform(TransformOf(redactor), std::move(check));
           } else if (auto* simple = dynamic_cast<SimpleSpanProcessor*>(&p)) {
             simple->SetTransform(TransformOf(std::move(redactor)));
           }

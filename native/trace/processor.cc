@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <set>
+#include <unordered_map>
 
 #include "trace/span_pool.h"
 
@@ -93,11 +94,55 @@ bool SimpleSpanProcessor::Shutdown(std::chrono::milliseconds) noexcept {
   return true;
 }
 
+struct BatchSpanProcessor::Transform {
+  SpanTransform apply;
+  SharedAttributesCheck leaves_unchanged;  // may be empty: then every block is merged first
+};
+
+// The worker's verdicts on shared attribute blocks under its current transform: whether the
+// transform leaves each block as it is. A block is asked about once, not with each of the many
+// spans that share it. Verdicts are kept by address, with a weak reference: one whose block has
+// been freed since is taken again, as another block may now sit at that address.
+class BatchSpanProcessor::SharedVerdicts {
+ public:
+  bool Unchanged(const std::shared_ptr<const Attributes>& block,
+                 const std::shared_ptr<const Transform>& transform) {
+    if (transform != transform_) {
+      // Held, so that a later transform cannot take this one's address unnoticed.
+      transform_ = transform;
+      seen_.clear();
+    }
+    auto it = seen_.find(block.get());
+    if (it != seen_.end() && !it->second.block.expired()) return it->second.unchanged;
+    bool unchanged = false;
+    try {
+      unchanged = transform->leaves_unchanged(*block);
+    } catch (...) {
+      unchanged = false;  // merged and transformed with the span, as without a check
+    }
+    try {
+      if (seen_.size() >= kMaxVerdicts) seen_.clear();
+      seen_[block.get()] = Verdict{block, unchanged};
+    } catch (...) {  // out of memory: asked again next time
+    }
+    return unchanged;
+  }
+
+ private:
+  static constexpr size_t kMaxVerdicts = 4096;
+  struct Verdict {
+    std::weak_ptr<const Attributes> block;
+    bool unchanged = false;
+  };
+  std::shared_ptr<const Transform> transform_;
+  std::unordered_map<const Attributes*, Verdict> seen_;
+};
+
 struct BatchSpanProcessor::State {
   std::shared_ptr<SpanExporter> exporter;
   BatchOptions options;
-  // Shared so that the worker takes it without copying the function on every wake-up.
-  std::shared_ptr<const SpanTransform> transform;
+  // Shared so that the worker takes it without copying the functions on every wake-up.
+  std::shared_ptr<const Transform> transform;
 
   std::mutex mu;
   std::condition_variable cv;        // wakes the worker
@@ -124,7 +169,8 @@ BatchSpanProcessor::BatchSpanProcessor(std::shared_ptr<SpanExporter> exporter, B
       options.max_export_batch_size, 1, std::max<uint32_t>(options.max_queue_size, 1));
   state_->exporter = std::move(exporter);
   state_->options = options;
-  if (transform) state_->transform = std::make_shared<const SpanTransform>(std::move(transform));
+  if (transform)
+    state_->transform = std::make_shared<const Transform>(Transform{std::move(transform), {}});
   state_->queue.reserve(std::min<uint32_t>(options.max_queue_size, 4096));
   std::lock_guard<std::mutex> lock(Registry().mu);
   Registry().processors.insert(this);
@@ -138,8 +184,11 @@ BatchSpanProcessor::~BatchSpanProcessor() {
 
 const BatchOptions& BatchSpanProcessor::options() const { return state_->options; }
 
-void BatchSpanProcessor::SetTransform(SpanTransform transform) {
-  auto shared = transform ? std::make_shared<const SpanTransform>(std::move(transform)) : nullptr;
+void BatchSpanProcessor::SetTransform(SpanTransform transform,
+                                      SharedAttributesCheck leaves_unchanged) {
+  auto shared = transform ? std::make_shared<const Transform>(
+                                Transform{std::move(transform), std::move(leaves_unchanged)})
+                          : nullptr;
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->transform = std::move(shared);
 }
@@ -185,6 +234,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
   State& s = *state;
   std::vector<SpanPtr> taken;
   std::vector<SpanPtr> batch;
+  SharedVerdicts verdicts;
   std::unique_lock<std::mutex> lock(s.mu);
   auto nothing_due = [&s] {
     return !s.stop && s.flush_requested == s.flush_completed &&
@@ -205,7 +255,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
     const uint64_t flush_target = s.flush_requested;
     const bool stopping = s.stop;
     taken.swap(s.queue);
-    const std::shared_ptr<const SpanTransform> transform = s.transform;  // may be replaced
+    const std::shared_ptr<const Transform> transform = s.transform;  // may be replaced
     const bool needs_reset = s.exporter_needs_fork_reset;
     s.exporter_needs_fork_reset = false;
     lock.unlock();
@@ -215,7 +265,7 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
       size_t end = std::min(taken.size(), i + s.options.max_export_batch_size);
       batch.clear();
       for (size_t j = i; j < end; ++j) batch.push_back(std::move(taken[j]));
-      ExportBatch(s, transform.get(), batch);
+      ExportBatch(s, transform, verdicts, batch);
       SpanPool::Global().Return(batch);  // reused, and freed, by the threads that start spans
     }
     taken.clear();
@@ -233,14 +283,22 @@ void BatchSpanProcessor::WorkerLoop(std::shared_ptr<State> state) {
   s.flush_cv.notify_all();
 }
 
-void BatchSpanProcessor::ExportBatch(State& s, const SpanTransform* transform,
-                                     std::vector<SpanPtr>& batch) {
+void BatchSpanProcessor::ExportBatch(State& s, const std::shared_ptr<const Transform>& transform,
+                                     SharedVerdicts& verdicts, std::vector<SpanPtr>& batch) {
   if (batch.empty()) return;
+  // A shared block stays apart from the span's own attributes (not copied into each span, nor
+  // transformed again with each) when the exporter takes it so and the transform, if any, is
+  // known to leave it as it is.
+  const bool apart = s.exporter->TakesSharedAttributes();
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
   for (auto& span : batch) {
-    FlattenAttributes(*span);
-    if (transform) (*transform)(*span);
+    if (span->shared_attributes &&
+        !(apart && (!transform || (transform->leaves_unchanged &&
+                                   verdicts.Unchanged(span->shared_attributes, transform))))) {
+      FlattenAttributes(*span);
+    }
+    if (transform) transform->apply(*span);
     view.push_back(span.get());
   }
   ExportResult result =

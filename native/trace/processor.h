@@ -20,6 +20,11 @@ namespace djtrace {
 
 // Applied to every span before it is exported (the redactor, for one).
 using SpanTransform = std::function<void(SpanData&)>;
+// Whether a transform would leave a block of shared attributes as it is, changing and counting
+// nothing. With one, the batch processor asks once per block and, for a block left as it is,
+// hands the transform only each span's own attributes: so a transform given one must treat
+// each attribute on its own, as the redactor does.
+using SharedAttributesCheck = std::function<bool(const Attributes&)>;
 
 class SpanProcessor {
  public:
@@ -79,8 +84,8 @@ class BatchSpanProcessor final : public SpanProcessor {
   BatchStats Stats() const noexcept;
   const BatchOptions& options() const;
   // Replaces the transform applied before export (the provider's redactor); batches taken
-  // after the call use it.
-  void SetTransform(SpanTransform transform);
+  // after the call use it. `leaves_unchanged`: see SharedAttributesCheck.
+  void SetTransform(SpanTransform transform, SharedAttributesCheck leaves_unchanged = {});
 
   // Fork handling, called by the process-wide pthread_atfork handlers.
   void PrepareFork() noexcept;
@@ -91,9 +96,11 @@ class BatchSpanProcessor final : public SpanProcessor {
   // Everything the worker thread touches, shared with it, so that a worker still busy with a
   // hung exporter after Shutdown never outlives what it uses.
   struct State;
+  struct Transform;
+  class SharedVerdicts;
   static void WorkerLoop(std::shared_ptr<State> state);
-  static void ExportBatch(State& state, const SpanTransform* transform,
-                          std::vector<SpanPtr>& batch);
+  static void ExportBatch(State& state, const std::shared_ptr<const Transform>& transform,
+                          SharedVerdicts& verdicts, std::vector<SpanPtr>& batch);
   void StartWorkerLocked();
 
   std::shared_ptr<State> state_;

@@ -44,6 +44,46 @@ TEST(OtlpProtoTest, AppendsToWhatIsAlreadyThere) {
   EXPECT_EQ(out, "prefix" + Encode(batch));
 }
 
+// Spans of a batch pointing to blocks of shared attributes, as the batch processor hands them
+// over, and the same spans with the blocks merged into their own attributes.
+struct SharedCase {
+  Batch apart, merged;
+};
+
+SharedCase MakeSharedCase(const std::shared_ptr<const Attributes>& block, int spans) {
+  SharedCase c;
+  for (Batch* b : {&c.apart, &c.merged}) {
+    for (int i = 1; i <= spans; ++i) {
+      SpanData& s = AddSpan(*b, "query " + std::to_string(i), i, ResourceMain(), ScopeMain());
+      s.attributes = {testing::Int("db.response.returned_rows", i)};
+      s.shared_attributes = block;
+    }
+    // One span of its own, with a malformed value: the rest of the batch is repaired too.
+    AddSpan(*b, "own", spans + 1, ResourceMain(), ScopeMain()).attributes = {
+        {"note", std::string("caf\xc3")}};
+  }
+  for (auto& s : c.merged.owned) FlattenAttributes(*s);
+  return c;
+}
+
+TEST(OtlpProtoTest, SharedAttributesEncodeAsIfMergedIntoEachSpan) {
+  auto block = std::make_shared<const Attributes>(Attributes{
+      {"db.system.name", std::string("postgresql")},
+      {"db.query.text", std::string("SELECT id FROM orders WHERE id = %s")},
+      testing::Int("code.lineno", 42),
+      {"code.filepath", std::string("/srv/app/\xff/views.py")},  // repaired in the block too
+      {"list", std::vector<std::string>{"a", "b"}},
+  });
+  SharedCase c = MakeSharedCase(block, 3);
+  const std::string merged = Encode(c.merged);
+  EXPECT_EQ(ToHex(Encode(c.apart)), ToHex(merged));
+  EXPECT_EQ(ToHex(Encode(c.apart)), ToHex(merged));  // the block's bytes are kept per batch
+  // The next batch's blocks are its own, wherever they sit.
+  auto other = std::make_shared<const Attributes>(Attributes{{"db.system.name", std::string("x")}});
+  SharedCase d = MakeSharedCase(other, 2);
+  EXPECT_EQ(ToHex(Encode(d.apart)), ToHex(Encode(d.merged)));
+}
+
 TEST(OtlpProtoTest, EmptyBatchIsAnEmptyMessage) {
   std::string out;
   EncodeExportTraceServiceRequest({}, out);

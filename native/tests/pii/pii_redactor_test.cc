@@ -250,6 +250,32 @@ TEST(RedactorTest, OutputStaysWithinTheBound) {
   EXPECT_EQ(many, "[REDACTED]");
 }
 
+TEST(RedactorTest, LeavesUnchangedSaysWhatRedactSpanWouldDoToTheAttributesAndCountsNothing) {
+  auto r = WithProfile(Profile::kGdpr);
+  const Attributes each = {
+      {"db.query.text", std::string("SELECT id FROM orders WHERE email = %s")},
+      {"code.filepath", std::string("/home/alice@example.com/app/views.py")},
+      {"db.system.name", std::string("postgresql")},
+      {"http.request.header.cookie", std::vector<std::string>{"sessionid=abc"}},
+      {"app.tags", std::vector<std::string>{"a", "b"}},
+      {"code.lineno", int64_t{42}},
+      {"app.pin_token", int64_t{1234}},
+      {"app.empty", std::string()},
+  };
+  for (const Attribute& a : each) {
+    SpanData span;
+    span.attributes = {a};
+    r->RedactSpan(span);
+    const bool unchanged = span.attributes[0].key == a.key && span.attributes[0].value == a.value;
+    EXPECT_EQ(r->LeavesUnchanged({a}), unchanged) << a.key;
+  }
+  const auto before = r->CountersSnapshot();
+  EXPECT_FALSE(r->LeavesUnchanged(each));
+  EXPECT_TRUE(r->LeavesUnchanged({each[0], each[2], each[4], each[5], each[7]}));
+  EXPECT_TRUE(r->LeavesUnchanged({}));
+  EXPECT_EQ(r->CountersSnapshot(), before);
+}
+
 TEST(RedactorTest, RedactSpanCoversEveryTextField) {
   auto r = WithProfile(Profile::kGdpr);
   SpanData span;

@@ -443,6 +443,123 @@ TEST(BatchSpanProcessorTest, SetTransformAppliesToBatchesTakenAfterwards) {
   EXPECT_EQ(exporter->Names(), (Strings{"a", "b!", "c!", "d"}));
 }
 
+// Takes spans with their shared attributes apart, as the OTLP exporters do; keeps copies.
+class ApartExporter final : public SpanExporter {
+ public:
+  ExportResult Export(std::span<const SpanData* const> spans, Clock::time_point) noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const SpanData* s : spans) spans_.push_back(*s);
+    return ExportResult::kSuccess;
+  }
+  bool TakesSharedAttributes() const noexcept override { return true; }
+  std::vector<SpanData> Spans() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return spans_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<SpanData> spans_;
+};
+
+// A transform that treats each attribute on its own ("secret" becomes "***"), and its check.
+void MaskSecrets(SpanData& s) {
+  for (Attribute& a : s.attributes) {
+    if (auto* v = std::get_if<std::string>(&a.value); v && *v == "secret") *v = "***";
+  }
+}
+bool HasNoSecret(const Attributes& attributes) {
+  return std::none_of(attributes.begin(), attributes.end(), [](const Attribute& a) {
+    const auto* v = std::get_if<std::string>(&a.value);
+    return v && *v == "secret";
+  });
+}
+
+SpanPtr SpanSharing(const std::string& name, std::shared_ptr<const Attributes> block) {
+  SpanPtr s = MakeSpan(name);
+  s->attributes = {Attribute{"own", std::string("secret")}};
+  s->shared_attributes = std::move(block);
+  return s;
+}
+
+std::string StringAt(const Attributes& attributes, size_t i) {
+  return std::get<std::string>(attributes.at(i).value);
+}
+
+TEST(BatchSpanProcessorTest, ASharedBlockTheTransformLeavesAsItIsStaysApart) {
+  auto exporter = std::make_shared<ApartExporter>();
+  BatchSpanProcessor p(exporter, Options(100, 60s, 2));
+  std::atomic<int> checks{0};
+  p.SetTransform(MaskSecrets, [&checks](const Attributes& a) {
+    ++checks;
+    return HasNoSecret(a);
+  });
+  auto clean = std::make_shared<const Attributes>(Attributes{{"db", std::string("sqlite")}});
+  auto dirty = std::make_shared<const Attributes>(Attributes{{"path", std::string("secret")}});
+  for (int i = 0; i < 5; ++i) p.OnEnd(SpanSharing("clean", clean));  // batches of 2: 3 batches
+  for (int i = 0; i < 3; ++i) p.OnEnd(SpanSharing("dirty", dirty));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  EXPECT_EQ(checks.load(), 2);  // once per block, not per span or per batch
+  auto spans = exporter->Spans();
+  ASSERT_EQ(spans.size(), 8u);
+  for (const SpanData& s : spans) {
+    if (s.name == "clean") {
+      EXPECT_EQ(s.shared_attributes, clean);  // not copied, not handed to the transform
+      ASSERT_EQ(s.attributes.size(), 1u);
+      EXPECT_EQ(StringAt(s.attributes, 0), "***");
+    } else {
+      EXPECT_EQ(s.shared_attributes, nullptr);  // merged, then transformed with the span
+      ASSERT_EQ(s.attributes.size(), 2u);
+      EXPECT_EQ(s.attributes[0].key, "path");
+      EXPECT_EQ(StringAt(s.attributes, 0), "***");
+      EXPECT_EQ(StringAt(s.attributes, 1), "***");
+    }
+  }
+  EXPECT_EQ(StringAt(*dirty, 0), "secret");  // the block itself is never changed
+
+  // A new transform takes its own verdicts.
+  p.SetTransform(MaskSecrets, [&checks](const Attributes& a) {
+    ++checks;
+    return HasNoSecret(a);
+  });
+  p.OnEnd(SpanSharing("clean", clean));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  EXPECT_EQ(checks.load(), 3);
+}
+
+TEST(BatchSpanProcessorTest, SharedAttributesAreMergedUnlessTheExporterAndTransformAllowIt) {
+  auto block = std::make_shared<const Attributes>(Attributes{{"db", std::string("sqlite")}});
+  auto merged = [](const SpanData& s) { return !s.shared_attributes && s.attributes.size() == 2; };
+  {  // an exporter that wants them merged: the check is not even asked
+    auto exporter = std::make_shared<FakeExporter>();
+    BatchSpanProcessor p(exporter, Options(100, 60s, 512));
+    std::atomic<int> checks{0};
+    p.SetTransform(MaskSecrets, [&checks](const Attributes&) { return ++checks, true; });
+    p.OnEnd(SpanSharing("a", block));
+    ASSERT_TRUE(p.ForceFlush(5s));
+    ASSERT_EQ(exporter->Spans().size(), 1u);
+    EXPECT_TRUE(merged(exporter->Spans()[0]));
+    EXPECT_EQ(checks.load(), 0);
+  }
+  {  // a transform without a check: nothing is known of the block
+    auto exporter = std::make_shared<ApartExporter>();
+    BatchSpanProcessor p(exporter, Options(100, 60s, 512), MaskSecrets);
+    p.OnEnd(SpanSharing("a", block));
+    ASSERT_TRUE(p.ForceFlush(5s));
+    ASSERT_EQ(exporter->Spans().size(), 1u);
+    EXPECT_TRUE(merged(exporter->Spans()[0]));
+  }
+  {  // no transform at all: the block stays apart
+    auto exporter = std::make_shared<ApartExporter>();
+    BatchSpanProcessor p(exporter, Options(100, 60s, 512));
+    p.OnEnd(SpanSharing("a", block));
+    ASSERT_TRUE(p.ForceFlush(5s));
+    ASSERT_EQ(exporter->Spans().size(), 1u);
+    EXPECT_EQ(exporter->Spans()[0].shared_attributes, block);
+    EXPECT_EQ(StringAt(exporter->Spans()[0].attributes, 0), "secret");
+  }
+}
+
 TEST(BatchSpanProcessorTest, FailedExportsAreCounted) {
   auto exporter = std::make_shared<FakeExporter>();
   exporter->SetResult(ExportResult::kFailure);

@@ -1,6 +1,8 @@
 """End to end: a Django view puts PII and secrets into the URL, the query string, headers, a
-SQL literal, an exception message, a custom attribute, an event and a log line; the bytes a
-real OTLP receiver gets hold none of the raw values, under both profiles."""
+SQL literal, an exception message, a custom attribute, an event and a log line, and the
+database's file sits in a directory named by an e-mail address (db.namespace, one of the
+attributes every query of a statement shares); the bytes a real OTLP receiver gets hold none of
+the raw values, under both profiles."""
 
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ PERSONAL = {"email": "alice.smith@example.com", "phone": "+44 20 7946 0958",
             "ip": "203.0.113.77"}
 
 APP = textwrap.dedent('''
-    import logging, sys
+    import logging, os, sys
     import django
     from django.conf import settings
 
     endpoint, profile = sys.argv[1], sys.argv[2]
+    os.makedirs("alice.smith@example.com", exist_ok=True)
     settings.configure(
         DEBUG=False,
         SECRET_KEY="test",
@@ -37,7 +40,8 @@ APP = textwrap.dedent('''
         ROOT_URLCONF=__name__,
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "djtrace"],
         MIDDLEWARE=[],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
+                               "NAME": "alice.smith@example.com/shop.sqlite3"}},
         DJTRACE={"pii": profile, "exporters": ["otlp"], "otlp_endpoint": endpoint,
                  "bsp_schedule_delay_ms": 50, "service_name": "pii-e2e"},
         LOGGING_CONFIG=None,
@@ -97,7 +101,13 @@ def test_django_request_leaks_nothing(profile: str, tmp_path: Path) -> None:
         raw = receiver.received.raw_bytes()
     names = {span.name for _, _, span in spans}
     assert "GET users/<str:email>/" in names, names
-    assert any(span.name.startswith("SELECT") for _, _, span in spans)
+    queries = [span for _, _, span in spans if span.name.startswith("SELECT")]
+    assert len(queries) == 2  # one per request
+    for query in queries:
+        namespace = next(kv.value.string_value for kv in query.attributes
+                         if kv.key == "db.namespace")
+        assert namespace.endswith("/shop.sqlite3")
+        assert ("alice.smith@example.com" in namespace) == (profile != "gdpr")
     for label, secret in SECRETS.items():
         assert secret.encode() not in raw, label
     for label, value in PERSONAL.items():
