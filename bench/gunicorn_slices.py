@@ -10,6 +10,11 @@ requests from --concurrency keep-alive connections while the others idle, and id
 --settle seconds after it, so that the spans of its slice are exported (every stack's batch
 processor waits at most OTEL_BSP_SCHEDULE_DELAY=100 ms here) before the next server's slice.
 
+--page bench serves, instead of the order service's mix, issue 3's page: the test project's
+/bench/ (bench/django_requests.py's page: six queries, a template with an include, two cache
+calls, ten middleware), here on the run's PostgreSQL and with Django's Redis cache, every
+request the same.
+
 Per slice: throughput (requests over the slice's wall time) and the server's CPU per request
 (user + system time of its process tree, from the slice's start to the end of its settle time:
 export included). Reported: 10th percentile and median of each, their ratio to untraced by
@@ -17,7 +22,7 @@ medians, and the ratio paired within each round (median and quartiles). "speed" 
 CPU per request over the configuration's: the throughput a CPU-bound server keeps.
 
     .venv/bin/python bench/gunicorn_slices.py [--rounds 40] [--requests 200] [--concurrency 10]
-        [--settle 0.4] [--configs untraced,otel-100,djtrace-100]
+        [--settle 0.4] [--configs untraced,otel-100,djtrace-100] [--page mix|bench]
 
 Two builds of djtrace side by side: install the other one into a directory of its own
 (`git worktree add /tmp/base <commit> && cd /tmp/base && pip install --no-deps
@@ -31,11 +36,14 @@ scripts/bench.sh installs what this needs; run alone, this starts PostgreSQL and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
+import textwrap
 import time
 from types import SimpleNamespace
 
@@ -44,6 +52,38 @@ sys.path.insert(0, BENCH)
 
 import run  # noqa: E402  (its Session: the app, mix, sinks and environments of the macro runs)
 from harness import loadgen, macro, procs, services  # noqa: E402
+
+PAGE_PROJECT = os.path.join(os.path.dirname(BENCH), "tests", "integrations", "django")
+PAGE_SETUP = textwrap.dedent("""
+    import django
+    from harness.prepare import fresh_database
+    fresh_database()
+    django.setup()
+    from django.core.management import call_command
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    from django.contrib.auth.models import User
+    from project.web.models import Note
+    for i in range(5):
+        User.objects.create(username=f"user{i}")
+        Note.objects.create(title=f"note {i}")
+""")
+
+
+def choose_bench_page(session: run.Session) -> None:
+    """Issue 3's page as the target: the test project's /bench/, its database made afresh on
+    the run's PostgreSQL with bench/django_requests.py's rows."""
+    session.app_path = PAGE_PROJECT
+    session.settings = "project.settings"
+    session.target = "tests/integrations/django, GET /bench/ (project.settings)"
+    env = session.env_of("untraced", endpoint="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-c", PAGE_SETUP], env=env, cwd=PAGE_PROJECT,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise SystemExit(f"gunicorn_slices: preparing /bench/ failed: {done.stderr[-800:]}")
+    session.mix = {"requests": [{"label": "bench", "method": "GET", "path": "/bench/"}]}
+    session.mix_path = os.path.join(session.tmp, "mix.json")
+    with open(session.mix_path, "w") as f:
+        json.dump(session.mix, f)
 
 
 def serve_slice(server: macro.Server, spec: dict, requests: int, concurrency: int,
@@ -123,6 +163,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.4,
                         help="seconds each server idles after its slice, its export included")
     parser.add_argument("--configs", default="untraced,otel-100,djtrace-100")
+    parser.add_argument("--page", choices=("mix", "bench"), default="mix",
+                        help="the order service's endpoint mix, or issue 3's /bench/ page")
     args = parser.parse_args()
     configs = args.configs.split(",")
     if configs[0] != "untraced":
@@ -144,13 +186,19 @@ def main() -> None:
     try:
         for c in configs:
             session.sinks[c] = run.Sink()
-        session.choose_target()
+        if args.page == "bench":
+            choose_bench_page(session)
+        else:
+            session.choose_target()
         log_dir = os.path.join(session.tmp, "logs")
         os.makedirs(log_dir, exist_ok=True)
         for c in configs:
             env = session.env_of(c)
             env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
-            servers.append(macro.Server("gunicorn", c, workers, env, log_dir))
+            server = macro.Server("gunicorn", c, workers, env, log_dir)
+            if args.page == "bench":
+                server.ready_path = "/bench/"  # the test project has no /health/
+            servers.append(server)
         run.log(f"gunicorn: starting {len(servers)} servers of {workers} workers")
         macro.start_all(servers, timeout=180)
         spec = session.mix

@@ -41,6 +41,7 @@ class Server:
         if kind == "uvicorn":
             self.env["BENCH_CONN_MAX_AGE"] = "0"
         self.log_path = os.path.join(log_dir, f"{kind}-{config}-{self.port}.log")
+        self.ready_path = "/health/"  # answered 200 once the server is up
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -57,7 +58,7 @@ class Server:
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/health/"
+        url = f"http://127.0.0.1:{self.port}{self.ready_path}"
         ok = 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
