@@ -10,6 +10,10 @@ requests from --concurrency keep-alive connections while the others idle, and id
 --settle seconds after it, so that the spans of its slice are exported (every stack's batch
 processor waits at most OTEL_BSP_SCHEDULE_DELAY=100 ms here) before the next server's slice.
 
+--server uvicorn runs the same slices under ASGI instead: one uvicorn process per configuration
+(Django runs a sync view in one thread per process there anyway), with CONN_MAX_AGE=0 as
+Django advises for ASGI without a connection pool, as bench/run.py's uvicorn runs do.
+
 --page bench serves, instead of the order service's mix, issue 3's page: the test project's
 /bench/ (bench/django_requests.py's page: six queries, a template with an include, two cache
 calls, ten middleware), here on the run's PostgreSQL and with Django's Redis cache, every
@@ -19,10 +23,13 @@ Per slice: throughput (requests over the slice's wall time) and the server's CPU
 (user + system time of its process tree, from the slice's start to the end of its settle time:
 export included). Reported: 10th percentile and median of each, their ratio to untraced by
 medians, and the ratio paired within each round (median and quartiles). "speed" is untraced's
-CPU per request over the configuration's: the throughput a CPU-bound server keeps.
+CPU per request over the configuration's: the throughput a CPU-bound server keeps. "other
+threads": the part of that CPU spent outside the processes' main threads (a tracer's export
+thread; Gunicorn's sync workers and uvicorn serve on the main thread).
 
     .venv/bin/python bench/gunicorn_slices.py [--rounds 40] [--requests 200] [--concurrency 10]
         [--settle 0.4] [--configs untraced,otel-100,djtrace-100] [--page mix|bench]
+        [--server gunicorn|uvicorn]
 
 Two builds of djtrace side by side: install the other one into a directory of its own
 (`git worktree add /tmp/base <commit> && cd /tmp/base && pip install --no-deps
@@ -93,6 +100,7 @@ def serve_slice(server: macro.Server, spec: dict, requests: int, concurrency: in
     target = SimpleNamespace(host="127.0.0.1", port=server.port)
     quota = max(1, requests // concurrency)
     cpu0 = procs.cpu_seconds(pids)
+    threads0 = procs.thread_cpu_seconds(pids)
     t0 = time.perf_counter()
     workers = [loadgen.Worker(k, target, spec, t0, t0, t0 + 600.0, quota)
                for k in range(concurrency)]
@@ -103,11 +111,13 @@ def serve_slice(server: macro.Server, spec: dict, requests: int, concurrency: in
     wall = time.perf_counter() - t0
     time.sleep(settle)
     cpu = procs.cpu_seconds(pids) - cpu0
+    threads = procs.thread_cpu_seconds(pids) - threads0
     done = sum(w.completed for w in workers)
     latencies = sorted(x for w in workers for x in w.latencies)
     return {
         "throughput": done / wall if wall > 0 else 0.0,
         "cpu_ms": cpu / done * 1e3 if done else float("nan"),
+        "threads_us": threads / done * 1e6 if done else float("nan"),
         "p50_us": latencies[len(latencies) // 2] if latencies else 0,
         "p99_us": latencies[int(len(latencies) * 0.99)] if latencies else 0,
         "errors": sum(w.errors for w in workers),
@@ -124,12 +134,13 @@ def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
     base = "untraced"
     rounds = len(rows[base])
     med = {c: {k: statistics.median(r[k] for r in rows[c])
-               for k in ("throughput", "cpu_ms", "p50_us", "p99_us")} for c in configs}
+               for k in ("throughput", "cpu_ms", "threads_us", "p50_us", "p99_us")}
+           for c in configs}
     lines = [
         "| configuration | req/s, 10th pct / median | x untraced (medians) | paired [quartiles] "
-        "| CPU ms/request, median | speed (CPU) | paired [quartiles] | p50 / p99 µs (medians) "
-        "| errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms/request, median | other threads µs/request | speed (CPU) | paired [quartiles] "
+        "| p50 / p99 µs (medians) | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in configs:
         tp = [r["throughput"] for r in rows[c]]
@@ -148,7 +159,8 @@ def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
             speed = f"{med[base]['cpu_ms'] / med[c]['cpu_ms']:.3f}"
         lines.append(
             f"| {c} | {quantile(tp, 0.1):,.0f} / {med[c]['throughput']:,.0f} | {x_tp} | "
-            f"{paired_tp} | {med[c]['cpu_ms']:.2f} | {speed} | {paired_speed} | "
+            f"{paired_tp} | {med[c]['cpu_ms']:.2f} | {med[c]['threads_us']:,.0f} | {speed} | "
+            f"{paired_speed} | "
             f"{med[c]['p50_us']:,.0f} / {med[c]['p99_us']:,.0f} | {errors} |")
     return "\n".join(lines)
 
@@ -163,6 +175,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.4,
                         help="seconds each server idles after its slice, its export included")
     parser.add_argument("--configs", default="untraced,otel-100,djtrace-100")
+    parser.add_argument("--server", choices=("gunicorn", "uvicorn"), default="gunicorn")
     parser.add_argument("--page", choices=("mix", "bench"), default="mix",
                         help="the order service's endpoint mix, or issue 3's /bench/ page")
     args = parser.parse_args()
@@ -179,7 +192,7 @@ def main() -> None:
 
     session = run.Session(argparse.Namespace(quick=False, rounds=0, concurrency=0, only="",
                                              command=""))
-    workers = session.p["workers"]
+    workers = session.p["workers"] if args.server == "gunicorn" else 1
     concurrency = args.concurrency or session.p["concurrency"]
     started = services.ensure({"postgres": run.PG_PORT, "redis": run.REDIS_PORT})
     servers: list[macro.Server] = []
@@ -195,11 +208,11 @@ def main() -> None:
         for c in configs:
             env = session.env_of(c)
             env["OTEL_BSP_SCHEDULE_DELAY"] = "100"
-            server = macro.Server("gunicorn", c, workers, env, log_dir)
+            server = macro.Server(args.server, c, workers, env, log_dir)
             if args.page == "bench":
                 server.ready_path = "/bench/"  # the test project has no /health/
             servers.append(server)
-        run.log(f"gunicorn: starting {len(servers)} servers of {workers} workers")
+        run.log(f"{args.server}: starting {len(servers)} servers of {workers} workers")
         macro.start_all(servers, timeout=180)
         spec = session.mix
         rows: dict[str, list[dict]] = {c: [] for c in configs}
@@ -219,7 +232,9 @@ def main() -> None:
                     rows[s.config].append(row)
             if r >= 0 and (r + 1) % 10 == 0:
                 run.log(f"round {r + 1}/{args.rounds}")
-        print(f"Gunicorn, {workers} sync workers per server, {concurrency} connections, "
+        kind = (f"Gunicorn, {workers} sync workers" if args.server == "gunicorn"
+                else "uvicorn, one process")
+        print(f"{kind} per server, {concurrency} connections, "
               f"{args.rounds} rounds of {args.requests} requests per server, settle "
               f"{args.settle} s; {session.target}; {session.mix_text()}")
         print(f"machine: {procs.machine()}")

@@ -45,6 +45,33 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def thread_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of the threads of `pids` other than each process's main
+    thread (a tracer's export thread, for one). Threads that ended are not counted."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            if int(tid) == pid:
+                continue
+            fields = _stat_path(f"/proc/{pid}/task/{tid}/stat")
+            if fields is not None:
+                total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def _stat_path(path: str) -> list[str] | None:
+    try:
+        with open(path) as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
 # What counters() reads: user and system CPU milliseconds, minor and major page faults,
 # voluntary and involuntary context switches.
 COUNTERS = ("user_ms", "sys_ms", "minflt", "majflt", "vcsw", "ivcsw")
