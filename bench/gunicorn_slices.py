@@ -24,8 +24,8 @@ Per slice: throughput (requests over the slice's wall time) and the server's CPU
 export included). Reported: 10th percentile and median of each, their ratio to untraced by
 medians, and the ratio paired within each round (median and quartiles). "speed" is untraced's
 CPU per request over the configuration's: the throughput a CPU-bound server keeps. "other
-threads": the part of that CPU spent outside the processes' main threads (a tracer's export
-thread; Gunicorn's sync workers and uvicorn serve on the main thread).
+threads": the CPU spent outside the processes' main threads (a tracer's export thread;
+Gunicorn's sync workers and uvicorn serve on the main thread), over the whole run.
 
     .venv/bin/python bench/gunicorn_slices.py [--rounds 40] [--requests 200] [--concurrency 10]
         [--settle 0.4] [--configs untraced,otel-100,djtrace-100] [--page mix|bench]
@@ -117,7 +117,7 @@ def serve_slice(server: macro.Server, spec: dict, requests: int, concurrency: in
     return {
         "throughput": done / wall if wall > 0 else 0.0,
         "cpu_ms": cpu / done * 1e3 if done else float("nan"),
-        "threads_us": threads / done * 1e6 if done else float("nan"),
+        "threads_s": threads,
         "p50_us": latencies[len(latencies) // 2] if latencies else 0,
         "p99_us": latencies[int(len(latencies) * 0.99)] if latencies else 0,
         "errors": sum(w.errors for w in workers),
@@ -134,8 +134,7 @@ def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
     base = "untraced"
     rounds = len(rows[base])
     med = {c: {k: statistics.median(r[k] for r in rows[c])
-               for k in ("throughput", "cpu_ms", "threads_us", "p50_us", "p99_us")}
-           for c in configs}
+               for k in ("throughput", "cpu_ms", "p50_us", "p99_us")} for c in configs}
     lines = [
         "| configuration | req/s, 10th pct / median | x untraced (medians) | paired [quartiles] "
         "| CPU ms/request, median | other threads µs/request | speed (CPU) | paired [quartiles] "
@@ -145,6 +144,7 @@ def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
     for c in configs:
         tp = [r["throughput"] for r in rows[c]]
         errors = sum(r["errors"] for r in rows[c])
+        threads_us = sum(r["threads_s"] for r in rows[c]) / sum(r["served"] for r in rows[c]) * 1e6
         if c == base:
             paired_tp = paired_speed = "–"
             x_tp = speed = "1"
@@ -159,7 +159,7 @@ def report(rows: dict[str, list[dict]], configs: list[str]) -> str:
             speed = f"{med[base]['cpu_ms'] / med[c]['cpu_ms']:.3f}"
         lines.append(
             f"| {c} | {quantile(tp, 0.1):,.0f} / {med[c]['throughput']:,.0f} | {x_tp} | "
-            f"{paired_tp} | {med[c]['cpu_ms']:.2f} | {med[c]['threads_us']:,.0f} | {speed} | "
+            f"{paired_tp} | {med[c]['cpu_ms']:.2f} | {threads_us:,.0f} | {speed} | "
             f"{paired_speed} | "
             f"{med[c]['p50_us']:,.0f} / {med[c]['p99_us']:,.0f} | {errors} |")
     return "\n".join(lines)

@@ -46,8 +46,10 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def thread_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time so far of the threads of `pids` other than each process's main
-    thread (a tracer's export thread, for one). Threads that ended are not counted."""
+    """CPU time so far of the threads of `pids` other than each process's main thread (a
+    tracer's export thread, for one), in nanoseconds from /proc's schedstat: the 10-ms ticks of
+    /proc's stat are coarser than such a thread's share of a short slice. Threads that ended are
+    not counted."""
     total = 0
     for pid in pids:
         try:
@@ -57,19 +59,12 @@ def thread_cpu_seconds(pids: list[int]) -> float:
         for tid in tids:
             if int(tid) == pid:
                 continue
-            fields = _stat_path(f"/proc/{pid}/task/{tid}/stat")
-            if fields is not None:
-                total += int(fields[11]) + int(fields[12])
-    return total / _TICK
-
-
-def _stat_path(path: str) -> list[str] | None:
-    try:
-        with open(path) as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2:].split()
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 # What counters() reads: user and system CPU milliseconds, minor and major page faults,
