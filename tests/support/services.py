@@ -32,30 +32,21 @@ def stop(*names: str) -> None:
     subprocess.run(["bash", str(SERVICES), "stop", *names], check=False, capture_output=True)
 
 
+def _database(engine: str, name: str, user: str, port: int, **extra) -> dict:
+    return {"ENGINE": engine, "NAME": name, "USER": user, "PASSWORD": "", "HOST": "127.0.0.1",
+            "PORT": str(port), **extra}
+
+
 def postgres_settings(name: str = "djtrace_test") -> dict:
     """A Django DATABASES entry for the test server."""
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": "postgres",
-        "PASSWORD": "",
-        "HOST": "127.0.0.1",
-        "PORT": str(PG_PORT),
-    }
+    return _database("django.db.backends.postgresql", name, "postgres", PG_PORT)
 
 
 def mysql_settings(name: str = "djtrace_test") -> dict:
     """A Django DATABASES entry for the MariaDB test server (Django's MySQL backend)."""
-    return {
-        "ENGINE": "django.db.backends.mysql",
-        "NAME": name,
-        "USER": "djtrace",
-        "PASSWORD": "",
-        "HOST": "127.0.0.1",
-        "PORT": str(MYSQL_PORT),
-        "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
-    }
+    return _database("django.db.backends.mysql", name, "djtrace", MYSQL_PORT,
+                     OPTIONS={"charset": "utf8mb4"},
+                     TEST={"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
 
 
 def redis_url(db: int = 0) -> str:
