@@ -2,6 +2,7 @@
 // wrappers (Django middleware, their hooks, views, templates) would otherwise spend five
 // Python-level calls per span on `with tracer.start_as_current_span(...)`: the scope object,
 // its __enter__ and __exit__, keyword parsing, and the exception bookkeeping of the block.
+#include <algorithm>
 #include <vector>
 
 #include "common.h"
@@ -665,7 +666,8 @@ PyMethodDef g_template_render_def = {
 // their result in other ways, exported keys and tracers that are not djtrace's native one go
 // to the Python wrapper (`fallback`), which handles every case.
 struct CacheState {
-  PyObject* method;        // the backend's bound method
+  PyObject* method;        // the backend's bound method, or its function when `self_ref`
+  PyObject* self_ref;      // a weak reference to the backend, or null
   PyObject* fallback;      // the Python wrapper
   PyObject* name;          // "cache.get"
   PyObject* attributes;    // the fixed attributes (dict)
@@ -683,12 +685,81 @@ struct CacheState {
   LimitedAttributes shared = {};  // `attributes`, converted on first use
   SeenSettings seen;              // cache_spans, cache_keys, cache_repeat_threshold
 
+  // Every reference, for the garbage collector (CacheStateHolder).
+  template <class F>
+  void ForEachRef(F&& f) {
+    for (PyObject** o :
+         {&method, &self_ref, &fallback, &name, &attributes, &alias, &in_call, &call_record,
+          &settings_mod, &suppressed, &holder, &get_tracer, &record_get})
+      f(*o);
+  }
   ~CacheState() {
-    for (PyObject* o : {method, fallback, name, attributes, alias, in_call, call_record,
-                        settings_mod, suppressed, holder, get_tracer, record_get})
-      Py_XDECREF(o);
+    ForEachRef([](PyObject*& o) { Py_CLEAR(o); });
   }
 };
+
+// The owner of a CacheState, as the `self` of its wrapper. The wrapper sits in its backend's
+// __dict__ and `method` is bound to that backend: a cycle. Under ASGI, Django makes each request
+// its own backends and drops them after; a capsule would hide the cycle from the garbage
+// collector and every backend would leak, with its client and connection pool. So this object
+// shows the collector its references, and can drop them.
+struct CacheStateHolder {
+  PyObject_HEAD CacheState* state;
+};
+
+int CacheStateHolderTraverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  if (CacheState* st = reinterpret_cast<CacheStateHolder*>(self)->state) {
+    int failed = 0;
+    st->ForEachRef([&](PyObject*& o) {
+      if (!failed && o) failed = visit(o, arg);
+    });
+    if (failed) return failed;
+  }
+  return 0;
+}
+
+int CacheStateHolderClear(PyObject* self) {
+  if (CacheState* st = reinterpret_cast<CacheStateHolder*>(self)->state)
+    st->ForEachRef([](PyObject*& o) { Py_CLEAR(o); });
+  return 0;
+}
+
+void CacheStateHolderDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  auto* holder = reinterpret_cast<CacheStateHolder*>(self);
+  delete holder->state;
+  holder->state = nullptr;
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyType_Slot g_cache_state_holder_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(CacheStateHolderDealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(CacheStateHolderTraverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(CacheStateHolderClear)},
+    {0, nullptr}};
+
+PyType_Spec g_cache_state_holder_spec = {"djtrace._native.CacheState", sizeof(CacheStateHolder), 0,
+                                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                         g_cache_state_holder_slots};
+
+PyTypeObject* g_cache_state_holder_type = nullptr;
+
+// A new holder owning `st` (deleted on failure).
+nb::object HoldCacheState(CacheState* st) {
+  auto* holder = g_cache_state_holder_type
+                     ? PyObject_GC_New(CacheStateHolder, g_cache_state_holder_type)
+                     : nullptr;
+  if (!holder) {
+    delete st;
+    throw nb::python_error();
+  }
+  holder->state = st;
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(holder));
+  return nb::steal(reinterpret_cast<PyObject*>(holder));
+}
 
 PyObject* g_str_call = nullptr;
 PyObject* g_str_cache_spans = nullptr;
@@ -700,12 +771,38 @@ PyObject* g_str_version = nullptr;
 
 PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
                     PyObject* kwnames) {
-  auto* st = reinterpret_cast<CacheState*>(PyCapsule_GetPointer(state_obj, nullptr));
-  if (!st) return nullptr;
+  CacheState* st = reinterpret_cast<CacheStateHolder*>(state_obj)->state;
+  if (!st || !st->method || !st->fallback) {  // cleared by the garbage collector
+    PyErr_SetString(PyExc_ReferenceError, "djtrace: this cache method's backend is gone");
+    return nullptr;
+  }
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
   auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
   if (!st->native_ok) return fallback();
-  auto plain = [&] { return PyObject_Vectorcall(st->method, args, nargs, kwnames); };
+  auto plain = [&]() -> PyObject* {
+    if (!st->self_ref) return PyObject_Vectorcall(st->method, args, nargs, kwnames);
+    PyObject* self = PyWeakref_GetObject(st->self_ref);  // borrowed
+    if (!self) return nullptr;
+    if (self == Py_None) {
+      PyErr_SetString(PyExc_ReferenceError, "djtrace: this cache method's backend is gone");
+      return nullptr;
+    }
+    // The function with the backend in front of the arguments (keyword values included).
+    const Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject* small[8];
+    std::unique_ptr<PyObject*[]> large;
+    PyObject** with_self = small;
+    if (total + 1 > 8) {
+      large.reset(new PyObject*[total + 1]);
+      with_self = large.get();
+    }
+    with_self[0] = self;
+    std::copy(args, args + total, with_self + 1);
+    Py_INCREF(self);
+    PyObject* result = PyObject_Vectorcall(st->method, with_self, nargs + 1, kwnames);
+    Py_DECREF(self);
+    return result;
+  };
   // The checks below never raise into the application: a failure means an untraced call.
   PyObject* outer = PyObject_GetAttr(st->in_call, g_str_call);
   if (!outer) {
@@ -946,6 +1043,9 @@ void Bind(nb::module_& m) {
       "holder"_a, "get_tracer"_a, "attributes"_a,
       "A method for Template.render / ExtendsNode.render: `orig` in a span `render <name>` "
       "while template spans are recorded.");
+  g_cache_state_holder_type =
+      reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_cache_state_holder_spec));
+  if (!g_cache_state_holder_type) throw nb::python_error();
   g_str_call = PyUnicode_InternFromString("call");
   g_str_cache_spans = PyUnicode_InternFromString("cache_spans");
   g_str_cache_keys = PyUnicode_InternFromString("cache_keys");
@@ -955,11 +1055,14 @@ void Bind(nb::module_& m) {
   g_str_version = PyUnicode_InternFromString("version");
   m.def(
       "cache_call",
-      [](nb::object method, nb::object fallback, nb::str name, nb::dict attributes,
-         nb::object alias, nb::object in_call, nb::object call_record, nb::object settings_mod,
-         nb::object suppressed, nb::object holder, nb::object get_tracer, nb::object record_get,
-         int kind, bool is_get, bool native_ok) {
+      [](nb::object method, nb::object self_ref, nb::object fallback, nb::str name,
+         nb::dict attributes, nb::object alias, nb::object in_call, nb::object call_record,
+         nb::object settings_mod, nb::object suppressed, nb::object holder, nb::object get_tracer,
+         nb::object record_get, int kind, bool is_get, bool native_ok) {
+        if (!self_ref.is_none() && !PyWeakref_CheckRef(self_ref.ptr()))
+          throw nb::type_error("cache_call: self_ref must be a weak reference or None");
         auto* st = new CacheState{method.release().ptr(),
+                                  self_ref.is_none() ? nullptr : self_ref.release().ptr(),
                                   fallback.release().ptr(),
                                   name.release().ptr(),
                                   attributes.release().ptr(),
@@ -974,13 +1077,15 @@ void Bind(nb::module_& m) {
                                   kind,
                                   is_get,
                                   native_ok};
-        // Backends are made per thread: the state goes with the wrapper.
-        nb::object capsule = OwnedCapsule(st);
-        return nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
+        // Backends are made per thread, and per request under ASGI: the state goes with the
+        // wrapper, in an object the garbage collector can see through.
+        nb::object state = HoldCacheState(st);
+        return nb::steal(PyCFunction_NewEx(&g_cache_call_def, state.ptr(), nullptr));
       },
-      "method"_a, "fallback"_a, "name"_a, "attributes"_a, "alias"_a, "in_call"_a, "call_record"_a,
-      "settings_module"_a, "suppressed"_a, "holder"_a, "get_tracer"_a, "record_get"_a, "kind"_a,
-      "is_get"_a, "native_ok"_a, "A cache backend method in a span `cache.<op>` (see CacheCall).");
+      "method"_a, "self_ref"_a.none(), "fallback"_a, "name"_a, "attributes"_a, "alias"_a,
+      "in_call"_a, "call_record"_a, "settings_module"_a, "suppressed"_a, "holder"_a, "get_tracer"_a,
+      "record_get"_a, "kind"_a, "is_get"_a, "native_ok"_a,
+      "A cache backend method in a span `cache.<op>` (see CacheCall).");
   m.def(
       "is_cache_call",
       [](nb::handle f) {

@@ -582,6 +582,35 @@ def _repeated_gets(span):
     return [e for e in span.events if e.name == "djtrace.cache.repeated_get"]
 
 
+def test_a_cache_backend_made_per_request_is_freed_after_it(spans):
+    """Under ASGI Django makes each request its own cache backends (its connection handler is
+    local to the request's context) and drops them afterwards. Each has djtrace's wrappers
+    in its __dict__: they must not keep it alive. A reference back, hidden from the garbage
+    collector, leaked every request's backends and what they hold (a Redis client and its
+    connection pool, sockets included)."""
+    import contextvars
+    import gc
+    import weakref
+
+    from django.core.cache import CacheHandler
+
+    def request() -> weakref.ref:
+        # Django's handler keeps its backends in the context: each request runs in its own.
+        backend = CacheHandler()["default"]
+        backend.set("per-request", 1)
+        assert backend.get("per-request") == 1
+        return weakref.ref(backend)
+
+    gc.disable()
+    try:
+        refs = [contextvars.copy_context().run(request) for _ in range(3)]
+        assert spans.names().count("cache.get") == 3  # the backends were traced
+        # Freed as the request drops them, without waiting for a collection.
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        gc.enable()
+
+
 def test_repeated_cache_reads_are_flagged_on_a_root_the_application_started(spans):
     # No request, no query: the root is the application's own span.
     from opentelemetry import trace

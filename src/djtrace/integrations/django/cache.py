@@ -26,6 +26,8 @@ DJTRACE["cache_keys"]).
 from __future__ import annotations
 
 import threading
+import types
+import weakref
 from typing import Any
 
 from djtrace import _native
@@ -153,8 +155,20 @@ def _record_result(span: Any, op: str, result: Any, record: _Call, attrs: dict) 
         span.set_attribute("djtrace.cache.misses", max(attrs["djtrace.cache.key_count"] - hits, 0))
 
 
-def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
+def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     name = f"cache.{op}"
+    # The wrapper goes into the backend's __dict__, so it holds its backend weakly: under ASGI
+    # Django makes each request its own backends, and a reference back would leave each one
+    # (its client and connection pool too) to the garbage collector instead of freeing it when
+    # the request drops it.
+    owner_ref = func = None
+    if isinstance(bound, types.MethodType):
+        try:
+            owner_ref = weakref.ref(bound.__self__)
+            func = bound.__func__
+        except TypeError:  # a backend without weak references: held strongly
+            owner_ref = None
+    strong = bound if owner_ref is None else None
     is_get = op == "get"
     is_many = op in _MANY
     reads_result = op in ("has_key", "get_or_set", "get_many")
@@ -165,6 +179,12 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     start_current_span = _native.start_current_span
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        method = strong
+        if method is None:
+            owner = owner_ref()
+            if owner is None:
+                raise ReferenceError("djtrace: this cache method's backend is gone")
+            method = types.MethodType(func, owner)
         outer = in_call.call
         if outer is not None:  # the backend calling itself: part of the outer span
             result = method(*args, **kwargs)
@@ -223,13 +243,14 @@ def _wrap(method: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
         finally:
             in_call.call = None
 
-    call.__wrapped__ = method
+    call.__wrapped__ = strong if strong is not None else func
     call._djtrace_cache = True
     # The common case (a single-key operation, no exported keys, djtrace's tracer) runs
     # natively; `call` stays the wrapper for everything else.
     return _native.cache_call(
-        method, call, name, fixed, alias, in_call, _NATIVE_CALL, dj_settings, SUPPRESSED,
-        _state, _state.tracer, _native.record_cache_get,  # noqa: SLF001
+        strong if strong is not None else func, owner_ref, call, name, fixed, alias, in_call,
+        _NATIVE_CALL, dj_settings, SUPPRESSED, _state, _state.tracer,
+        _native.record_cache_get,  # noqa: SLF001
         kind_code, is_get, not is_many and not reads_result)
 
 

@@ -554,7 +554,9 @@ def install() -> None:
         try:
             await orig_handle(self, scope, receive, send)
         finally:
-            rs = scope.get("djtrace.request_span") if type(scope) is dict else None
+            # Taken out of the scope: the request holds the scope and the request span holds
+            # the request, a cycle that would leave them all to the garbage collector.
+            rs = scope.pop("djtrace.request_span", None) if type(scope) is dict else None
             if rs is not None and not rs.ended:
                 # The client went away before the response was sent: end the span here.
                 rs.aborted()
