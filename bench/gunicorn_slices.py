@@ -50,43 +50,33 @@ import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from types import SimpleNamespace
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 
+import django_requests  # noqa: E402  (the /bench/ page's project and its rows)
 import run  # noqa: E402  (its Session: the app, mix, sinks and environments of the macro runs)
 from harness import loadgen, macro, procs, services  # noqa: E402
 
-PAGE_PROJECT = os.path.join(os.path.dirname(BENCH), "tests", "integrations", "django")
-PAGE_SETUP = textwrap.dedent("""
-    import django
-    from harness.prepare import fresh_database
-    fresh_database()
-    django.setup()
-    from django.core.management import call_command
-    call_command("migrate", run_syncdb=True, verbosity=0)
-    from django.contrib.auth.models import User
-    from project.web.models import Note
-    for i in range(5):
-        User.objects.create(username=f"user{i}")
-        Note.objects.create(title=f"note {i}")
-""")
+PAGE_PROJECT = str(django_requests.PROJECT)
 
 
 def choose_bench_page(session: run.Session) -> None:
     """Issue 3's page as the target: the test project's /bench/, its database made afresh on
-    the run's PostgreSQL with bench/django_requests.py's rows."""
+    the run's PostgreSQL with bench/django_requests.py's tables and rows."""
     session.app_path = PAGE_PROJECT
     session.settings = "project.settings"
     session.target = "tests/integrations/django, GET /bench/ (project.settings)"
     env = session.env_of("untraced", endpoint="http://127.0.0.1:9")
-    done = subprocess.run([sys.executable, "-c", PAGE_SETUP], env=env, cwd=PAGE_PROJECT,
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        raise SystemExit(f"gunicorn_slices: preparing /bench/ failed: {done.stderr[-800:]}")
+    fresh = "from harness.prepare import fresh_database; fresh_database()"
+    try:
+        subprocess.run([sys.executable, "-c", fresh], env=env, cwd=PAGE_PROJECT, check=True,
+                       capture_output=True, text=True, timeout=600)
+        django_requests._prepare_db(env)
+    except subprocess.SubprocessError as exc:
+        raise SystemExit(f"gunicorn_slices: preparing /bench/ failed: {exc}") from exc
     session.mix = {"requests": [{"label": "bench", "method": "GET", "path": "/bench/"}]}
     session.mix_path = os.path.join(session.tmp, "mix.json")
     with open(session.mix_path, "w") as f:

@@ -74,7 +74,9 @@ mysql_client() {
 }
 
 start_mariadb() {
-  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] ||
+  local mariadbd
+  mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)  # /usr/sbin: not on every PATH
+  [ -x "$mariadbd" ] ||
     { echo "services: mariadb-server is not installed (scripts/bootstrap.sh)"; exit 1; }
   mkdir -p "$MYSQL_DIR"
   if mysql_client -e "SELECT 1" >/dev/null 2>&1; then return; fi
@@ -85,7 +87,7 @@ start_mariadb() {
       --auth-root-authentication-method=normal --skip-test-db >"$MYSQL_DIR/install.log" 2>&1 ||
       { tail -20 "$MYSQL_DIR/install.log"; exit 1; }
   fi
-  /usr/sbin/mariadbd --no-defaults "${as_user[@]}" --datadir="$MYSQL_DIR/data" \
+  "$mariadbd" --no-defaults "${as_user[@]}" --datadir="$MYSQL_DIR/data" \
     --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MYSQL_DIR/mysqld.sock" \
     --pid-file="$MYSQL_DIR/mysqld.pid" --log-error="$MYSQL_DIR/server.log" --skip-name-resolve \
     --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=64M --max-connections=200 \

@@ -290,14 +290,15 @@ void BatchSpanProcessor::ExportBatch(State& s, const std::shared_ptr<const Trans
   // transformed again with each) when the exporter takes it so and the transform, if any, is
   // known to leave it as it is.
   const bool apart = s.exporter->TakesSharedAttributes();
+  auto stays_apart = [&](const std::shared_ptr<const Attributes>& block) {
+    if (!apart) return false;
+    if (!transform) return true;
+    return transform->leaves_unchanged && verdicts.Unchanged(block, transform);
+  };
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
   for (auto& span : batch) {
-    if (span->shared_attributes &&
-        !(apart && (!transform || (transform->leaves_unchanged &&
-                                   verdicts.Unchanged(span->shared_attributes, transform))))) {
-      FlattenAttributes(*span);
-    }
+    if (span->shared_attributes && !stays_apart(span->shared_attributes)) FlattenAttributes(*span);
     if (transform) transform->apply(*span);
     view.push_back(span.get());
   }

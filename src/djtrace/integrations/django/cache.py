@@ -161,14 +161,17 @@ def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
     # Django makes each request its own backends, and a reference back would leave each one
     # (its client and connection pool too) to the garbage collector instead of freeing it when
     # the request drops it.
-    owner_ref = func = None
+    owner_ref = None
     if isinstance(bound, types.MethodType):
         try:
             owner_ref = weakref.ref(bound.__self__)
-            func = bound.__func__
         except TypeError:  # a backend without weak references: held strongly
-            owner_ref = None
+            pass
     strong = bound if owner_ref is None else None
+    func = bound.__func__ if owner_ref is not None else None
+    # What the native wrapper calls: the bound method, or the function with the backend from
+    # `owner_ref` in front.
+    target = strong if strong is not None else func
     is_get = op == "get"
     is_many = op in _MANY
     reads_result = op in ("has_key", "get_or_set", "get_many")
@@ -243,14 +246,13 @@ def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
         finally:
             in_call.call = None
 
-    call.__wrapped__ = strong if strong is not None else func
+    call.__wrapped__ = target
     call._djtrace_cache = True
     # The common case (a single-key operation, no exported keys, djtrace's tracer) runs
     # natively; `call` stays the wrapper for everything else.
     return _native.cache_call(
-        strong if strong is not None else func, owner_ref, call, name, fixed, alias, in_call,
-        _NATIVE_CALL, dj_settings, SUPPRESSED, _state, _state.tracer,
-        _native.record_cache_get,  # noqa: SLF001
+        target, owner_ref, call, name, fixed, alias, in_call, _NATIVE_CALL, dj_settings,
+        SUPPRESSED, _state, _state.tracer, _native.record_cache_get,  # noqa: SLF001
         kind_code, is_get, not is_many and not reads_result)
 
 
