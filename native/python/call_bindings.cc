@@ -3,6 +3,7 @@
 // Python-level calls per span on `with tracer.start_as_current_span(...)`: the scope object,
 // its __enter__ and __exit__, keyword parsing, and the exception bookkeeping of the block.
 #include <algorithm>
+#include <new>
 #include <vector>
 
 #include "common.h"
@@ -660,18 +661,20 @@ PyMethodDef g_template_render_def = {
     "render", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(TemplateRender)),
     METH_FASTCALL | METH_KEYWORDS, "Renders the template in a span `render <name>`."};
 
-// A cache backend's method, wrapped (djtrace.integrations.django.cache): the call in a span
-// `cache.<op>`, with cache.hit for get and the read counted in the local root's statistics.
+// A cache backend class's method, wrapped (djtrace.integrations.django.cache): the call in a
+// span `cache.<op>`, with cache.hit for get and the read counted in the local root's
+// statistics. The wrapper sits on the class, once, and traces the instances Django's cache
+// handler made, which carry a CacheBackendInfo (their alias, fixed attributes and kind) in
+// `_djtrace_cache`; other instances are served untraced. Wrapping the class rather than each
+// instance matters under ASGI, where Django makes each request its own backends: nothing is
+// built per backend but that one shared attribute.
 // Natively for single-key operations; calls a backend makes to itself, operations that read
 // their result in other ways, exported keys and tracers that are not djtrace's native one go
 // to the Python wrapper (`fallback`), which handles every case.
 struct CacheState {
-  PyObject* method;        // the backend's bound method, or its function when `self_ref`
-  PyObject* self_ref;      // a weak reference to the backend, or null
-  PyObject* fallback;      // the Python wrapper
+  PyObject* method;        // the class's function (the instance comes first in the arguments)
+  PyObject* fallback;      // the Python wrapper, with the same arguments
   PyObject* name;          // "cache.get"
-  PyObject* attributes;    // the fixed attributes (dict)
-  PyObject* alias;         // the CACHES alias
   PyObject* in_call;       // cache._IN_CALL (threading.local; .call is the outer call)
   PyObject* call_record;   // cache._NATIVE_CALL
   PyObject* settings_mod;  // as TemplateState
@@ -679,87 +682,74 @@ struct CacheState {
   PyObject* holder;
   PyObject* get_tracer;
   PyObject* record_get;  // _native.record_cache_get
-  int kind;              // OTLP span kind
   bool is_get;
-  bool native_ok;  // a single-key operation whose result says nothing more than get's
-  LimitedAttributes shared = {};  // `attributes`, converted on first use
-  SeenSettings seen;              // cache_spans, cache_keys, cache_repeat_threshold
+  bool native_ok;     // a single-key operation whose result says nothing more than get's
+  SeenSettings seen;  // cache_spans, cache_keys, cache_repeat_threshold
 
-  // Every reference, for the garbage collector (CacheStateHolder).
-  template <class F>
-  void ForEachRef(F&& f) {
-    for (PyObject** o :
-         {&method, &self_ref, &fallback, &name, &attributes, &alias, &in_call, &call_record,
-          &settings_mod, &suppressed, &holder, &get_tracer, &record_get})
-      f(*o);
-  }
   ~CacheState() {
-    ForEachRef([](PyObject*& o) { Py_CLEAR(o); });
+    for (PyObject* o : {method, fallback, name, in_call, call_record, settings_mod, suppressed,
+                        holder, get_tracer, record_get})
+      Py_XDECREF(o);
   }
 };
 
-// The owner of a CacheState, as the `self` of its wrapper. The wrapper sits in its backend's
-// __dict__ and `method` is bound to that backend: a cycle. Under ASGI, Django makes each request
-// its own backends and drops them after; a capsule would hide the cycle from the garbage
-// collector and every backend would leak, with its client and connection pool. So this object
-// shows the collector its references, and can drop them.
-struct CacheStateHolder {
-  PyObject_HEAD CacheState* state;
+// What a traced backend instance carries: one per class, alias and server, shared by every
+// backend Django makes for them. Its attributes are converted once, into `shared`.
+struct CacheBackendInfo {
+  PyObject_HEAD PyObject* alias;  // the CACHES alias
+  PyObject* attributes;           // the fixed attributes (dict)
+  PyObject* api_kind;             // the API's SpanKind, for the Python wrapper
+  int kind;                       // the OTLP span kind
+  LimitedAttributes* shared;
 };
 
-int CacheStateHolderTraverse(PyObject* self, visitproc visit, void* arg) {
+int CacheBackendInfoTraverse(PyObject* self, visitproc visit, void* arg) {
+  auto* info = reinterpret_cast<CacheBackendInfo*>(self);
   Py_VISIT(Py_TYPE(self));
-  if (CacheState* st = reinterpret_cast<CacheStateHolder*>(self)->state) {
-    int failed = 0;
-    st->ForEachRef([&](PyObject*& o) {
-      if (!failed && o) failed = visit(o, arg);
-    });
-    if (failed) return failed;
-  }
+  Py_VISIT(info->alias);
+  Py_VISIT(info->attributes);
+  Py_VISIT(info->api_kind);
   return 0;
 }
 
-int CacheStateHolderClear(PyObject* self) {
-  if (CacheState* st = reinterpret_cast<CacheStateHolder*>(self)->state)
-    st->ForEachRef([](PyObject*& o) { Py_CLEAR(o); });
+int CacheBackendInfoClear(PyObject* self) {
+  auto* info = reinterpret_cast<CacheBackendInfo*>(self);
+  Py_CLEAR(info->alias);
+  Py_CLEAR(info->attributes);
+  Py_CLEAR(info->api_kind);
   return 0;
 }
 
-void CacheStateHolderDealloc(PyObject* self) {
+void CacheBackendInfoDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
-  auto* holder = reinterpret_cast<CacheStateHolder*>(self);
-  delete holder->state;
-  holder->state = nullptr;
+  CacheBackendInfoClear(self);
+  auto* info = reinterpret_cast<CacheBackendInfo*>(self);
+  delete info->shared;
+  info->shared = nullptr;
   type->tp_free(self);
   Py_DECREF(type);
 }
 
-PyType_Slot g_cache_state_holder_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(CacheStateHolderDealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(CacheStateHolderTraverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(CacheStateHolderClear)},
+PyMemberDef g_cache_backend_info_members[] = {
+    {"alias", T_OBJECT, offsetof(CacheBackendInfo, alias), READONLY, nullptr},
+    {"attributes", T_OBJECT, offsetof(CacheBackendInfo, attributes), READONLY, nullptr},
+    {"api_kind", T_OBJECT, offsetof(CacheBackendInfo, api_kind), READONLY, nullptr},
+    {"kind", T_INT, offsetof(CacheBackendInfo, kind), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyType_Slot g_cache_backend_info_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(CacheBackendInfoDealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(CacheBackendInfoTraverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(CacheBackendInfoClear)},
+    {Py_tp_members, g_cache_backend_info_members},
     {0, nullptr}};
 
-PyType_Spec g_cache_state_holder_spec = {"djtrace._native.CacheState", sizeof(CacheStateHolder), 0,
-                                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-                                         g_cache_state_holder_slots};
+PyType_Spec g_cache_backend_info_spec = {
+    "djtrace._native.CacheBackendInfo", sizeof(CacheBackendInfo), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, g_cache_backend_info_slots};
 
-PyTypeObject* g_cache_state_holder_type = nullptr;
-
-// A new holder owning `st` (deleted on failure).
-nb::object HoldCacheState(CacheState* st) {
-  auto* holder = g_cache_state_holder_type
-                     ? PyObject_GC_New(CacheStateHolder, g_cache_state_holder_type)
-                     : nullptr;
-  if (!holder) {
-    delete st;
-    throw nb::python_error();
-  }
-  holder->state = st;
-  PyObject_GC_Track(reinterpret_cast<PyObject*>(holder));
-  return nb::steal(reinterpret_cast<PyObject*>(holder));
-}
+PyTypeObject* g_cache_backend_info_type = nullptr;
 
 PyObject* g_str_call = nullptr;
 PyObject* g_str_cache_spans = nullptr;
@@ -769,40 +759,27 @@ PyObject* g_str_default = nullptr;
 PyObject* g_str_key = nullptr;
 PyObject* g_str_version = nullptr;
 
+PyObject* g_str_djtrace_cache = nullptr;
+
 PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
                     PyObject* kwnames) {
-  CacheState* st = reinterpret_cast<CacheStateHolder*>(state_obj)->state;
-  if (!st || !st->method || !st->fallback) {  // cleared by the garbage collector
-    PyErr_SetString(PyExc_ReferenceError, "djtrace: this cache method's backend is gone");
-    return nullptr;
-  }
+  auto* st = reinterpret_cast<CacheState*>(PyCapsule_GetPointer(state_obj, nullptr));
+  if (!st) return nullptr;
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
+  auto plain = [&] { return PyObject_Vectorcall(st->method, args, nargs, kwnames); };
+  if (nargs < 1) return plain();  // no instance: the function says what is wrong
+  // The instance's info: None (the class default) for a backend Django's handler did not make.
+  PyObject* info_obj = PyObject_GetAttr(args[0], g_str_djtrace_cache);
+  if (!info_obj) {
+    PyErr_Clear();
+    return plain();
+  }
+  nb::object info_ref = nb::steal(info_obj);
+  if (Py_TYPE(info_obj) != g_cache_backend_info_type) return plain();
+  auto* info = reinterpret_cast<CacheBackendInfo*>(info_obj);
+  if (!info->alias || !info->shared) return plain();
   auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
   if (!st->native_ok) return fallback();
-  auto plain = [&]() -> PyObject* {
-    if (!st->self_ref) return PyObject_Vectorcall(st->method, args, nargs, kwnames);
-    PyObject* self = PyWeakref_GetObject(st->self_ref);  // borrowed
-    if (!self) return nullptr;
-    if (self == Py_None) {
-      PyErr_SetString(PyExc_ReferenceError, "djtrace: this cache method's backend is gone");
-      return nullptr;
-    }
-    // The function with the backend in front of the arguments (keyword values included).
-    const Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-    PyObject* small[8];
-    std::unique_ptr<PyObject*[]> large;
-    PyObject** with_self = small;
-    if (total + 1 > 8) {
-      large.reset(new PyObject*[total + 1]);
-      with_self = large.get();
-    }
-    with_self[0] = self;
-    std::copy(args, args + total, with_self + 1);
-    Py_INCREF(self);
-    PyObject* result = PyObject_Vectorcall(st->method, with_self, nargs + 1, kwnames);
-    Py_DECREF(self);
-    return result;
-  };
   // The checks below never raise into the application: a failure means an untraced call.
   PyObject* outer = PyObject_GetAttr(st->in_call, g_str_call);
   if (!outer) {
@@ -869,11 +846,11 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   nb::object span;  // the span otherwise
   try {
     StartOptions o;
-    ShareFixed(st->shared, st->attributes, *native, o);
-    if (!HookSpanBegin(hook, *native, st->name, static_cast<SpanKind>(st->kind), flags,
+    ShareFixed(*info->shared, info->attributes, *native, o);
+    if (!HookSpanBegin(hook, *native, st->name, static_cast<SpanKind>(info->kind), flags,
                        std::move(o))) {
-      span = NewSpan(*native, st->name, st->kind, SpanInContext(nb::none()), nb::none(), nb::none(),
-                     nb::none(), flags, std::move(o));
+      span = NewSpan(*native, st->name, info->kind, SpanInContext(nb::none()), nb::none(),
+                     nb::none(), nb::none(), flags, std::move(o));
       SpanEnter(span);
     }
   } catch (nb::python_error& e) {
@@ -909,7 +886,8 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
       PyErr_Restore(type, value, tb);
     } else {
       if (st->is_get) {
-        PyObject* dflt = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_default);
+        // args[0] is the backend: get(key, default=None, version=None) follows.
+        PyObject* dflt = nargs > 2 ? args[2] : Keyword(args, nargs, kwnames, g_str_default);
         hit = result != (dflt ? dflt : Py_None);
         PySpan* ps = lean ? nullptr : FastSpan(span.ptr());
         LiveSpan* live = lean ? &hook.span() : (ps ? &ps->span : nullptr);
@@ -928,9 +906,9 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   if (result && st->is_get && repeat_threshold && traced) {
     // Counted once the cache span is closed: the current span is then the one that made the
     // call, and a local root the application started gets its statistics from it.
-    PyObject* key = nargs > 0 ? args[0] : Keyword(args, nargs, kwnames, g_str_key);
-    PyObject* version = nargs > 2 ? args[2] : Keyword(args, nargs, kwnames, g_str_version);
-    PyObject* call_args[5] = {st->alias, key ? key : Py_None, version ? version : Py_None,
+    PyObject* key = nargs > 1 ? args[1] : Keyword(args, nargs, kwnames, g_str_key);
+    PyObject* version = nargs > 3 ? args[3] : Keyword(args, nargs, kwnames, g_str_version);
+    PyObject* call_args[5] = {info->alias, key ? key : Py_None, version ? version : Py_None,
                               hit ? Py_True : Py_False, Py_None};
     PyObject* r = PyObject_Vectorcall(st->record_get, call_args, 5, nullptr);
     if (!r) PyErr_WriteUnraisable(st->record_get);  // never into the application
@@ -1043,9 +1021,11 @@ void Bind(nb::module_& m) {
       "holder"_a, "get_tracer"_a, "attributes"_a,
       "A method for Template.render / ExtendsNode.render: `orig` in a span `render <name>` "
       "while template spans are recorded.");
-  g_cache_state_holder_type =
-      reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_cache_state_holder_spec));
-  if (!g_cache_state_holder_type) throw nb::python_error();
+  g_cache_backend_info_type =
+      reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_cache_backend_info_spec));
+  if (!g_cache_backend_info_type) throw nb::python_error();
+  m.attr("CacheBackendInfo") = nb::borrow(reinterpret_cast<PyObject*>(g_cache_backend_info_type));
+  g_str_djtrace_cache = PyUnicode_InternFromString("_djtrace_cache");
   g_str_call = PyUnicode_InternFromString("call");
   g_str_cache_spans = PyUnicode_InternFromString("cache_spans");
   g_str_cache_keys = PyUnicode_InternFromString("cache_keys");
@@ -1054,19 +1034,32 @@ void Bind(nb::module_& m) {
   g_str_key = PyUnicode_InternFromString("key");
   g_str_version = PyUnicode_InternFromString("version");
   m.def(
+      "cache_backend_info",
+      [](nb::object alias, nb::dict attributes, nb::object api_kind, int kind) {
+        auto* info = PyObject_GC_New(CacheBackendInfo, g_cache_backend_info_type);
+        if (!info) throw nb::python_error();
+        info->alias = alias.release().ptr();
+        info->attributes = attributes.release().ptr();
+        info->api_kind = api_kind.release().ptr();
+        info->kind = kind;
+        info->shared = new (std::nothrow) LimitedAttributes();
+        PyObject_GC_Track(reinterpret_cast<PyObject*>(info));
+        nb::object owned = nb::steal(reinterpret_cast<PyObject*>(info));
+        if (!info->shared) throw std::bad_alloc();
+        return owned;
+      },
+      "alias"_a, "attributes"_a, "api_kind"_a, "kind"_a,
+      "What a traced cache backend carries in `_djtrace_cache` (see CacheCall); `attributes` "
+      "must not change afterwards.");
+  m.def(
       "cache_call",
-      [](nb::object method, nb::object self_ref, nb::object fallback, nb::str name,
-         nb::dict attributes, nb::object alias, nb::object in_call, nb::object call_record,
-         nb::object settings_mod, nb::object suppressed, nb::object holder, nb::object get_tracer,
-         nb::object record_get, int kind, bool is_get, bool native_ok) {
-        if (!self_ref.is_none() && !PyWeakref_CheckRef(self_ref.ptr()))
-          throw nb::type_error("cache_call: self_ref must be a weak reference or None");
+      [](nb::object method, nb::object fallback, nb::str name, nb::object in_call,
+         nb::object call_record, nb::object settings_mod, nb::object suppressed, nb::object holder,
+         nb::object get_tracer, nb::object record_get, bool is_get, bool native_ok) {
+        nb::object wrapped = method;
         auto* st = new CacheState{method.release().ptr(),
-                                  self_ref.is_none() ? nullptr : self_ref.release().ptr(),
                                   fallback.release().ptr(),
                                   name.release().ptr(),
-                                  attributes.release().ptr(),
-                                  alias.release().ptr(),
                                   in_call.release().ptr(),
                                   call_record.release().ptr(),
                                   settings_mod.release().ptr(),
@@ -1074,23 +1067,26 @@ void Bind(nb::module_& m) {
                                   holder.release().ptr(),
                                   get_tracer.release().ptr(),
                                   record_get.release().ptr(),
-                                  kind,
                                   is_get,
                                   native_ok};
-        // Backends are made per thread, and per request under ASGI: the state goes with the
-        // wrapper, in an object the garbage collector can see through.
-        nb::object state = HoldCacheState(st);
-        return nb::steal(PyCFunction_NewEx(&g_cache_call_def, state.ptr(), nullptr));
+        nb::object capsule = OwnedCapsule(st);
+        nb::object fn = nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
+        if (!fn.is_valid()) throw nb::python_error();
+        PyObject* bound = NewNativeMethod(fn.ptr(), wrapped.ptr());
+        if (!bound) throw nb::python_error();
+        return nb::steal(bound);
       },
-      "method"_a, "self_ref"_a.none(), "fallback"_a, "name"_a, "attributes"_a, "alias"_a,
-      "in_call"_a, "call_record"_a, "settings_module"_a, "suppressed"_a, "holder"_a, "get_tracer"_a,
-      "record_get"_a, "kind"_a, "is_get"_a, "native_ok"_a,
-      "A cache backend method in a span `cache.<op>` (see CacheCall).");
+      "method"_a, "fallback"_a, "name"_a, "in_call"_a, "call_record"_a, "settings_module"_a,
+      "suppressed"_a, "holder"_a, "get_tracer"_a, "record_get"_a, "is_get"_a, "native_ok"_a,
+      "A method for a cache backend class: `method(self, ...)` in a span `cache.<op>` for an "
+      "instance whose `_djtrace_cache` is a CacheBackendInfo (see CacheCall); `method` is its "
+      "__wrapped__.");
   m.def(
       "is_cache_call",
       [](nb::handle f) {
-        return PyCFunction_Check(f.ptr()) &&
-               reinterpret_cast<PyCFunctionObject*>(f.ptr())->m_ml == &g_cache_call_def;
+        PyObject* fn = NativeMethodFunction(f.ptr());
+        return fn && PyCFunction_Check(fn) &&
+               reinterpret_cast<PyCFunctionObject*>(fn)->m_ml == &g_cache_call_def;
       },
       "f"_a.none(), "Whether `f` is a cache method cache_call made.");
   m.def(

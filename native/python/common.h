@@ -234,6 +234,13 @@ PyObject* RequestSpanField(PyObject* rs, RequestField field);
 PyObject* DjangoSettings(PyObject* settings_module);
 PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer);
 
+// A native function that binds like a Python function when stored on a class (a method
+// descriptor calling `fn` with the instance first), with `wrapped` as __wrapped__; a new
+// reference, or null with an exception set (request_bindings.cc). `NativeMethodFunction` gives
+// a NativeMethod's `fn` (borrowed), or null for anything else.
+PyObject* NewNativeMethod(PyObject* fn, PyObject* wrapped);
+PyObject* NativeMethodFunction(PyObject* obj);
+
 // span.set_attribute(key, value) on one of our spans, as the Python method does (ext.cc).
 void SetAttributeFromPython(PySpan& span, PyObject* key, PyObject* value);
 

@@ -839,6 +839,8 @@ PyMethodDef g_handler_get_response_def = {
     "get_response", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HandlerGetResponse)),
     METH_FASTCALL | METH_KEYWORDS, "BaseHandler.get_response inside the request's span."};
 
+}  // namespace
+
 // A native function that binds like a Python function when stored on a class and keeps the
 // function it wraps in __wrapped__ (as functools.wraps does), for inspect.unwrap, debuggers
 // and the tests that check an installation.
@@ -895,6 +897,14 @@ PyObject* NewNativeMethod(PyObject* fn, PyObject* wrapped) {
   m->wrapped = Py_NewRef(wrapped);
   return reinterpret_cast<PyObject*>(m);
 }
+
+PyObject* NativeMethodFunction(PyObject* obj) {
+  PyTypeObject* type = NativeMethodType();
+  if (!type || Py_TYPE(obj) != type) return nullptr;
+  return reinterpret_cast<NativeMethod*>(obj)->fn;
+}
+
+namespace {
 
 PyMethodDef g_request_defs[] = {
     {"request_begin", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RequestBegin)),

@@ -584,10 +584,10 @@ def _repeated_gets(span):
 
 def test_a_cache_backend_made_per_request_is_freed_after_it(spans):
     """Under ASGI Django makes each request its own cache backends (its connection handler is
-    local to the request's context) and drops them afterwards. Each has djtrace's wrappers
-    in its __dict__: they must not keep it alive. A reference back, hidden from the garbage
-    collector, leaked every request's backends and what they hold (a Redis client and its
-    connection pool, sockets included)."""
+    local to the request's context) and drops them afterwards. Nothing of djtrace's may keep
+    one alive: a reference back, hidden from the garbage collector, once leaked every
+    request's backends and what they hold (a Redis client and its connection pool, sockets
+    included)."""
     import contextvars
     import gc
     import weakref
@@ -609,6 +609,69 @@ def test_a_cache_backend_made_per_request_is_freed_after_it(spans):
         assert [r() for r in refs] == [None, None, None]
     finally:
         gc.enable()
+
+
+def test_a_backend_made_per_request_costs_one_shared_attribute(spans):
+    """The methods are wrapped on the backend's class, once: a backend Django makes per
+    request (under ASGI) gets only its info, shared by every backend of its class and alias,
+    instead of a wrapper per method."""
+    from django.core.cache import CacheHandler
+    from django.core.cache.backends.locmem import LocMemCache
+
+    first, second = CacheHandler()["default"], CacheHandler()["default"]
+    assert first is not second
+    plain = LocMemCache("djtrace-tests", {})  # made outside the handler
+    assert set(first.__dict__) - set(plain.__dict__) == {"_djtrace_cache"}
+    assert first._djtrace_cache is second._djtrace_cache
+    assert first._djtrace_cache.alias == "default"
+    first.set("k", 1)
+    assert second.get("k") == 1  # one location, two backends
+    assert spans.names() == ["cache.set", "cache.get"]
+
+
+def test_a_backend_made_outside_the_cache_handler_is_served_untraced(spans):
+    from django.core.cache.backends.locmem import LocMemCache
+
+    caches["default"].get("warm")  # the class is wrapped
+    spans.clear()
+    backend = LocMemCache("elsewhere", {})
+    backend.set("k", 2)
+    assert backend.get("k") == 2
+    assert backend.get_many(["k", "absent"]) == {"k": 2}
+    assert spans.names() == []
+
+
+def test_a_subclass_calling_its_parents_method_makes_one_span(spans, settings):
+    """With the parent class wrapped too (another alias uses it), the subclass's call through
+    super() is part of its own span."""
+    from django.core.cache import CacheHandler
+    from django.core.cache.backends.locmem import LocMemCache
+
+    calls = []
+
+    class CountingCache(LocMemCache):
+        def get(self, key, default=None, version=None):
+            calls.append(key)
+            return super().get(key, default, version)
+
+    settings.CACHES = {**settings.CACHES, "counting": {
+        "BACKEND": f"{__name__}.CountingCache", "LOCATION": "counting"}}
+    globals()["CountingCache"] = CountingCache
+    try:
+        caches["default"].get("warm")  # LocMemCache wrapped
+        spans.clear()
+        backend = CacheHandler()["counting"]
+        backend.set("k", 3)
+        assert backend.get("k") == 3
+        assert backend.get("absent") is None
+    finally:
+        del globals()["CountingCache"]
+    assert calls == ["k", "absent"]
+    assert spans.names() == ["cache.set", "cache.get", "cache.get"]
+    hit, miss = spans.spans[1:]
+    assert hit.attributes["djtrace.cache.alias"] == "counting"
+    assert hit.attributes["djtrace.cache.backend"].endswith("CountingCache")
+    assert (hit.attributes["cache.hit"], miss.attributes["cache.hit"]) == (True, False)
 
 
 def test_repeated_cache_reads_are_flagged_on_a_root_the_application_started(spans):

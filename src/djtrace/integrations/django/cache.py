@@ -1,8 +1,11 @@
 """One span per cache call: `cache.get`, `cache.set_many`, ...
 
-Each backend instance is wrapped as django.core.cache.caches creates it, method by method, so
-every backend (locmem, redis, memcached, database, file, third-party subclasses of BaseCache)
-is covered. Attributes:
+Each backend class's cache methods are wrapped when django.core.cache.caches first creates an
+instance of it, so every backend (locmem, redis, memcached, database, file, third-party
+subclasses of BaseCache) is covered; the instances the handler creates carry their alias and
+attributes, shared by all the instances of that class, alias and server. Instances made
+outside the handler are not traced. Nothing else is built per instance: under ASGI, Django
+makes each request its own backends. Attributes:
 
   djtrace.cache.alias, djtrace.cache.backend    the CACHES alias and the backend class path
   db.system.name                                redis / memcached where the backend says so
@@ -25,9 +28,8 @@ DJTRACE["cache_keys"]).
 
 from __future__ import annotations
 
+import inspect
 import threading
-import types
-import weakref
 from typing import Any
 
 from djtrace import _native
@@ -66,6 +68,13 @@ class _InCall(threading.local):
 
 
 _IN_CALL = _InCall()
+#: The instance attribute that makes a backend traced (its CacheBackendInfo).
+_INFO_ATTR = "_djtrace_cache"
+#: Backend classes wrapped so far, with the attributes their wrappers replaced.
+_classes: dict[type, dict[str, Any]] = {}
+#: CacheBackendInfo by (class, alias, first server).
+_infos: dict[tuple, Any] = {}
+_MAX_INFOS = 256
 #: What the native wrapper puts in _IN_CALL.call: its operations read no nested hit, so one
 #: shared record does (nested calls only need to see that a call is in progress).
 _NATIVE_CALL = _Call()
@@ -155,55 +164,36 @@ def _record_result(span: Any, op: str, result: Any, record: _Call, attrs: dict) 
         span.set_attribute("djtrace.cache.misses", max(attrs["djtrace.cache.key_count"] - hits, 0))
 
 
-def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
+def _wrap(function: Any, op: str) -> Any:
+    """The class-level wrapper of one backend method: `function(self, ...)` in a span for the
+    instances that carry a CacheBackendInfo, untraced for the others."""
     name = f"cache.{op}"
-    # The wrapper goes into the backend's __dict__, so it holds its backend weakly: under ASGI
-    # Django makes each request its own backends, and a reference back would leave each one
-    # (its client and connection pool too) to the garbage collector instead of freeing it when
-    # the request drops it.
-    owner_ref = None
-    if isinstance(bound, types.MethodType):
-        try:
-            owner_ref = weakref.ref(bound.__self__)
-        except TypeError:  # a backend without weak references: held strongly
-            pass
-    strong = bound if owner_ref is None else None
-    func = bound.__func__ if owner_ref is not None else None
-    # What the native wrapper calls: the bound method, or the function with the backend from
-    # `owner_ref` in front.
-    target = strong if strong is not None else func
     is_get = op == "get"
     is_many = op in _MANY
     reads_result = op in ("has_key", "get_or_set", "get_many")
-    kind_code = _OTLP_KIND[kind]
-    # Attributes known before the call; single-key operations need no copy per call.
-    fixed = dict(static)
     in_call = _IN_CALL
     start_current_span = _native.start_current_span
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        method = strong
-        if method is None:
-            owner = owner_ref()
-            if owner is None:
-                raise ReferenceError("djtrace: this cache method's backend is gone")
-            method = types.MethodType(func, owner)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        info = getattr(self, _INFO_ATTR, None)
+        if info is None:  # not made by Django's cache handler
+            return function(self, *args, **kwargs)
         outer = in_call.call
         if outer is not None:  # the backend calling itself: part of the outer span
-            result = method(*args, **kwargs)
+            result = function(self, *args, **kwargs)
             if is_get and outer.hit is None:
                 default = args[1] if len(args) > 1 else kwargs.get("default")
                 outer.hit = result is not default
             return result
         rs = REQUEST.get()
         if (rs is not None and not rs.recording) or SUPPRESSED.get():
-            return method(*args, **kwargs)  # a request sampled out, or suppressed
+            return function(self, *args, **kwargs)  # a request sampled out, or suppressed
         cfg = dj_settings.get()
         if not cfg.cache_spans:
-            return method(*args, **kwargs)
-        attrs = fixed
+            return function(self, *args, **kwargs)
+        attrs = info.attributes
         if is_many or cfg.cache_keys:
-            attrs = dict(fixed)
+            attrs = dict(attrs)
             if is_many:
                 attrs["djtrace.cache.key_count"] = _key_count(op, args, kwargs)
             if cfg.cache_keys:
@@ -219,12 +209,12 @@ def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
         record = in_call.call = _Call()
         try:
             # One native call starts the span and makes it current (its __exit__ ends it).
-            span = scope = start_current_span(tracer, name, kind_code, attrs)
+            span = scope = start_current_span(tracer, name, info.kind, attrs)
             if span is None:  # a tracer that is not djtrace's: through the API
-                scope = tracer.start_as_current_span(name, None, kind, attrs)
+                scope = tracer.start_as_current_span(name, None, info.api_kind, attrs)
                 span = scope.__enter__()
             try:
-                result = method(*args, **kwargs)
+                result = function(self, *args, **kwargs)
             except BaseException as exc:
                 scope.__exit__(type(exc), exc, exc.__traceback__)
                 raise
@@ -241,30 +231,60 @@ def _wrap(bound: Any, op: str, alias: str, static: dict, kind: Any) -> Any:
                 # Counted once the cache span is closed: the current span is then the one
                 # that made the call, and a local root the application started gets its
                 # statistics from it.
-                _count_get(alias, args, kwargs, hit, cfg.cache_keys)
+                _count_get(info.alias, args, kwargs, hit, cfg.cache_keys)
             return result
         finally:
             in_call.call = None
 
-    call.__wrapped__ = target
-    call._djtrace_cache = True
+    call.__wrapped__ = function
     # The common case (a single-key operation, no exported keys, djtrace's tracer) runs
     # natively; `call` stays the wrapper for everything else.
     return _native.cache_call(
-        target, owner_ref, call, name, fixed, alias, in_call, _NATIVE_CALL, dj_settings,
-        SUPPRESSED, _state, _state.tracer, _native.record_cache_get,  # noqa: SLF001
-        kind_code, is_get, not is_many and not reads_result)
+        function, call, name, in_call, _NATIVE_CALL, dj_settings, SUPPRESSED, _state,
+        _state.tracer, _native.record_cache_get, is_get, not is_many and not reads_result)
 
 
 def _is_wrapped(method: Any) -> bool:
-    return getattr(method, "_djtrace_cache", False) or _native.is_cache_call(method)
+    return _native.is_cache_call(method)
 
 
-def instrument(backend: Any, alias: str) -> Any:
-    """Wraps the cache methods of one backend instance (once)."""
-    if getattr(backend, "_djtrace_instrumented", False):
-        return backend
+def _wrappable(raw: Any) -> bool:
+    """Whether a class attribute is a plain method (a function, or a callable that binds like
+    one): static and class methods, properties and data are left alone."""
+    if isinstance(raw, (staticmethod, classmethod, property, type)) or not callable(raw):
+        return False
+    return hasattr(type(raw), "__get__")
+
+
+def _instrument_class(cls: type) -> None:
+    """Wraps the cache methods of a backend class (once); instances stay untraced until
+    `instrument` gives them their info."""
+    if cls in _classes:
+        return
+    wrapped = {}
+    for op in METHODS:
+        try:
+            raw = inspect.getattr_static(cls, op)
+        except AttributeError:
+            continue
+        if _is_wrapped(raw) or not _wrappable(raw):
+            continue
+        wrapped[op] = raw
+        setattr(cls, op, _wrap(raw, op))
+    if _INFO_ATTR not in cls.__dict__:
+        setattr(cls, _INFO_ATTR, None)  # untraced unless the instance says otherwise
+    _classes[cls] = wrapped
+
+
+def _info(backend: Any, alias: str) -> Any:
+    """The CacheBackendInfo of a backend: one per class, alias and first server."""
     cls = type(backend)
+    servers = getattr(backend, "_servers", None)
+    first = str(servers[0]) if servers else None
+    key = (cls, alias, first)
+    info = _infos.get(key)
+    if info is not None:
+        return info
     system, remote = _system(backend)
     static: dict[str, Any] = {
         "djtrace.cache.alias": alias,
@@ -279,12 +299,20 @@ def instrument(backend: Any, alias: str) -> Any:
         if port:
             static["server.port"] = port
     kind = _state.KIND_CLIENT if remote else _state.KIND_INTERNAL
-    for op in METHODS:
-        method = getattr(backend, op, None)
-        if method is None or _is_wrapped(method):
-            continue
-        setattr(backend, op, _wrap(method, op, alias, static, kind))
-    backend._djtrace_instrumented = True
+    info = _native.cache_backend_info(alias, static, kind, _OTLP_KIND[kind])
+    if len(_infos) >= _MAX_INFOS:  # settings overridden again and again (tests): start over
+        _infos.clear()
+    _infos[key] = info
+    return info
+
+
+def instrument(backend: Any, alias: str) -> Any:
+    """Traces one backend instance: wraps its class's cache methods (once per class) and
+    gives the instance its alias and attributes, the only thing stored per instance."""
+    if getattr(backend, _INFO_ATTR, None) is not None:
+        return backend
+    _instrument_class(type(backend))
+    setattr(backend, _INFO_ATTR, _info(backend, alias))
     return backend
 
 
