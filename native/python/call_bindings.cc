@@ -4,6 +4,8 @@
 // its __enter__ and __exit__, keyword parsing, and the exception bookkeeping of the block.
 #include <algorithm>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -917,6 +919,175 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   return result;
 }
 
+// redis-py's Redis.execute_command(self, name, *args, **options), wrapped
+// (djtrace.integrations.redis): the command in a CLIENT span beneath the current recording span,
+// natively when the command's name is a str, the current span is one of djtrace's and the
+// integration's tracer is djtrace's native one. Everything else (no parent, a foreign parent,
+// bytes names, a provider with Python samplers or processors) goes to the Python wrapper,
+// `fallback`, which handles every case; a suppressed context, a span that is not recording and
+// a pool marked untraced get the plain call.
+struct RedisState {
+  PyObject* method;              // the original execute_command
+  PyObject* fallback;            // the Python wrapper, with the same arguments
+  PyObject* suppressed;          // _suppress.SUPPRESSED
+  PyObject* api;                 // the opentelemetry.trace module (its _TRACER_PROVIDER)
+  PyObject* get_tracer;          // () -> the integration's tracer when it is native, else None
+  PyObject* pool_attributes;     // (pool) -> its attributes dict (cached on it), or False
+  PyObject* error_attributes;    // (exception) -> the attributes of a failed command
+  PyObject* no_pool;             // the attributes of a client without one pool
+  PyObject* provider = nullptr;  // the provider `tracer` was fetched for (borrowed, compared)
+  PyObject* tracer = nullptr;    // its tracer, or null
+
+  ~RedisState() {
+    for (PyObject* o : {method, fallback, suppressed, api, get_tracer, pool_attributes,
+                        error_attributes, no_pool, tracer})
+      Py_XDECREF(o);
+  }
+};
+
+PyObject* g_str_tracer_provider = nullptr;
+PyObject* g_str_connection_pool = nullptr;
+PyObject* g_str_pool_key = nullptr;
+
+// The integration's native tracer (borrowed from the state), refreshed when the global provider
+// changed; null when it is not a native one. No Python error is left set.
+NativeTracer* RedisTracer(RedisState& st) {
+  PyObject* provider = ModuleGlobal(st.api, g_str_tracer_provider);
+  if (!provider) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  Py_DECREF(provider);  // compared by address only; the module keeps it
+  if (provider != st.provider || !st.tracer) {
+    PyObject* tracer = PyObject_CallNoArgs(st.get_tracer);
+    if (!tracer) {
+      PyErr_Clear();
+      return nullptr;
+    }
+    Py_XSETREF(st.tracer, tracer);
+    st.provider = provider;
+  }
+  NativeTracer* native = FastTracer(st.tracer);
+  if (!native || native->owner->py_start_current.is_valid()) return nullptr;
+  return native;
+}
+
+PyObject* RedisCommand(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs_f,
+                       PyObject* kwnames) {
+  auto* st = reinterpret_cast<RedisState*>(PyCapsule_GetPointer(state_obj, nullptr));
+  if (!st) return nullptr;
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargs_f);
+  auto plain = [&] { return PyObject_Vectorcall(st->method, args, nargs, kwnames); };
+  auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
+  // args[0] is the client, args[1] the command's name.
+  if (nargs < 2) return plain();
+  PyObject* sup = nullptr;
+  if (PyContextVar_Get(st->suppressed, nullptr, &sup) < 0) {
+    PyErr_Clear();
+    return plain();
+  }
+  const int suppressed = sup ? PyObject_IsTrue(sup) : 0;
+  Py_XDECREF(sup);
+  if (suppressed) {
+    if (suppressed < 0) PyErr_Clear();
+    return plain();
+  }
+  PyObject* name = args[1];
+  if (!PyUnicode_CheckExact(name)) return fallback();
+  SpanContextData remote;
+  const SpanContextData* parent = nullptr;
+  LiveSpan* local = nullptr;
+  try {
+    local = CurrentParent(RawCurrentContext(), remote, parent);
+  } catch (...) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return fallback();
+  }
+  if (!local) return fallback();  // no parent (a setting decides), or not one of ours
+  if (!local->is_recording()) return plain();
+  NativeTracer* tracer = RedisTracer(*st);
+  if (!tracer) return fallback();
+
+  // The pool's attributes: cached in its __dict__ by `pool_attributes`; False for Celery's.
+  nb::object info;
+  PyObject* pool = OptionalAttr(args[0], g_str_connection_pool);
+  if (!pool || pool == Py_None) {
+    info = nb::borrow(st->no_pool);
+  } else {
+    PyObject* dict = PyObject_GenericGetDict(pool, nullptr);  // a pool without one: none cached
+    PyObject* cached = dict ? PyDict_GetItemWithError(dict, g_str_pool_key) : nullptr;
+    if (cached) {
+      info = nb::borrow(cached);
+    } else {
+      PyErr_Clear();
+      info = nb::steal(PyObject_CallOneArg(st->pool_attributes, pool));
+    }
+    Py_XDECREF(dict);
+  }
+  Py_XDECREF(pool);
+  if (!info.is_valid()) {
+    PyErr_Clear();
+    return fallback();
+  }
+  if (info.ptr() == Py_False) return plain();
+
+  const int flags =
+      kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException | kSetStatusOnException;
+  HookSpan hook;
+  try {
+    StartOptions o;
+    ToAttributes(info, o.attributes);
+    std::string op;
+    if (!ToString(name, op)) throw std::runtime_error("command name");
+    // The command and a "?" per argument: no key and no value leaves the process.
+    std::string text = op;
+    for (Py_ssize_t i = 2; i < nargs; ++i) text += " ?";
+    o.attributes.push_back(Attribute{"db.operation.name", AttrValue(std::move(op))});
+    o.attributes.push_back(Attribute{"db.query.text", AttrValue(std::move(text))});
+    if (!HookSpanBegin(hook, *tracer, name, SpanKind::kClient, flags, std::move(o))) {
+      if (PyErr_Occurred()) PyErr_Clear();
+      return fallback();  // deferred attach off: the usual way, in Python
+    }
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("djtrace redis span start");
+    return plain();
+  } catch (const std::exception&) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return plain();
+  }
+  PyObject* result = plain();
+  if (result) {
+    HookSpanEnd(hook, nullptr);
+    return result;
+  }
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && tb) PyException_SetTraceback(value, tb);
+  if (value && hook.span().is_recording()) {
+    // error.type, and the Redis error prefix ("WRONGTYPE") for errors the server returned.
+    PyObject* attrs = PyObject_CallOneArg(st->error_attributes, value);
+    if (attrs && PyDict_Check(attrs)) {
+      Attributes converted;
+      try {
+        ToAttributes(nb::handle(attrs), converted);
+      } catch (...) {
+        converted.clear();
+      }
+      for (Attribute& a : converted) hook.span().SetAttribute(a.key, std::move(a.value));
+    }
+    Py_XDECREF(attrs);
+    if (PyErr_Occurred()) PyErr_Clear();
+  }
+  HookSpanEnd(hook, value);
+  PyErr_Restore(type, value, tb);
+  return nullptr;
+}
+
+PyMethodDef g_redis_command_def = {
+    "execute_command", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(RedisCommand)),
+    METH_FASTCALL | METH_KEYWORDS, "A Redis command in a CLIENT span."};
+
 PyMethodDef g_cache_call_def = {
     "call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(CacheCall)),
     METH_FASTCALL | METH_KEYWORDS, "A cache method in a span `cache.<op>`."};
@@ -1081,6 +1252,32 @@ void Bind(nb::module_& m) {
       "A method for a cache backend class: `method(self, ...)` in a span `cache.<op>` for an "
       "instance whose `_djtrace_cache` is a CacheBackendInfo (see CacheCall); `method` is its "
       "__wrapped__.");
+  g_str_tracer_provider = PyUnicode_InternFromString("_TRACER_PROVIDER");
+  g_str_connection_pool = PyUnicode_InternFromString("connection_pool");
+  g_str_pool_key = PyUnicode_InternFromString("_djtrace_redis");
+  m.def(
+      "redis_command",
+      [](nb::object method, nb::object fallback, nb::object suppressed, nb::object api,
+         nb::object get_tracer, nb::object pool_attributes, nb::object error_attributes,
+         nb::dict no_pool) {
+        if (!PyContextVar_CheckExact(suppressed.ptr()))
+          throw nb::type_error("redis_command: suppressed must be a ContextVar");
+        nb::object wrapped = method;
+        auto* st = new RedisState{method.release().ptr(),           fallback.release().ptr(),
+                                  suppressed.release().ptr(),       api.release().ptr(),
+                                  get_tracer.release().ptr(),       pool_attributes.release().ptr(),
+                                  error_attributes.release().ptr(), no_pool.release().ptr()};
+        nb::object capsule = OwnedCapsule(st);
+        nb::object fn = nb::steal(PyCFunction_NewEx(&g_redis_command_def, capsule.ptr(), nullptr));
+        if (!fn.is_valid()) throw nb::python_error();
+        PyObject* bound = NewNativeMethod(fn.ptr(), wrapped.ptr());
+        if (!bound) throw nb::python_error();
+        return nb::steal(bound);
+      },
+      "method"_a, "fallback"_a, "suppressed"_a, "api"_a, "get_tracer"_a, "pool_attributes"_a,
+      "error_attributes"_a, "no_pool"_a,
+      "A method for redis-py's Redis class: `method(self, name, ...)` (execute_command) in a "
+      "CLIENT span (see RedisCommand); `method` is its __wrapped__.");
   m.def(
       "is_cache_call",
       [](nb::handle f) {

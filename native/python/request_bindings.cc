@@ -869,6 +869,8 @@ void NativeMethodDealloc(PyObject* self) {
 
 PyMemberDef g_native_method_members[] = {
     {"__wrapped__", T_OBJECT, offsetof(NativeMethod, wrapped), READONLY, nullptr},
+    // What the integrations that patch a class attribute look for (they may unwrap it).
+    {"__djtrace_wrapped__", T_OBJECT, offsetof(NativeMethod, wrapped), READONLY, nullptr},
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(NativeMethod, vectorcall), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr}};
 

@@ -56,6 +56,38 @@ def test_commands_are_client_spans_beneath_the_current_span(client, memory, trac
     assert "secret" not in exported
 
 
+def test_a_command_is_traced_without_running_python_of_djtrace(client, memory, tracer):
+    """The common case (a str command name beneath one of djtrace's recording spans) is
+    traced natively: no frame of djtrace's Python code runs for it."""
+    frames = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            frames.append(frame.f_code.co_filename)
+
+    with tracer.start_as_current_span("view"):
+        client.set("djtrace:native", "1")
+        sys.setprofile(profile)
+        try:
+            assert client.get("djtrace:native") == b"1"
+        finally:
+            sys.setprofile(None)
+    assert frames  # redis-py's own
+    assert not [f for f in frames if f"{os.sep}djtrace{os.sep}" in f]
+    assert [s.name for s in redis_spans(memory)] == ["SET", "GET"]
+
+
+def test_a_command_named_by_bytes_is_traced_too(client, memory, tracer):
+    with tracer.start_as_current_span("view"):
+        client.execute_command(b"SET", "djtrace:bytes", "v")
+        assert client.execute_command("GET", "djtrace:bytes") == b"v"
+    set_span, get_span = redis_spans(memory)
+    assert (set_span.name, get_span.name) == ("SET", "GET")
+    assert set_span.attributes["db.query.text"] == "SET ? ?"
+    assert get_span.attributes["db.query.text"] == "GET ?"
+    assert set_span.parent.span_id == get_span.parent.span_id
+
+
 def test_no_span_outside_a_recording_span(client, memory, tracer):
     client.set("djtrace:k", "v")
     client.get("djtrace:k")

@@ -23,6 +23,11 @@ Span name and attributes (semantic conventions for Redis):
 
 Django's Redis cache backend (django.core.cache.backends.redis) goes through redis-py, so its
 commands appear beneath the cache span that is current when they run.
+
+A command of the synchronous client runs natively in the common case (its name a str, the
+current span one of djtrace's, djtrace's own tracer): no Python of djtrace's runs for it. The
+rest (bytes names, no parent, a provider with Python samplers or processors, pipelines and the
+asyncio client) goes through the Python wrappers below, with the same spans.
 """
 
 from __future__ import annotations
@@ -150,20 +155,25 @@ def _start(client: Any, name: str, text: str, batch_size: int = 0) -> Any:
     return span
 
 
+def _error_attributes(exc: BaseException) -> dict:
+    """error.type, and for an error the server returned its prefix ("WRONGTYPE") as
+    db.response.status_code and error.type."""
+    attrs = {"error.type": type(exc).__qualname__}
+    try:
+        from redis.exceptions import ResponseError
+
+        if isinstance(exc, ResponseError):
+            prefix = str(exc).split(" ", 1)[0]
+            if prefix.isupper():
+                attrs["db.response.status_code"] = attrs["error.type"] = prefix
+    except ImportError:  # pragma: no cover
+        pass
+    return attrs
+
+
 def _fail(span: Any, exc: BaseException) -> None:
     if span.is_recording():
-        error_type = type(exc).__qualname__
-        try:
-            from redis.exceptions import ResponseError
-
-            if isinstance(exc, ResponseError):
-                prefix = str(exc).split(" ", 1)[0]
-                if prefix.isupper():
-                    span.set_attribute("db.response.status_code", prefix)
-                    error_type = prefix
-        except ImportError:  # pragma: no cover
-            pass
-        span.set_attribute("error.type", error_type)
+        span.set_attributes(_error_attributes(exc))
         span.record_exception(exc, escaped=True)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
     span.end()
@@ -260,7 +270,27 @@ def _traced_async(span_of: Any) -> Any:
     return wrap
 
 
-_wrap_command = _traced(_command_span)
+_wrap_command_python = _traced(_command_span)
+
+
+def _native_tracer() -> Any:
+    """The integration's tracer when it is djtrace's native one (else None): what the native
+    command wrapper starts its spans with."""
+    return _handle.tracer if _handle.mode() == tr.NATIVE else None
+
+
+def _wrap_command(original: Any) -> Any:
+    """Redis.execute_command in a span: natively in the common case (see
+    native/python/call_bindings.cc, RedisCommand), through the Python wrapper otherwise."""
+    from opentelemetry import trace as trace_api
+
+    from djtrace import _native
+
+    fallback = _wrap_command_python(original)
+    return _native.redis_command(original, fallback, _SUPPRESSED, trace_api, _native_tracer,
+                                 _pool_attributes, _error_attributes, _NO_POOL)
+
+
 _wrap_execute = _traced(_batch_span)
 _wrap_async_command = _traced_async(_command_span)
 _wrap_async_execute = _traced_async(_batch_span)
@@ -279,7 +309,8 @@ def _patch(owner: Any, attribute: str, wrapper: Any) -> None:
     if original is None or getattr(original, "__djtrace_wrapped__", None) is not None:
         return
     wrapped = wrapper(original)
-    wrapped.__djtrace_wrapped__ = original
+    if getattr(wrapped, "__djtrace_wrapped__", None) is None:  # a native one has it already
+        wrapped.__djtrace_wrapped__ = original
     setattr(owner, attribute, wrapped)
     _patched.append((owner, attribute, original))
 
