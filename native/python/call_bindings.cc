@@ -1240,12 +1240,7 @@ void Bind(nb::module_& m) {
                                   record_get.release().ptr(),
                                   is_get,
                                   native_ok};
-        nb::object capsule = OwnedCapsule(st);
-        nb::object fn = nb::steal(PyCFunction_NewEx(&g_cache_call_def, capsule.ptr(), nullptr));
-        if (!fn.is_valid()) throw nb::python_error();
-        PyObject* bound = NewNativeMethod(fn.ptr(), wrapped.ptr());
-        if (!bound) throw nb::python_error();
-        return nb::steal(bound);
+        return NativeMethodOf(g_cache_call_def, OwnedCapsule(st), wrapped);
       },
       "method"_a, "fallback"_a, "name"_a, "in_call"_a, "call_record"_a, "settings_module"_a,
       "suppressed"_a, "holder"_a, "get_tracer"_a, "record_get"_a, "is_get"_a, "native_ok"_a,
@@ -1267,12 +1262,7 @@ void Bind(nb::module_& m) {
                                   suppressed.release().ptr(),       api.release().ptr(),
                                   get_tracer.release().ptr(),       pool_attributes.release().ptr(),
                                   error_attributes.release().ptr(), no_pool.release().ptr()};
-        nb::object capsule = OwnedCapsule(st);
-        nb::object fn = nb::steal(PyCFunction_NewEx(&g_redis_command_def, capsule.ptr(), nullptr));
-        if (!fn.is_valid()) throw nb::python_error();
-        PyObject* bound = NewNativeMethod(fn.ptr(), wrapped.ptr());
-        if (!bound) throw nb::python_error();
-        return nb::steal(bound);
+        return NativeMethodOf(g_redis_command_def, OwnedCapsule(st), wrapped);
       },
       "method"_a, "fallback"_a, "suppressed"_a, "api"_a, "get_tracer"_a, "pool_attributes"_a,
       "error_attributes"_a, "no_pool"_a,

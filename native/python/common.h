@@ -240,6 +240,9 @@ PyObject* CachedTracer(PyObject* holder, PyObject* get_tracer);
 // a NativeMethod's `fn` (borrowed), or null for anything else.
 PyObject* NewNativeMethod(PyObject* fn, PyObject* wrapped);
 PyObject* NativeMethodFunction(PyObject* obj);
+// A NativeMethod whose work is `def`, called with `state` (the capsule owning a hook's state)
+// as its self, and `wrapped` as __wrapped__. Raises nb::python_error on failure.
+nb::object NativeMethodOf(PyMethodDef& def, nb::handle state, nb::handle wrapped);
 
 // span.set_attribute(key, value) on one of our spans, as the Python method does (ext.cc).
 void SetAttributeFromPython(PySpan& span, PyObject* key, PyObject* value);

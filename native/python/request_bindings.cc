@@ -900,6 +900,14 @@ PyObject* NewNativeMethod(PyObject* fn, PyObject* wrapped) {
   return reinterpret_cast<PyObject*>(m);
 }
 
+nb::object NativeMethodOf(PyMethodDef& def, nb::handle state, nb::handle wrapped) {
+  nb::object fn = nb::steal(PyCFunction_NewEx(&def, state.ptr(), nullptr));
+  if (!fn.is_valid()) throw nb::python_error();
+  nb::object method = nb::steal(NewNativeMethod(fn.ptr(), wrapped.ptr()));
+  if (!method.is_valid()) throw nb::python_error();
+  return method;
+}
+
 PyObject* NativeMethodFunction(PyObject* obj) {
   PyTypeObject* type = NativeMethodType();
   if (!type || Py_TYPE(obj) != type) return nullptr;
@@ -978,11 +986,7 @@ void BindRequestLifecycle(nb::module_& m) {
                                     holder.release().ptr(), get_tracer.release().ptr(),
                                     begin.release().ptr(),  serve.release().ptr()};
         nb::object capsule = OwnedCapsule(st);  // owns st, which stays valid with it
-        nb::object fn =
-            nb::steal(PyCFunction_NewEx(&g_handler_get_response_def, capsule.ptr(), nullptr));
-        nb::object method = nb::steal(NewNativeMethod(fn.ptr(), st->orig));
-        if (!method.is_valid()) throw nb::python_error();
-        return method;
+        return NativeMethodOf(g_handler_get_response_def, capsule, st->orig);
       },
       "orig"_a, "settings_module"_a, "holder"_a, "get_tracer"_a, "begin"_a, "serve"_a,
       "A method for BaseHandler.get_response: `orig` inside the request's span.");
