@@ -753,6 +753,24 @@ PyType_Spec g_cache_backend_info_spec = {
 
 PyTypeObject* g_cache_backend_info_type = nullptr;
 
+// A new CacheBackendInfo (a new reference), or null with an exception set.
+PyObject* NewCacheBackendInfo(PyObject* alias, PyObject* attributes, PyObject* api_kind, int kind) {
+  auto* info = PyObject_GC_New(CacheBackendInfo, g_cache_backend_info_type);
+  if (!info) return nullptr;
+  info->alias = Py_NewRef(alias);
+  info->attributes = Py_NewRef(attributes);
+  info->api_kind = Py_NewRef(api_kind);
+  info->kind = kind;
+  info->shared = new (std::nothrow) LimitedAttributes();
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(info));
+  if (!info->shared) {
+    Py_DECREF(info);
+    PyErr_NoMemory();
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(info);
+}
+
 PyObject* g_str_call = nullptr;
 PyObject* g_str_cache_spans = nullptr;
 PyObject* g_str_cache_keys = nullptr;
@@ -934,7 +952,7 @@ struct RedisState {
   PyObject* get_tracer;          // () -> the integration's tracer when it is native, else None
   PyObject* pool_attributes;     // (pool) -> its attributes dict (cached on it), or False
   PyObject* error_attributes;    // (exception) -> the attributes of a failed command
-  PyObject* no_pool;             // the attributes of a client without one pool
+  PyObject* no_pool;             // a CacheBackendInfo: the attributes of a client without one pool
   PyObject* provider = nullptr;  // the provider `tracer` was fetched for (borrowed, compared)
   PyObject* tracer = nullptr;    // its tracer, or null
 
@@ -947,7 +965,7 @@ struct RedisState {
 
 PyObject* g_str_tracer_provider = nullptr;
 PyObject* g_str_connection_pool = nullptr;
-PyObject* g_str_pool_key = nullptr;
+PyObject* g_str_pool_native_key = nullptr;
 
 // The integration's native tracer (borrowed from the state), refreshed when the global provider
 // changed; null when it is not a native one. No Python error is left set.
@@ -1009,18 +1027,27 @@ PyObject* RedisCommand(PyObject* state_obj, PyObject* const* args, Py_ssize_t na
   if (!tracer) return fallback();
 
   // The pool's attributes: cached in its __dict__ by `pool_attributes`; False for Celery's.
+  // The pool's attributes, as a CacheBackendInfo (converted once, then shared by its spans)
+  // kept in the pool's __dict__ beside the Python wrapper's dict; False for Celery's pools.
   nb::object info;
   PyObject* pool = OptionalAttr(args[0], g_str_connection_pool);
   if (!pool || pool == Py_None) {
     info = nb::borrow(st->no_pool);
   } else {
-    PyObject* dict = PyObject_GenericGetDict(pool, nullptr);  // a pool without one: none cached
-    PyObject* cached = dict ? PyDict_GetItemWithError(dict, g_str_pool_key) : nullptr;
-    if (cached) {
-      info = nb::borrow(cached);
-    } else {
-      PyErr_Clear();
-      info = nb::steal(PyObject_CallOneArg(st->pool_attributes, pool));
+    PyObject* dict = PyObject_GenericGetDict(pool, nullptr);  // a pool without one: none kept
+    PyObject* kept = dict ? PyDict_GetItemWithError(dict, g_str_pool_native_key) : nullptr;
+    if (kept) {
+      info = nb::borrow(kept);
+    } else if (!PyErr_Occurred()) {
+      nb::object attrs = nb::steal(PyObject_CallOneArg(st->pool_attributes, pool));
+      if (attrs.is_valid() && attrs.ptr() == Py_False) {
+        info = attrs;
+      } else if (attrs.is_valid() && PyDict_Check(attrs.ptr())) {
+        info = nb::steal(NewCacheBackendInfo(Py_None, attrs.ptr(), Py_None,
+                                             static_cast<int>(SpanKind::kClient)));
+      }
+      if (info.is_valid() && dict && PyDict_SetItem(dict, g_str_pool_native_key, info.ptr()) < 0)
+        PyErr_Clear();  // kept next time, or not
     }
     Py_XDECREF(dict);
   }
@@ -1030,13 +1057,15 @@ PyObject* RedisCommand(PyObject* state_obj, PyObject* const* args, Py_ssize_t na
     return fallback();
   }
   if (info.ptr() == Py_False) return plain();
+  if (Py_TYPE(info.ptr()) != g_cache_backend_info_type) return fallback();
+  auto* pool_info = reinterpret_cast<CacheBackendInfo*>(info.ptr());
 
   const int flags =
       kAttachOnEnter | kDeferAttach | kEndOnExit | kRecordException | kSetStatusOnException;
   HookSpan hook;
   try {
     StartOptions o;
-    ToAttributes(info, o.attributes);
+    ShareFixed(*pool_info->shared, pool_info->attributes, *tracer, o);
     std::string op;
     if (!ToString(name, op)) throw std::runtime_error("command name");
     // The command and a "?" per argument: no key and no value leaves the process.
@@ -1207,17 +1236,9 @@ void Bind(nb::module_& m) {
   m.def(
       "cache_backend_info",
       [](nb::object alias, nb::dict attributes, nb::object api_kind, int kind) {
-        auto* info = PyObject_GC_New(CacheBackendInfo, g_cache_backend_info_type);
+        PyObject* info = NewCacheBackendInfo(alias.ptr(), attributes.ptr(), api_kind.ptr(), kind);
         if (!info) throw nb::python_error();
-        info->alias = alias.release().ptr();
-        info->attributes = attributes.release().ptr();
-        info->api_kind = api_kind.release().ptr();
-        info->kind = kind;
-        info->shared = new (std::nothrow) LimitedAttributes();
-        PyObject_GC_Track(reinterpret_cast<PyObject*>(info));
-        nb::object owned = nb::steal(reinterpret_cast<PyObject*>(info));
-        if (!info->shared) throw std::bad_alloc();
-        return owned;
+        return nb::steal(info);
       },
       "alias"_a, "attributes"_a, "api_kind"_a, "kind"_a,
       "What a traced cache backend carries in `_djtrace_cache` (see CacheCall); `attributes` "
@@ -1249,7 +1270,7 @@ void Bind(nb::module_& m) {
       "__wrapped__.");
   g_str_tracer_provider = PyUnicode_InternFromString("_TRACER_PROVIDER");
   g_str_connection_pool = PyUnicode_InternFromString("connection_pool");
-  g_str_pool_key = PyUnicode_InternFromString("_djtrace_redis");
+  g_str_pool_native_key = PyUnicode_InternFromString("_djtrace_redis_native");
   m.def(
       "redis_command",
       [](nb::object method, nb::object fallback, nb::object suppressed, nb::object api,
@@ -1258,10 +1279,13 @@ void Bind(nb::module_& m) {
         if (!PyContextVar_CheckExact(suppressed.ptr()))
           throw nb::type_error("redis_command: suppressed must be a ContextVar");
         nb::object wrapped = method;
+        PyObject* no_pool_info = NewCacheBackendInfo(Py_None, no_pool.ptr(), Py_None,
+                                                     static_cast<int>(SpanKind::kClient));
+        if (!no_pool_info) throw nb::python_error();
         auto* st = new RedisState{method.release().ptr(),           fallback.release().ptr(),
                                   suppressed.release().ptr(),       api.release().ptr(),
                                   get_tracer.release().ptr(),       pool_attributes.release().ptr(),
-                                  error_attributes.release().ptr(), no_pool.release().ptr()};
+                                  error_attributes.release().ptr(), no_pool_info};
         return NativeMethodOf(g_redis_command_def, OwnedCapsule(st), wrapped);
       },
       "method"_a, "fallback"_a, "suppressed"_a, "api"_a, "get_tracer"_a, "pool_attributes"_a,
