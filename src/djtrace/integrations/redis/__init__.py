@@ -88,7 +88,9 @@ def query_text(name: str, argument_count: int) -> str:
 def _pool_attributes(pool: Any) -> Any:
     """The static attributes of a pool's connections (cached on the pool), or False for the
     pools of Celery's internals."""
-    info = pool.__dict__.get(_POOL_KEY)
+    # An attribute, not pool.__dict__: asking for the __dict__ turns the pool's inline
+    # attribute values into a dict, which slows every attribute redis-py reads on it.
+    info = getattr(pool, _POOL_KEY, None)
     if info is not None:
         return info
     kwargs = getattr(pool, "connection_kwargs", None) or {}
@@ -109,8 +111,8 @@ def _pool_attributes(pool: Any) -> Any:
     if db is not None:
         info["db.namespace"] = str(db)
     try:
-        pool.__dict__[_POOL_KEY] = info
-    except (AttributeError, TypeError):  # a pool without __dict__: computed each time
+        setattr(pool, _POOL_KEY, info)
+    except (AttributeError, TypeError):  # a pool that takes no attributes: computed each time
         pass
     return info
 
@@ -118,7 +120,7 @@ def _pool_attributes(pool: Any) -> Any:
 def untrace_pool(pool: Any) -> Any:
     """Marks a connection pool whose commands must never be traced; returns it."""
     try:
-        pool.__dict__[_POOL_KEY] = False
+        setattr(pool, _POOL_KEY, False)
     except (AttributeError, TypeError):
         pass
     return pool
