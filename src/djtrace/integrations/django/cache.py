@@ -72,6 +72,7 @@ _IN_CALL = _InCall()
 _INFO_ATTR = "_djtrace_cache"
 #: Backend classes wrapped so far, with the attributes their wrappers replaced.
 _classes: dict[type, dict[str, Any]] = {}
+_classes_lock = threading.Lock()
 #: CacheBackendInfo by (class, alias, first server).
 _infos: dict[tuple, Any] = {}
 _MAX_INFOS = 256
@@ -261,19 +262,22 @@ def _instrument_class(cls: type) -> None:
     `instrument` gives them their info."""
     if cls in _classes:
         return
-    wrapped = {}
-    for op in METHODS:
-        try:
-            raw = inspect.getattr_static(cls, op)
-        except AttributeError:
-            continue
-        if _is_wrapped(raw) or not _wrappable(raw):
-            continue
-        wrapped[op] = raw
-        setattr(cls, op, _wrap(raw, op))
-    if _INFO_ATTR not in cls.__dict__:
-        setattr(cls, _INFO_ATTR, None)  # untraced unless the instance says otherwise
-    _classes[cls] = wrapped
+    with _classes_lock:  # two threads making the first backend of a class wrap it once
+        if cls in _classes:
+            return
+        wrapped = {}
+        for op in METHODS:
+            try:
+                raw = inspect.getattr_static(cls, op)
+            except AttributeError:
+                continue
+            if _is_wrapped(raw) or not _wrappable(raw):
+                continue
+            wrapped[op] = raw
+            setattr(cls, op, _wrap(raw, op))
+        if _INFO_ATTR not in cls.__dict__:
+            setattr(cls, _INFO_ATTR, None)  # untraced unless the instance says otherwise
+        _classes[cls] = wrapped
 
 
 def _info(backend: Any, alias: str) -> Any:
