@@ -696,7 +696,8 @@ struct CacheState {
 };
 
 // What a traced backend instance carries: one per class, alias and server, shared by every
-// backend Django makes for them. Its attributes are converted once, into `shared`.
+// backend Django makes for them (and, with no alias, what a Redis connection pool carries: see
+// RedisCommand). Its attributes are converted once, into `shared`.
 struct CacheBackendInfo {
   PyObject_HEAD PyObject* alias;  // the CACHES alias
   PyObject* attributes;           // the fixed attributes (dict)
@@ -753,24 +754,6 @@ PyType_Spec g_cache_backend_info_spec = {
 
 PyTypeObject* g_cache_backend_info_type = nullptr;
 
-// A new CacheBackendInfo (a new reference), or null with an exception set.
-PyObject* NewCacheBackendInfo(PyObject* alias, PyObject* attributes, PyObject* api_kind, int kind) {
-  auto* info = PyObject_GC_New(CacheBackendInfo, g_cache_backend_info_type);
-  if (!info) return nullptr;
-  info->alias = Py_NewRef(alias);
-  info->attributes = Py_NewRef(attributes);
-  info->api_kind = Py_NewRef(api_kind);
-  info->kind = kind;
-  info->shared = new (std::nothrow) LimitedAttributes();
-  PyObject_GC_Track(reinterpret_cast<PyObject*>(info));
-  if (!info->shared) {
-    Py_DECREF(info);
-    PyErr_NoMemory();
-    return nullptr;
-  }
-  return reinterpret_cast<PyObject*>(info);
-}
-
 PyObject* g_str_call = nullptr;
 PyObject* g_str_cache_spans = nullptr;
 PyObject* g_str_cache_keys = nullptr;
@@ -797,7 +780,6 @@ PyObject* CacheCall(PyObject* state_obj, PyObject* const* args, Py_ssize_t nargs
   nb::object info_ref = nb::steal(info_obj);
   if (Py_TYPE(info_obj) != g_cache_backend_info_type) return plain();
   auto* info = reinterpret_cast<CacheBackendInfo*>(info_obj);
-  if (!info->alias || !info->shared) return plain();
   auto fallback = [&] { return PyObject_Vectorcall(st->fallback, args, nargs, kwnames); };
   if (!st->native_ok) return fallback();
   // The checks below never raise into the application: a failure means an untraced call.
@@ -950,7 +932,7 @@ struct RedisState {
   PyObject* suppressed;          // _suppress.SUPPRESSED
   PyObject* api;                 // the opentelemetry.trace module (its _TRACER_PROVIDER)
   PyObject* get_tracer;          // () -> the integration's tracer when it is native, else None
-  PyObject* pool_attributes;     // (pool) -> its attributes dict (cached on it), or False
+  PyObject* pool_attributes;     // (pool) -> its CacheBackendInfo (kept on it), or False
   PyObject* error_attributes;    // (exception) -> the attributes of a failed command
   PyObject* no_pool;             // a CacheBackendInfo: the attributes of a client without one pool
   PyObject* provider = nullptr;  // the provider `tracer` was fetched for (borrowed, compared)
@@ -965,7 +947,7 @@ struct RedisState {
 
 PyObject* g_str_tracer_provider = nullptr;
 PyObject* g_str_connection_pool = nullptr;
-PyObject* g_str_pool_native_key = nullptr;
+PyObject* g_str_pool_key = nullptr;
 
 // The integration's native tracer (borrowed from the state), refreshed when the global provider
 // changed; null when it is not a native one. No Python error is left set.
@@ -1026,28 +1008,19 @@ PyObject* RedisCommand(PyObject* state_obj, PyObject* const* args, Py_ssize_t na
   NativeTracer* tracer = RedisTracer(*st);
   if (!tracer) return fallback();
 
-  // The pool's attributes: cached in its __dict__ by `pool_attributes`; False for Celery's.
-  // The pool's attributes, as a CacheBackendInfo (converted once, then shared by its spans)
-  // kept in an attribute of the pool beside the Python wrapper's dict; False for Celery's
-  // pools. Read and set as attributes, not through the pool's __dict__: asking for that makes
-  // CPython turn the pool's inline attribute values into a dict, and every attribute redis-py
-  // then reads on the pool takes the slow path (9 k instructions per command here).
+  // The pool's attributes, as a CacheBackendInfo (converted once, then shared by its spans),
+  // kept on the pool by `pool_attributes`; False for Celery's pools. An attribute, not an entry
+  // of the pool's __dict__: asking for that makes CPython turn the pool's inline attribute
+  // values into a dict, and every attribute redis-py then reads on the pool takes the slow path
+  // (9 k instructions per command here).
   nb::object info;
   PyObject* pool = OptionalAttr(args[0], g_str_connection_pool);
   if (!pool || pool == Py_None) {
     info = nb::borrow(st->no_pool);
-  } else if (PyObject* kept = OptionalAttr(pool, g_str_pool_native_key)) {
+  } else if (PyObject* kept = OptionalAttr(pool, g_str_pool_key)) {
     info = nb::steal(kept);
   } else {
-    nb::object attrs = nb::steal(PyObject_CallOneArg(st->pool_attributes, pool));
-    if (attrs.is_valid() && attrs.ptr() == Py_False) {
-      info = attrs;
-    } else if (attrs.is_valid() && PyDict_Check(attrs.ptr())) {
-      info = nb::steal(
-          NewCacheBackendInfo(Py_None, attrs.ptr(), Py_None, static_cast<int>(SpanKind::kClient)));
-    }
-    if (info.is_valid() && PyObject_SetAttr(pool, g_str_pool_native_key, info.ptr()) < 0)
-      PyErr_Clear();  // a pool that takes no attributes: converted again next time
+    info = nb::steal(PyObject_CallOneArg(st->pool_attributes, pool));
   }
   Py_XDECREF(pool);
   if (!info.is_valid()) {
@@ -1234,11 +1207,19 @@ void Bind(nb::module_& m) {
   m.def(
       "cache_backend_info",
       [](nb::object alias, nb::dict attributes, nb::object api_kind, int kind) {
-        PyObject* info = NewCacheBackendInfo(alias.ptr(), attributes.ptr(), api_kind.ptr(), kind);
+        auto* info = PyObject_GC_New(CacheBackendInfo, g_cache_backend_info_type);
         if (!info) throw nb::python_error();
-        return nb::steal(info);
+        info->alias = alias.release().ptr();
+        info->attributes = attributes.release().ptr();
+        info->api_kind = api_kind.release().ptr();
+        info->kind = kind;
+        info->shared = new (std::nothrow) LimitedAttributes();
+        PyObject_GC_Track(reinterpret_cast<PyObject*>(info));
+        nb::object owned = nb::steal(reinterpret_cast<PyObject*>(info));
+        if (!info->shared) throw std::bad_alloc();
+        return owned;
       },
-      "alias"_a, "attributes"_a, "api_kind"_a, "kind"_a,
+      "alias"_a.none(), "attributes"_a, "api_kind"_a.none(), "kind"_a,
       "What a traced cache backend carries in `_djtrace_cache` (see CacheCall); `attributes` "
       "must not change afterwards.");
   m.def(
@@ -1268,22 +1249,21 @@ void Bind(nb::module_& m) {
       "__wrapped__.");
   g_str_tracer_provider = PyUnicode_InternFromString("_TRACER_PROVIDER");
   g_str_connection_pool = PyUnicode_InternFromString("connection_pool");
-  g_str_pool_native_key = PyUnicode_InternFromString("_djtrace_redis_native");
+  g_str_pool_key = PyUnicode_InternFromString("_djtrace_redis");
   m.def(
       "redis_command",
       [](nb::object method, nb::object fallback, nb::object suppressed, nb::object api,
          nb::object get_tracer, nb::object pool_attributes, nb::object error_attributes,
-         nb::dict no_pool) {
+         nb::object no_pool) {
         if (!PyContextVar_CheckExact(suppressed.ptr()))
           throw nb::type_error("redis_command: suppressed must be a ContextVar");
+        if (Py_TYPE(no_pool.ptr()) != g_cache_backend_info_type)
+          throw nb::type_error("redis_command: no_pool must be a CacheBackendInfo");
         nb::object wrapped = method;
-        PyObject* no_pool_info = NewCacheBackendInfo(Py_None, no_pool.ptr(), Py_None,
-                                                     static_cast<int>(SpanKind::kClient));
-        if (!no_pool_info) throw nb::python_error();
         auto* st = new RedisState{method.release().ptr(),           fallback.release().ptr(),
                                   suppressed.release().ptr(),       api.release().ptr(),
                                   get_tracer.release().ptr(),       pool_attributes.release().ptr(),
-                                  error_attributes.release().ptr(), no_pool_info};
+                                  error_attributes.release().ptr(), no_pool.release().ptr()};
         return NativeMethodOf(g_redis_command_def, OwnedCapsule(st), wrapped);
       },
       "method"_a, "fallback"_a, "suppressed"_a, "api"_a, "get_tracer"_a, "pool_attributes"_a,

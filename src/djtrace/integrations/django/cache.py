@@ -70,8 +70,8 @@ class _InCall(threading.local):
 _IN_CALL = _InCall()
 #: The instance attribute that makes a backend traced (its CacheBackendInfo).
 _INFO_ATTR = "_djtrace_cache"
-#: Backend classes wrapped so far, with the attributes their wrappers replaced.
-_classes: dict[type, dict[str, Any]] = {}
+#: Backend classes wrapped so far.
+_classes: set[type] = set()
 _classes_lock = threading.Lock()
 #: CacheBackendInfo by (class, alias, first server).
 _infos: dict[tuple, Any] = {}
@@ -245,10 +245,6 @@ def _wrap(function: Any, op: str) -> Any:
         _state.tracer, _native.record_cache_get, is_get, not is_many and not reads_result)
 
 
-def _is_wrapped(method: Any) -> bool:
-    return _native.is_cache_call(method)
-
-
 def _wrappable(raw: Any) -> bool:
     """Whether a class attribute is a plain method (a function, or a callable that binds like
     one): static and class methods, properties and data are left alone."""
@@ -265,19 +261,17 @@ def _instrument_class(cls: type) -> None:
     with _classes_lock:  # two threads making the first backend of a class wrap it once
         if cls in _classes:
             return
-        wrapped = {}
         for op in METHODS:
             try:
                 raw = inspect.getattr_static(cls, op)
             except AttributeError:
                 continue
-            if _is_wrapped(raw) or not _wrappable(raw):
+            if _native.is_cache_call(raw) or not _wrappable(raw):
                 continue
-            wrapped[op] = raw
             setattr(cls, op, _wrap(raw, op))
         if _INFO_ATTR not in cls.__dict__:
             setattr(cls, _INFO_ATTR, None)  # untraced unless the instance says otherwise
-        _classes[cls] = wrapped
+        _classes.add(cls)
 
 
 def _info(backend: Any, alias: str) -> Any:

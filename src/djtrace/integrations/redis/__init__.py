@@ -37,8 +37,10 @@ import sys
 import threading
 from typing import Any
 
+from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
+from djtrace import _native
 from djtrace._version import __version__
 from djtrace.integrations import _settings, _suppress
 from djtrace.integrations import _tracing as tr
@@ -55,7 +57,8 @@ _MAX_BATCH_TEXT = 50  # commands listed in a batch's db.query.text
 _MAX_CACHED = 4096
 
 _trace_without_parent = False
-_NO_POOL = {"db.system.name": "redis"}  # clients without one pool (cluster)
+#: The attributes of clients without one pool (cluster).
+_NO_POOL = _native.cache_backend_info(None, {"db.system.name": "redis"}, None, tr.OTLP_CLIENT)
 _lock = threading.Lock()
 _installed = False
 _patched: list = []  # (owner, attribute, original)
@@ -86,30 +89,32 @@ def query_text(name: str, argument_count: int) -> str:
 
 
 def _pool_attributes(pool: Any) -> Any:
-    """The static attributes of a pool's connections (cached on the pool), or False for the
-    pools of Celery's internals."""
+    """The static attributes of a pool's connections, as a CacheBackendInfo (converted once and
+    shared by the native wrapper's spans) kept on the pool, or False for the pools of Celery's
+    internals."""
     # An attribute, not pool.__dict__: asking for the __dict__ turns the pool's inline
     # attribute values into a dict, which slows every attribute redis-py reads on it.
     info = getattr(pool, _POOL_KEY, None)
     if info is not None:
         return info
     kwargs = getattr(pool, "connection_kwargs", None) or {}
-    info = {"db.system.name": "redis"}
+    attrs = {"db.system.name": "redis"}
     path = kwargs.get("path")
     if path:
-        info["server.address"] = str(path)
+        attrs["server.address"] = str(path)
     else:
         host = kwargs.get("host")
         if host:
-            info["server.address"] = str(host)
+            attrs["server.address"] = str(host)
         port = kwargs.get("port")
         if isinstance(port, int):
-            info["server.port"] = port
+            attrs["server.port"] = port
         elif isinstance(port, str) and port.isdigit():
-            info["server.port"] = int(port)
+            attrs["server.port"] = int(port)
     db = kwargs.get("db")
     if db is not None:
-        info["db.namespace"] = str(db)
+        attrs["db.namespace"] = str(db)
+    info = _native.cache_backend_info(None, attrs, None, tr.OTLP_CLIENT)
     try:
         setattr(pool, _POOL_KEY, info)
     except (AttributeError, TypeError):  # a pool that takes no attributes: computed each time
@@ -148,7 +153,7 @@ def _start(client: Any, name: str, text: str, batch_size: int = 0) -> Any:
     else:
         span = _handle.start_generic(name, None, tr.OTLP_CLIENT)
     if span.is_recording():
-        attrs = dict(info)
+        attrs = dict(info.attributes)
         attrs["db.operation.name"] = name
         attrs["db.query.text"] = text
         if batch_size >= 2:
@@ -284,10 +289,6 @@ def _native_tracer() -> Any:
 def _wrap_command(original: Any) -> Any:
     """Redis.execute_command in a span: natively in the common case (see
     native/python/call_bindings.cc, RedisCommand), through the Python wrapper otherwise."""
-    from opentelemetry import trace as trace_api
-
-    from djtrace import _native
-
     fallback = _wrap_command_python(original)
     return _native.redis_command(original, fallback, _SUPPRESSED, trace_api, _native_tracer,
                                  _pool_attributes, _error_attributes, _NO_POOL)
