@@ -24,6 +24,10 @@ class SpanExporter {
     return true;
   }
   virtual void Shutdown() noexcept {}
+  // On while the process is about to exit: each export is then its last chance, so a failure
+  // is not retried and a backoff in progress ends, and a collector that is down (or answers
+  // "retry later") does not hold the exit up by the whole export timeout. Any thread.
+  virtual void SetExiting(bool /*on*/) noexcept {}
   // Whether Export takes spans whose `shared_attributes` are still apart from `attributes`
   // (written ahead of them, as FlattenAttributes would place them). Otherwise the processors
   // merge them in first.

@@ -248,6 +248,17 @@ ExportResult OtlpExporterBase::Export(std::span<const SpanData* const> spans,
   return result;
 }
 
+bool OtlpExporterBase::WaitToRetry(Clock::time_point until) const noexcept {
+  // Short steps rather than a second wake-up pipe: a backoff lasts a second or more, and
+  // SetExiting is called once per process.
+  constexpr auto kStep = std::chrono::milliseconds(50);
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= until || exiting_.load(std::memory_order_acquire)) return true;
+    if (!canceller_.SleepUntil(std::min(until, now + kStep))) return false;
+  }
+}
+
 ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spans,
                                             std::chrono::steady_clock::time_point deadline,
                                             std::vector<LogLine>& logs) {
@@ -299,14 +310,16 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
       RecordFailure(spans.size(), "export cancelled by shutdown");
       return ExportResult::kFailure;
     }
-    if (outcome.retryable) {
+    const bool exiting = exiting_.load(std::memory_order_acquire);
+    if (outcome.retryable && !exiting) {
       now = Clock::now();
       std::optional<std::chrono::nanoseconds> delay = NextRetryDelay(
           retry_, retry, outcome.server_delay,
           std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now), NextRandom());
       if (delay) {
         retries_.fetch_add(1, std::memory_order_relaxed);
-        if (!canceller_.SleepUntil(now + std::chrono::duration_cast<Clock::duration>(*delay))) {
+        // Cut short when the process starts exiting: then one more attempt, the last.
+        if (!WaitToRetry(now + std::chrono::duration_cast<Clock::duration>(*delay))) {
           RecordFailure(spans.size(), "export cancelled by shutdown");
           return ExportResult::kFailure;
         }
@@ -316,8 +329,9 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
     std::string message = protocol_name_ + " export of " + std::to_string(spans.size()) +
                           " spans to " + endpoint_text_ + " failed: " + outcome.message;
     if (outcome.retryable) {
-      message += " (gave up after " + std::to_string(retry + 1) + " attempt" + (retry ? "s" : "") +
-                 " within the export timeout)";
+      const std::string attempts = std::to_string(retry + 1) + " attempt" + (retry ? "s" : "");
+      message += exiting ? " (" + attempts + "; not retried: the process is exiting)"
+                         : " (gave up after " + attempts + " within the export timeout)";
     }
     RecordFailure(spans.size(), message);
     ++failed_since_success_;

@@ -90,6 +90,7 @@ class OtlpExporterBase : public SpanExporter {
   // Cuts short an export in flight (its waits and I/O end at once), then closes the connection.
   // Later exports fail without sending.
   void Shutdown() noexcept final;
+  void SetExiting(bool on) noexcept final { exiting_.store(on, std::memory_order_release); }
   void AfterForkInChild() noexcept final;
   // The protobuf encoder writes a shared block once per batch and copies its bytes after.
   bool TakesSharedAttributes() const noexcept final { return true; }
@@ -134,6 +135,9 @@ class OtlpExporterBase : public SpanExporter {
                   std::vector<LogLine>& logs);
   void RecordFailure(size_t span_count, const std::string& message);
   double NextRandom() noexcept;
+  // Waits for a retry's turn; returns early once exiting_ is set (checked every few tens of
+  // milliseconds), false if Shutdown cancelled the wait.
+  bool WaitToRetry(std::chrono::steady_clock::time_point until) const noexcept;
 
   std::string protocol_name_;
   std::string endpoint_text_;
@@ -147,6 +151,7 @@ class OtlpExporterBase : public SpanExporter {
   std::unique_ptr<std::mutex> mu_;
   Canceller canceller_;
   std::atomic<bool> shutdown_{false};
+  std::atomic<bool> exiting_{false};  // SetExiting: no retries
   std::chrono::milliseconds timeout_;
   std::string body_;        // encoded request, reused across batches
   std::string compressed_;  // gzip of body_

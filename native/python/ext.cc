@@ -1463,6 +1463,8 @@ NB_MODULE(_native, m) {
             return self.core->Shutdown(std::chrono::milliseconds(timeout_ms));
           },
           nb::call_guard<nb::gil_scoped_release>())
+      .def(
+          "set_exiting", [](PyTracerCore& self, bool on) { self.core->SetExiting(on); }, "on"_a)
       .def("is_shutdown", [](PyTracerCore& self) { return self.core->is_shutdown(); })
       .def("counters", [](PyTracerCore& self) {
         auto& c = self.core->counters();

@@ -87,6 +87,7 @@ bool SimpleSpanProcessor::ForceFlush(std::chrono::milliseconds timeout) noexcept
 }
 
 bool SimpleSpanProcessor::Shutdown(std::chrono::milliseconds) noexcept {
+  exporter_->SetExiting(true);  // an export in flight under the lock gives up its retries
   std::lock_guard<std::mutex> lock(mu_);
   if (shutdown_) return true;
   shutdown_ = true;
@@ -331,6 +332,8 @@ bool BatchSpanProcessor::ForceFlush(std::chrono::milliseconds timeout) noexcept 
   return done;
 }
 
+void BatchSpanProcessor::SetExiting(bool on) noexcept { state_->exporter->SetExiting(on); }
+
 bool BatchSpanProcessor::Shutdown(std::chrono::milliseconds timeout) noexcept {
   State& s = *state_;
   std::unique_ptr<std::thread> worker;
@@ -338,6 +341,9 @@ bool BatchSpanProcessor::Shutdown(std::chrono::milliseconds timeout) noexcept {
   {
     std::unique_lock<std::mutex> lock(s.mu);
     if (s.shutdown) return true;
+    // What is left is exported once, not retried: a collector that is down would otherwise
+    // hold the process up for the whole export timeout.
+    s.exporter->SetExiting(true);
     if (!s.worker && !s.queue.empty()) StartWorkerLocked();
     s.shutdown = true;
     if (s.worker) {
@@ -418,6 +424,10 @@ bool MultiSpanProcessor::ForceFlush(std::chrono::milliseconds timeout) noexcept 
     ok = p->ForceFlush(std::max(left, std::chrono::milliseconds(0))) && ok;
   }
   return ok;
+}
+
+void MultiSpanProcessor::SetExiting(bool on) noexcept {
+  for (auto& p : processors_) p->SetExiting(on);
 }
 
 bool MultiSpanProcessor::Shutdown(std::chrono::milliseconds timeout) noexcept {

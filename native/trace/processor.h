@@ -32,6 +32,9 @@ class SpanProcessor {
   virtual void OnEnd(SpanPtr span) noexcept = 0;
   virtual bool ForceFlush(std::chrono::milliseconds timeout) noexcept = 0;
   virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
+  // Passed on to the exporters (SpanExporter::SetExiting): on for a flush the process makes
+  // just before it exits. Shutdown turns it on by itself.
+  virtual void SetExiting(bool /*on*/) noexcept {}
 };
 
 // Exports each span as it ends, on the ending thread.
@@ -42,6 +45,7 @@ class SimpleSpanProcessor final : public SpanProcessor {
   void OnEnd(SpanPtr span) noexcept override;
   bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  void SetExiting(bool on) noexcept override { exporter_->SetExiting(on); }
   // Replaces the transform applied before export (the provider's redactor).
   void SetTransform(SpanTransform transform);
 
@@ -81,6 +85,7 @@ class BatchSpanProcessor final : public SpanProcessor {
   // Exports what is queued within `timeout`. If the exporter is still busy then, it is shut
   // down (which cancels its I/O) and the worker finishes on its own: exit never hangs.
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  void SetExiting(bool on) noexcept override;
   BatchStats Stats() const noexcept;
   const BatchOptions& options() const;
   // Replaces the transform applied before export (the provider's redactor); batches taken
@@ -116,6 +121,7 @@ class MultiSpanProcessor final : public SpanProcessor {
   void OnEnd(SpanPtr span) noexcept override;
   bool ForceFlush(std::chrono::milliseconds timeout) noexcept override;
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  void SetExiting(bool on) noexcept override;
 
  private:
   std::vector<std::shared_ptr<SpanProcessor>> processors_;

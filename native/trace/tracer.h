@@ -56,6 +56,8 @@ class TracerCore {
   SpanProcessor& processor() { return *processor_; }
   bool ForceFlush(std::chrono::milliseconds timeout);
   bool Shutdown(std::chrono::milliseconds timeout);
+  // See SpanProcessor::SetExiting.
+  void SetExiting(bool on) { processor_->SetExiting(on); }
   bool is_shutdown() const { return shutdown_.load(std::memory_order_relaxed); }
 
  private:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import socket
 import subprocess
 import sys
 import textwrap
@@ -240,6 +241,45 @@ def test_configure_from_environment_and_exit_flush(protocol: str, tmp_path: Path
         assert res["team"] == "obs team"
         assert res["telemetry.sdk.name"] == "djtrace"
         assert receiver.received.headers[0]["x-tenant"] == "acme"
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_exit_with_no_collector_listening_does_not_retry(protocol: str, tmp_path: Path) -> None:
+    # At exit, the queued spans get one attempt: nothing listens, so the process leaves at once
+    # instead of retrying with backoff until the export timeout.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _run("""
+        import djtrace
+        from opentelemetry import trace
+        djtrace.configure()
+        with trace.get_tracer("exit").start_as_current_span("last"):
+            pass
+    """, {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "60000",
+        "OTEL_TRACES_EXPORTER": "otlp",
+    }, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(1 attempt; not retried: the process is exiting)" in result.stderr, result.stderr
+
+
+def test_exit_flush_tries_once_then_retries_resume() -> None:
+    with OtlpHttpReceiver(responses=[503] * 3, retry_after="0") as receiver:
+        provider = _provider(HttpExporter(endpoint=receiver.endpoint))
+        _emit(provider, 2)
+        provider.exit_flush(30000)  # done in time; the batch itself failed
+        assert receiver.attempts == 1
+        assert receiver.received.span_count() == 0
+        # An ordinary flush afterwards retries as before: two more 503s, then accepted.
+        _emit(provider, 1)
+        assert provider.force_flush(30000) is True
+        assert receiver.attempts == 4
+        assert receiver.received.span_count() == 1
+        provider.shutdown()
 
 
 @pytest.mark.parametrize("env,needle", [

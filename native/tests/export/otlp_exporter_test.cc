@@ -377,6 +377,85 @@ TEST(OtlpHttpExporterTest, ConnectionRefusedIsRetriedThenReported) {
       << lines[0].second;
 }
 
+TEST(OtlpHttpExporterTest, WhileExitingAFailureIsNotRetried) {
+  HttpFixture f([](const ServerConn::Request&, int) {
+    return HttpResponseText(503, "Service Unavailable", "");
+  });
+  LogSink log;
+  OtlpExporterOptions o;
+  o.endpoint = f.Url();
+  o.retry = FastRetry();
+  o.timeout = milliseconds(5000);
+  o.log = log.Fn();
+  auto exporter = MakeHttp(o);
+  Batch batch(1);
+  exporter->SetExiting(true);
+  EXPECT_EQ(exporter->Export(batch.spans(), Far()), ExportResult::kFailure);
+  EXPECT_EQ(f.Requests().size(), 1u);
+  EXPECT_EQ(exporter->stats().retries, 0u);
+  auto lines = log.Take();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].second.find("(1 attempt; not retried: the process is exiting)"),
+            std::string::npos)
+      << lines[0].second;
+
+  // Off again: retried as usual, until the deadline.
+  exporter->SetExiting(false);
+  EXPECT_EQ(exporter->Export(batch.spans(), Clock::now() + milliseconds(200)),
+            ExportResult::kFailure);
+  EXPECT_GT(exporter->stats().retries, 0u);
+  EXPECT_GT(f.Requests().size(), 2u);
+}
+
+TEST(OtlpHttpExporterTest, ConnectionRefusedWhileExitingIsTriedOnce) {
+  LogSink log;
+  OtlpExporterOptions o;
+  o.endpoint = "http://127.0.0.1:" + std::to_string(testing_net::UnusedPort()) + "/v1/traces";
+  o.retry = FastRetry();
+  o.log = log.Fn();
+  auto exporter = MakeHttp(o);
+  exporter->SetExiting(true);
+  Batch batch(1);
+  EXPECT_EQ(exporter->Export(batch.spans(), Far()), ExportResult::kFailure);
+  EXPECT_EQ(exporter->stats().retries, 0u);
+  auto lines = log.Take();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].second.find("Connection refused) (1 attempt; not retried"), std::string::npos)
+      << lines[0].second;
+}
+
+TEST(OtlpHttpExporterTest, ExitingCutsShortAWaitToRetry) {
+  HttpFixture f([](const ServerConn::Request&, int index) {
+    return index == 0 ? HttpResponseText(503, "Service Unavailable", "", "Retry-After: 30\r\n")
+                      : HttpResponseText(503, "Service Unavailable", "");
+  });
+  LogSink log;
+  OtlpExporterOptions o;
+  o.endpoint = f.Url();
+  o.timeout = milliseconds(120000);
+  o.log = log.Fn();
+  auto exporter = MakeHttp(o);
+  Batch batch(1);
+  std::thread exiting([&] {
+    // Once the first attempt has been answered, the exporter waits 30 s to retry.
+    while (f.Requests().empty()) std::this_thread::sleep_for(milliseconds(10));
+    std::this_thread::sleep_for(milliseconds(100));
+    exporter->SetExiting(true);
+  });
+  auto start = Clock::now();
+  EXPECT_EQ(exporter->Export(batch.spans(), Clock::now() + std::chrono::seconds(120)),
+            ExportResult::kFailure);
+  // Well before the 30 s the server asked for: the wait ended, one last attempt was made.
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(15));
+  exiting.join();
+  EXPECT_EQ(f.Requests().size(), 2u);
+  auto lines = log.Take();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].second.find("(2 attempts; not retried: the process is exiting)"),
+            std::string::npos)
+      << lines[0].second;
+}
+
 TEST(OtlpHttpExporterTest, PartialSuccessIsLoggedOnceAndCounted) {
   HttpFixture f([](const ServerConn::Request&, int) {
     // ExportTraceServiceResponse{partial_success{rejected_spans: 2, error_message: "too old"}}

@@ -40,6 +40,7 @@ class FakeExporter final : public SpanExporter {
     for (const SpanData* s : spans) batch.push_back(*s);
     batches_.push_back(std::move(batch));
     threads_.push_back(std::this_thread::get_id());
+    exiting_at_export_.push_back(exiting_);
     cv_.notify_all();
     return result_;
   }
@@ -55,6 +56,10 @@ class FakeExporter final : public SpanExporter {
   void AfterForkInChild() noexcept override {
     std::lock_guard<std::mutex> lock(mu_);
     ++after_fork_calls_;
+  }
+  void SetExiting(bool on) noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    exiting_ = on;
   }
 
   void Block() {
@@ -129,6 +134,15 @@ class FakeExporter final : public SpanExporter {
     std::lock_guard<std::mutex> lock(mu_);
     return after_fork_calls_;
   }
+  bool exiting() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exiting_;
+  }
+  // For each batch, whether SetExiting was on when it was exported.
+  std::vector<bool> ExitingAtExport() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exiting_at_export_;
+  }
 
  private:
   size_t SpanCountLocked() const {
@@ -148,6 +162,8 @@ class FakeExporter final : public SpanExporter {
   int shutdown_calls_ = 0;
   int force_flush_calls_ = 0;
   int after_fork_calls_ = 0;
+  bool exiting_ = false;
+  std::vector<bool> exiting_at_export_;
 };
 
 SpanPtr MakeSpan(const std::string& name, bool sampled = true) {
@@ -361,6 +377,29 @@ TEST(BatchSpanProcessorTest, ShutdownExportsWhatIsQueuedThenDrops) {
   EXPECT_TRUE(p.Shutdown(1s));  // a second shutdown is a no-op
   EXPECT_EQ(exporter->shutdown_calls(), 1);
   EXPECT_EQ(exporter->SpanCount(), 5u);
+}
+
+TEST(BatchSpanProcessorTest, ShutdownExportsTheRestWithTheExporterExiting) {
+  auto exporter = std::make_shared<FakeExporter>();
+  BatchSpanProcessor p(exporter, Options(100, 60s, 512));
+  p.OnEnd(MakeSpan("a"));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  p.OnEnd(MakeSpan("b"));
+  EXPECT_TRUE(p.Shutdown(5s));
+  // The flush before was an ordinary one; the export at shutdown is not retried.
+  EXPECT_EQ(exporter->ExitingAtExport(), (std::vector<bool>{false, true}));
+}
+
+TEST(BatchSpanProcessorTest, SetExitingReachesTheExporterAndCanBeUndone) {
+  auto exporter = std::make_shared<FakeExporter>();
+  BatchSpanProcessor p(exporter, Options(100, 60s, 512));
+  p.SetExiting(true);
+  p.OnEnd(MakeSpan("a"));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  p.SetExiting(false);
+  p.OnEnd(MakeSpan("b"));
+  ASSERT_TRUE(p.ForceFlush(5s));
+  EXPECT_EQ(exporter->ExitingAtExport(), (std::vector<bool>{true, false}));
 }
 
 TEST(BatchSpanProcessorTest, ShutdownWithoutAWorkerExportsTheQueue) {
@@ -760,6 +799,17 @@ TEST(SimpleSpanProcessorTest, ForceFlushAsksTheExporter) {
   EXPECT_EQ(exporter->force_flush_calls(), 2);
 }
 
+TEST(SimpleSpanProcessorTest, SetExitingAndShutdownReachTheExporter) {
+  auto exporter = std::make_shared<FakeExporter>();
+  SimpleSpanProcessor p(exporter);
+  p.SetExiting(true);
+  EXPECT_TRUE(exporter->exiting());
+  p.SetExiting(false);
+  EXPECT_FALSE(exporter->exiting());
+  EXPECT_TRUE(p.Shutdown(1s));
+  EXPECT_TRUE(exporter->exiting());
+}
+
 TEST(SimpleSpanProcessorTest, ShutdownStopsExporting) {
   auto exporter = std::make_shared<FakeExporter>();
   SimpleSpanProcessor p(exporter);
@@ -786,7 +836,9 @@ class FakeProcessor final : public SpanProcessor {
     shutdown_timeouts.push_back(timeout);
     return shutdown_result;
   }
+  void SetExiting(bool on) noexcept override { exiting.push_back(on); }
   std::vector<SpanPtr> spans;
+  std::vector<bool> exiting;
   std::vector<std::chrono::milliseconds> flush_timeouts, shutdown_timeouts;
   bool flush_result = true, shutdown_result = true;
 };
@@ -842,6 +894,16 @@ TEST(MultiSpanProcessorTest, FlushAndShutdownReachEveryProcessor) {
   EXPECT_FALSE(multi.Shutdown(1000ms));
   EXPECT_EQ(a->shutdown_timeouts.size(), 1u);
   EXPECT_EQ(b->shutdown_timeouts.size(), 1u);
+}
+
+TEST(MultiSpanProcessorTest, SetExitingReachesEveryProcessor) {
+  auto a = std::make_shared<FakeProcessor>();
+  auto b = std::make_shared<FakeProcessor>();
+  MultiSpanProcessor multi({a, b});
+  multi.SetExiting(true);
+  multi.SetExiting(false);
+  EXPECT_EQ(a->exiting, (std::vector<bool>{true, false}));
+  EXPECT_EQ(b->exiting, (std::vector<bool>{true, false}));
 }
 
 TEST(MultiSpanProcessorTest, EmptyIsANoOp) {

@@ -83,6 +83,19 @@ def test_warm_shutdown_loses_no_span(tasks, start_worker, how):
         assert len(consumer_spans(receiver, ids)) == 6, worker.log()
 
 
+def test_warm_shutdown_does_not_wait_to_retry_a_failing_collector(tasks, start_worker):
+    # Every export is answered "503 retry later": the processes' flushes on the way out try
+    # each batch once, rather than retrying until the flush timeout.
+    with OtlpHttpReceiver(responses=[503] * 1000) as receiver:
+        worker = start_worker(receiver, schedule_delay_ms=LONG_DELAY)
+        run_tasks(tasks, worker.queue, 4)
+        worker.stop(signal.SIGTERM)
+        assert receiver.attempts >= 1
+    log = worker.log()
+    assert "(1 attempt; not retried: the process is exiting)" in log, log
+    assert "within the export timeout" not in log, log
+
+
 def test_task_running_at_sigterm_finishes_and_is_exported(tasks, start_worker):
     with OtlpHttpReceiver() as receiver:
         worker = start_worker(receiver, schedule_delay_ms=LONG_DELAY)

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -171,6 +172,28 @@ def test_manage_py_failing_command(tmp_path):
     attrs = {kv.key: kv.value for kv in span.attributes}
     assert attrs["process.exit.code"].int_value == 3
     assert span.status.code == 2  # STATUS_CODE_ERROR
+
+
+def test_manage_py_does_not_wait_to_retry_a_failing_collector(tmp_path):
+    # A collector answering "503 retry later" to everything: the command's flush before exit
+    # tries once instead of retrying until the export timeout.
+    with OtlpHttpReceiver(responses=[503] * 50) as receiver:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "process_things", "x"], cwd=str(HERE),
+            env=_env(receiver, tmp_path, OTEL_EXPORTER_OTLP_TIMEOUT="60000"),
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert receiver.attempts == 1
+    assert "(1 attempt; not retried: the process is exiting)" in result.stderr, result.stderr
+
+
+def test_manage_py_with_no_collector_listening_exits_without_retrying(tmp_path):
+    nobody = SimpleNamespace(endpoint=f"http://127.0.0.1:{_free_port()}/v1/traces")
+    env = _env(nobody, tmp_path)
+    result = subprocess.run([sys.executable, "manage.py", "process_things", "x"], cwd=str(HERE),
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Connection refused) (1 attempt; not retried: the process is exiting)" in result.stderr
 
 
 def _free_port() -> int:

@@ -28,9 +28,11 @@ from djtrace.integrations.celery import producer
 
 
 def flush(**_: Any) -> bool:
-    """Exports every finished span now (within `celery_flush_timeout_ms`)."""
+    """Exports every finished span now (within `celery_flush_timeout_ms`), as the process exits:
+    djtrace's provider tries each batch once, so that a collector that is down does not hold up
+    the exit."""
     provider = trace_api.get_tracer_provider()
-    force_flush = getattr(provider, "force_flush", None)
+    force_flush = getattr(provider, "exit_flush", None) or getattr(provider, "force_flush", None)
     if force_flush is None:
         return True
     try:

@@ -76,15 +76,16 @@ class _Flush:
 
 
 def _flush() -> None:
+    """The command's spans, exported before manage.py exits (djtrace's provider without retries:
+    a collector that is down must not hold the command up)."""
     from opentelemetry import trace as trace_api
 
     provider = trace_api.get_tracer_provider()
-    flush = getattr(provider, "force_flush", None)
-    if flush is None:
+    if getattr(provider, "force_flush", None) is None:
         import djtrace
 
         provider = djtrace._provider  # noqa: SLF001
-        flush = getattr(provider, "force_flush", None)
+    flush = getattr(provider, "exit_flush", None) or getattr(provider, "force_flush", None)
     if flush is not None:
         try:
             flush(10000)

@@ -736,6 +736,16 @@ class TracerProvider(trace_api.TracerProvider):
             except Exception:  # noqa: BLE001
                 _report_internal_error(f"{type(processor).__name__}.on_start")
 
+    def exit_flush(self, timeout_millis: int = 30000) -> bool:
+        """force_flush for a process about to exit (the end of a management command, a Celery
+        process leaving): djtrace's exporters try each batch once, without retries, so that a
+        collector that is down does not hold the exit up for the whole export timeout."""
+        self._core.set_exiting(True)
+        try:
+            return self.force_flush(timeout_millis)
+        finally:
+            self._core.set_exiting(False)
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         ok = self._core.force_flush(int(timeout_millis))
         for processor in self._py_processors:
