@@ -382,12 +382,8 @@ TEST(OtlpHttpExporterTest, WhileExitingAFailureIsNotRetried) {
     return HttpResponseText(503, "Service Unavailable", "");
   });
   LogSink log;
-  OtlpExporterOptions o;
-  o.endpoint = f.Url();
-  o.retry = FastRetry();
-  o.timeout = milliseconds(5000);
-  o.log = log.Fn();
-  auto exporter = MakeHttp(o);
+  auto exporter = MakeHttp(
+      {.endpoint = f.Url(), .timeout = milliseconds(5000), .log = log.Fn(), .retry = FastRetry()});
   Batch batch(1);
   exporter->SetExiting(true);
   EXPECT_EQ(exporter->Export(batch.spans(), Far()), ExportResult::kFailure);
@@ -409,11 +405,10 @@ TEST(OtlpHttpExporterTest, WhileExitingAFailureIsNotRetried) {
 
 TEST(OtlpHttpExporterTest, ConnectionRefusedWhileExitingIsTriedOnce) {
   LogSink log;
-  OtlpExporterOptions o;
-  o.endpoint = "http://127.0.0.1:" + std::to_string(testing_net::UnusedPort()) + "/v1/traces";
-  o.retry = FastRetry();
-  o.log = log.Fn();
-  auto exporter = MakeHttp(o);
+  auto exporter = MakeHttp(
+      {.endpoint = "http://127.0.0.1:" + std::to_string(testing_net::UnusedPort()) + "/v1/traces",
+       .log = log.Fn(),
+       .retry = FastRetry()});
   exporter->SetExiting(true);
   Batch batch(1);
   EXPECT_EQ(exporter->Export(batch.spans(), Far()), ExportResult::kFailure);
@@ -430,11 +425,7 @@ TEST(OtlpHttpExporterTest, ExitingCutsShortAWaitToRetry) {
                       : HttpResponseText(503, "Service Unavailable", "");
   });
   LogSink log;
-  OtlpExporterOptions o;
-  o.endpoint = f.Url();
-  o.timeout = milliseconds(120000);
-  o.log = log.Fn();
-  auto exporter = MakeHttp(o);
+  auto exporter = MakeHttp({.endpoint = f.Url(), .timeout = milliseconds(120000), .log = log.Fn()});
   Batch batch(1);
   std::thread exiting([&] {
     // Once the first attempt has been answered, the exporter waits 30 s to retry.

@@ -36,7 +36,7 @@ from opentelemetry.trace.span import TraceState
 from djtrace import _native
 from djtrace.sdk.trace import (
     DisabledTracerProvider,
-    _report_internal_error,  # noqa: F401 - re-exported for integrations
+    _report_internal_error,
 )
 from djtrace.sdk.trace import TracerProvider as _DjtraceProvider
 
@@ -114,6 +114,26 @@ class TracerHandle:
         """A span through the public API; `context` is an OpenTelemetry Context or None."""
         return self._tracer.start_span(name, context=context, kind=_API_KINDS[kind],
                                        attributes=attributes)
+
+
+def flush_before_exit(timeout_millis: int, where: str) -> bool:
+    """Exports every finished span now, as the process is about to exit (a management command's
+    end, a Celery process leaving): djtrace's provider tries each batch once (`exit_flush`), so
+    that a collector that is down does not hold the exit up. Never raises; a failure is reported
+    as `where`."""
+    provider = trace_api.get_tracer_provider()
+    if getattr(provider, "force_flush", None) is None:
+        import djtrace
+
+        provider = djtrace._provider  # noqa: SLF001 - configured but not global
+    flush = getattr(provider, "exit_flush", None) or getattr(provider, "force_flush", None)
+    if flush is None:
+        return True
+    try:
+        return bool(flush(timeout_millis))
+    except Exception:  # noqa: BLE001
+        _report_internal_error(where)
+        return False
 
 
 def remote_parent_context(parent: tuple, base: Any = None) -> Any:

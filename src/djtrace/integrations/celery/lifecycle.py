@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import context as context_api
-from opentelemetry import trace as trace_api
 
 from djtrace.integrations import _tracing as tr
 from djtrace.integrations.celery import _state as st
@@ -28,18 +27,9 @@ from djtrace.integrations.celery import producer
 
 
 def flush(**_: Any) -> bool:
-    """Exports every finished span now (within `celery_flush_timeout_ms`), as the process exits:
-    djtrace's provider tries each batch once, so that a collector that is down does not hold up
-    the exit."""
-    provider = trace_api.get_tracer_provider()
-    force_flush = getattr(provider, "exit_flush", None) or getattr(provider, "force_flush", None)
-    if force_flush is None:
-        return True
-    try:
-        return bool(force_flush(st.flush_timeout_ms))
-    except Exception:  # noqa: BLE001
-        tr._report_internal_error("celery flush")
-        return False
+    """Exports every finished span now, as the process exits (within
+    `celery_flush_timeout_ms`)."""
+    return tr.flush_before_exit(st.flush_timeout_ms, "celery flush")
 
 
 def patch_beat() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from djtrace.integrations import _suppress
+from djtrace.integrations import _tracing as tr
 from djtrace.integrations.django import _state
 from djtrace.integrations.django import settings as dj_settings
 from djtrace.integrations.redaction import REDACTED, is_sensitive_key, redact_text
@@ -76,21 +77,8 @@ class _Flush:
 
 
 def _flush() -> None:
-    """The command's spans, exported before manage.py exits (djtrace's provider without retries:
-    a collector that is down must not hold the command up)."""
-    from opentelemetry import trace as trace_api
-
-    provider = trace_api.get_tracer_provider()
-    if getattr(provider, "force_flush", None) is None:
-        import djtrace
-
-        provider = djtrace._provider  # noqa: SLF001
-    flush = getattr(provider, "exit_flush", None) or getattr(provider, "force_flush", None)
-    if flush is not None:
-        try:
-            flush(10000)
-        except Exception:  # noqa: BLE001
-            _report_internal_error("django command flush")
+    """The command's spans, exported before manage.py exits."""
+    tr.flush_before_exit(10000, "django command flush")
 
 
 _originals: dict[str, Any] = {}
