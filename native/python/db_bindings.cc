@@ -1248,19 +1248,33 @@ void BindDb(nb::module_& m) {
   });
 
   // Statistics of the local root of `span`: attach fresh ones (the request, task and command
-  // hooks call this when they start a root), read them, or count a cache read.
+  // hooks call this when they start a root), read them, or count a cache read. Without
+  // `findings`, the root's queries, cache reads and task sends are counted but never flagged
+  // (no N+1, repeated get or repeated send): the command hook gives these to the commands of
+  // Django and of installed libraries, whose repeated statements the project cannot change.
   m.def(
       "attach_query_stats",
-      [](nb::handle span) {
+      [](nb::handle span, bool findings) {
         PySpan* ps = nullptr;
         if (!nb::try_cast<PySpan*>(span, ps) || !ps || !ps->span.is_recording() ||
             ps->span.has_ended() || !ps->owner)
           return false;
         if (StatsOf(ps->span)) return true;
-        ps->span.set_root_state(NewStats(ps->owner->core->limits()));
+        if (findings) {
+          ps->span.set_root_state(NewStats(ps->owner->core->limits()));
+          return true;
+        }
+        // Below another root, the queries belong to that root's statistics.
+        if (!ps->span.is_local_root()) return false;
+        QueryStatsOptions counting_only = g_db.stats_options;
+        counting_only.n_plus_one_threshold = 0;
+        counting_only.repeated_cache_get_threshold = 0;
+        counting_only.task_send_threshold = 0;
+        ps->span.set_root_state(
+            std::make_shared<QueryStats>(counting_only, ps->owner->core->limits()));
         return true;
       },
-      "span"_a.none());
+      "span"_a.none(), "findings"_a = true);
 
   m.def(
       "query_stats",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,6 +108,60 @@ def test_cache_repeats_are_reported_on_the_command_span(spans):
     assert event.attributes["djtrace.cache.get_count"] == 5
 
 
+def _notes_fixture(tmp_path: Path, n: int) -> Path:
+    fixture = tmp_path / "notes.json"
+    fixture.write_text(json.dumps([{"model": "web.note", "pk": 1000 + i,
+                                    "fields": {"title": f"fixture note {i}"}} for i in range(n)]))
+    return fixture
+
+
+@override_settings(DJTRACE={"n_plus_one_strict": True, "n_plus_one_warn": True})
+def test_django_commands_are_counted_but_not_checked_for_n_plus_one(spans, tmp_path, caplog):
+    # loaddata saves each object with the same statements, from Django's code: repetition the
+    # project cannot change, which strict mode must not turn into a failure (as it would for
+    # migrate while the test database is created).
+    call_command("loaddata", str(_notes_fixture(tmp_path, 6)), verbosity=0)
+    span = spans.one("manage.py loaddata")
+    assert span.attributes["djtrace.db.query_count"] >= 6
+    assert span.attributes["djtrace.n_plus_one.count"] == 0
+    assert [e for e in span.events if e.name == "djtrace.n_plus_one"] == []
+    assert [r for r in caplog.records if r.name == "djtrace.n_plus_one"] == []
+
+
+@override_settings(DJTRACE={"n_plus_one_strict": True})
+def test_the_projects_own_commands_are_checked_for_n_plus_one(spans, tmp_path):
+    from django.core.management.base import BaseCommand
+
+    from djtrace.integrations.django import db
+
+    fixture = str(_notes_fixture(tmp_path, 6))
+
+    class Command(BaseCommand):  # defined here, in the project's code
+        def handle(self, *args, **options):
+            from project.web.models import Note
+
+            for pk in range(1000, 1006):
+                Note.objects.filter(pk=pk).exists()
+
+    Command._djtrace_name = "own_loop"
+    call_command("loaddata", fixture, verbosity=0)
+    with pytest.raises(db.NPlusOneError) as info:
+        call_command(Command())
+    assert "test_commands.py" in str(info.value)
+    assert spans.one("manage.py own_loop").attributes["djtrace.n_plus_one.count"] == 1
+
+
+def test_which_commands_are_the_projects():
+    from django.core.management import load_command_class
+
+    from djtrace.integrations.django.commands import is_project_command
+
+    assert not is_project_command(load_command_class("django.core", "migrate"))
+    assert not is_project_command(load_command_class("django.contrib.auth", "createsuperuser"))
+    assert not is_project_command(load_command_class("rest_framework", "generateschema"))
+    assert is_project_command(load_command_class("project.web", "process_things"))
+
+
 # -- real processes --------------------------------------------------------------------------
 
 def _env(receiver: OtlpHttpReceiver, tmp_path: Path, **extra: str) -> dict:
@@ -172,6 +227,34 @@ def test_manage_py_failing_command(tmp_path):
     attrs = {kv.key: kv.value for kv in span.attributes}
     assert attrs["process.exit.code"].int_value == 3
     assert span.status.code == 2  # STATUS_CODE_ERROR
+
+
+def test_strict_mode_lets_manage_py_migrate_and_the_test_database_be_made(tmp_path):
+    # A fresh database: migrate repeats its statements (one per migration recorded, tables
+    # rebuilt), from Django's code under manage.py's main(). Strict mode is for the project's
+    # queries; these must neither fail the command nor, in a test run, the test database.
+    with OtlpHttpReceiver() as receiver:
+        env = _env(receiver, tmp_path, DJTRACE_TEST_N_PLUS_ONE_STRICT="1")
+        migrate = subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"],
+                                 cwd=str(HERE), env=env, capture_output=True, text=True,
+                                 timeout=300)
+        assert migrate.returncode == 0, migrate.stderr
+        assert "N+1" not in migrate.stderr
+        test_db = subprocess.run(
+            [sys.executable, "-c",
+             "import django; django.setup()\n"
+             "from django.test.runner import DiscoverRunner\n"
+             "runner = DiscoverRunner(verbosity=0)\n"
+             "runner.teardown_databases(runner.setup_databases())\n"
+             "print('test database made')"],
+            cwd=str(HERE), env=env, capture_output=True, text=True, timeout=300)
+        assert test_db.returncode == 0, test_db.stderr
+        assert "test database made" in test_db.stdout
+        received = receiver.received.spans()
+    migrate_span = next(s for _, _, s in received if s.name == "manage.py migrate")
+    attrs = {kv.key: kv.value for kv in migrate_span.attributes}
+    assert attrs["djtrace.db.query_count"].int_value > 20
+    assert attrs["djtrace.n_plus_one.count"].int_value == 0
 
 
 def test_manage_py_does_not_wait_to_retry_a_failing_collector(tmp_path):

@@ -8,6 +8,12 @@ credentials; Django's own common options and non-scalar values such as stdout ar
 process.exit.code (0, a CommandError's returncode, a SystemExit code, or 1 for any other
 exception, which is also recorded with an error status).
 
+Commands that are not the project's (Django's own, such as migrate, loaddata and flush, and
+those of installed libraries: their module is where the call-site walk skips frames) are counted
+on their span but not checked for N+1s, repeated cache gets or repeated task sends: their
+repeated statements are the framework's, and strict mode would otherwise fail the test
+database's creation (migrate runs there).
+
 A command run from the command line (BaseCommand.run_from_argv) flushes its spans before the
 process goes on to exit. Commands in DJTRACE["excluded_commands"] get no span: by default the
 ones that serve or wait (runserver, shell, test, ...). The requests runserver serves are traced
@@ -16,6 +22,8 @@ as usual.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from djtrace.integrations import _suppress
@@ -38,6 +46,28 @@ def command_name(command: Any) -> str:
     if ".management.commands." in module:
         return module.rsplit(".", 1)[1]
     return getattr(command, "_djtrace_name", None) or type(command).__name__.lower()
+
+
+_project_commands: dict[type, bool] = {}
+
+
+def is_project_command(command: Any) -> bool:
+    """Whether the command's code is the project's: its module is not in Django, in an
+    installed library or in the standard library (the directories the call-site walk skips).
+    A command whose file is unknown counts as the project's."""
+    cls = type(command)
+    known = _project_commands.get(cls)
+    if known is None:
+        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        known = True
+        if path:
+            from djtrace.integrations._callsite import skip_prefixes
+
+            real = os.path.realpath(path)
+            known = not any(p.startswith(prefix) for prefix in skip_prefixes()
+                            for p in (path, real))
+        _project_commands[cls] = known
+    return known
 
 
 def _option_value(value: Any) -> str | None:
@@ -118,6 +148,13 @@ def install() -> None:
         with scope as span:
             root = _state.RootState(span)
             token = _state.ROOT.set(root)
+            try:
+                if not is_project_command(self):
+                    from djtrace.integrations.django.db import begin_local_root
+
+                    begin_local_root(span, findings=False)
+            except Exception:  # noqa: BLE001
+                _report_internal_error("django command statistics")
             _Flush.pending = True
             try:
                 result = orig_execute(self, *args, **options)

@@ -102,6 +102,8 @@ DJTRACE = {
     "service_name": "djtrace-django-tests",
     "exporters": os.environ.get("DJTRACE_TEST_EXPORTERS", "none"),
 }
+if os.environ.get("DJTRACE_TEST_N_PLUS_ONE_STRICT"):  # subprocess tests of strict mode
+    DJTRACE["n_plus_one_strict"] = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING_CONFIG = None
