@@ -142,6 +142,9 @@ struct DbState {
   bool sqlcommenter = false;
   std::string framework;  // sqlcommenter's framework value, "django:5.2"
   std::vector<std::string> skip_prefixes;
+  // The application's own code even where a shorter skip prefix covers it (a project
+  // installed into site-packages).
+  std::vector<std::string> app_prefixes;
   std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
   int collectors_active = 0;
 };
@@ -223,15 +226,18 @@ CodeEntry& Classify(PyCodeObject* code) {
   PyObject* filename = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename");
   if (!filename) PyErr_Clear();
   std::string_view path = View(filename);
-  bool app = !path.empty() && path[0] != '<';
-  if (app) {
-    for (const std::string& prefix : g_db.skip_prefixes) {
-      if (path.size() >= prefix.size() && path.compare(0, prefix.size(), prefix) == 0) {
-        app = false;
-        break;
-      }
-    }
-  }
+  // The longest prefix that covers the file decides: an application directory inside
+  // site-packages is the application's, a virtualenv inside the application's directory is not.
+  auto longest = [path](const std::vector<std::string>& prefixes) {
+    size_t n = 0;
+    for (const std::string& prefix : prefixes)
+      if (prefix.size() > n && path.size() >= prefix.size() &&
+          path.compare(0, prefix.size(), prefix) == 0)
+        n = prefix.size();
+    return n;
+  };
+  const bool app =
+      !path.empty() && path[0] != '<' && longest(g_db.app_prefixes) >= longest(g_db.skip_prefixes);
   if (app) {
     PyObject* name = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_qualname");
     if (!name) {
@@ -1171,7 +1177,8 @@ void BindDb(nb::module_& m) {
          nb::object fallback, nb::object on_finding, nb::object client_kind,
          std::vector<std::string> skip_prefixes, uint32_t threshold, double min_duration_ms,
          uint32_t max_groups, bool n_plus_one, bool query_source, bool root_spans,
-         bool sqlcommenter, const std::string& framework, size_t cache_capacity) {
+         bool sqlcommenter, const std::string& framework, size_t cache_capacity,
+         std::vector<std::string> app_prefixes) {
         if (!g_db.cache || g_db.cache->capacity() != cache_capacity) {
           sql::SqlCacheOptions co;
           co.capacity = cache_capacity;
@@ -1206,8 +1213,10 @@ void BindDb(nb::module_& m) {
         g_db.root_spans = root_spans;
         g_db.sqlcommenter = sqlcommenter;
         g_db.framework = framework;
-        bool prefixes_changed = skip_prefixes != g_db.skip_prefixes;
+        bool prefixes_changed =
+            skip_prefixes != g_db.skip_prefixes || app_prefixes != g_db.app_prefixes;
         g_db.skip_prefixes = std::move(skip_prefixes);
+        g_db.app_prefixes = std::move(app_prefixes);
         if (prefixes_changed) ClearCodeCache();
         g_db.enabled = enabled && g_db.trace_module && g_db.resolve_tracer.is_valid();
       },
@@ -1217,7 +1226,7 @@ void BindDb(nb::module_& m) {
       "skip_prefixes"_a, "n_plus_one_threshold"_a = 5, "n_plus_one_min_duration_ms"_a = 0.0,
       "n_plus_one_max_groups"_a = 256, "n_plus_one"_a = true, "query_source"_a = true,
       "root_spans"_a = true, "sqlcommenter"_a = false, "framework"_a = "",
-      "sql_cache_capacity"_a = 4096);
+      "sql_cache_capacity"_a = 4096, "app_prefixes"_a = std::vector<std::string>());
 
   m.def("db_disable", [] { g_db.enabled = false; });
 

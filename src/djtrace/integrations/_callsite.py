@@ -43,3 +43,52 @@ def skip_prefixes() -> list[str]:
         for variant in (d, os.path.realpath(d)):
             out.add(variant.rstrip(os.sep) + os.sep)
     return sorted(out)
+
+
+# The application's own directories and files named by DJTRACE["app_code"], as the database
+# integration last configured them (djtrace.integrations.django.db).
+app_prefixes_in_use: list[str] = []
+
+
+def resolve_app_code(entries: list[str] | tuple[str, ...]) -> list[str]:
+    """The directories (each ending with a separator) and module files of the application's
+    own code that `entries` name: absolute paths, or importable module or package names (a
+    project installed into site-packages names its packages). Raises ValueError naming the
+    first entry that is neither."""
+    import importlib.util
+
+    out: set[str] = set()
+    for entry in entries:
+        paths: list[str] = []
+        if os.path.isabs(entry):
+            if not os.path.exists(entry):
+                raise ValueError(f"{entry!r} is not an existing directory or file")
+            paths.append(entry)
+        else:
+            try:
+                spec = importlib.util.find_spec(entry)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None:
+                raise ValueError(f"{entry!r} is neither an absolute path nor an importable module")
+            if spec.submodule_search_locations:
+                paths.extend(spec.submodule_search_locations)
+            elif spec.origin and os.path.isabs(spec.origin):
+                paths.append(spec.origin)
+            else:
+                raise ValueError(f"{entry!r} has no source files (a built-in or namespace module)")
+        for path in paths:
+            for variant in (path, os.path.realpath(path)):
+                out.add(variant.rstrip(os.sep) + os.sep if os.path.isdir(variant) else variant)
+    return sorted(out)
+
+
+def is_app_file(path: str, skip: list[str], app: list[str]) -> bool:
+    """The native walk's rule for one file: the longest prefix covering it decides, so that an
+    application directory inside site-packages is the application's and a virtualenv inside the
+    application's directory is not."""
+
+    def longest(prefixes: list[str]) -> int:
+        return max((len(p) for p in prefixes if path.startswith(p)), default=0)
+
+    return bool(path) and not path.startswith("<") and longest(app) >= longest(skip)

@@ -3,7 +3,9 @@ raw cursors, queries outside requests, suppression and sqlcommenter."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 
 import pytest
 from _dbhelpers import (
@@ -558,3 +560,81 @@ def test_rows_of_an_insert_returning_are_not_reported_as_zero(spans):
     else:
         assert insert.attributes["djtrace.db.rows_affected"] == 1
     assert update.attributes["djtrace.db.rows_affected"] == 1
+
+
+def _installed_package(tmp_path, monkeypatch):
+    """A package `shoplib` of the application's, installed where call sites are not looked for
+    (a directory the call-site walk skips, as it skips site-packages)."""
+    import textwrap
+
+    from djtrace.integrations import _callsite
+
+    site = tmp_path / "site"
+    pkg = site / "shoplib"
+    (pkg / "management" / "commands").mkdir(parents=True)
+    for init in (pkg, pkg / "management", pkg / "management" / "commands"):
+        (init / "__init__.py").write_text("")
+    (pkg / "listing.py").write_text(textwrap.dedent("""
+        def note_exists(pk):
+            from project.web.models import Note
+            return Note.objects.filter(pk=pk).exists()  # the listing's query
+    """))
+    (pkg / "management" / "commands" / "shop_loop.py").write_text(textwrap.dedent("""
+        from django.core.management.base import BaseCommand
+
+        class Command(BaseCommand):
+            def handle(self, *args, **options):
+                from shoplib.listing import note_exists
+                for pk in range(6):
+                    note_exists(pk)
+    """))
+    for name in [m for m in sys.modules if m.split(".")[0] == "shoplib"]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy
+    monkeypatch.syspath_prepend(str(site))
+    skipped = _callsite.skip_prefixes
+    monkeypatch.setattr(_callsite, "skip_prefixes", lambda: [*skipped(), str(site) + os.sep])
+    return pkg
+
+
+def test_app_code_makes_an_installed_package_the_call_site(tmp_path, monkeypatch, spans):
+    from django.core.management import call_command, load_command_class
+
+    from djtrace.integrations.django.commands import is_project_command
+
+    pkg = _installed_package(tmp_path, monkeypatch)
+    with override_settings(DJTRACE={"n_plus_one_strict": True}):
+        import shoplib.listing
+
+        shoplib.listing.note_exists(1)  # a test-file line: the first frame not skipped
+        assert not is_project_command(load_command_class("shoplib", "shop_loop"))
+        call_command(load_command_class("shoplib", "shop_loop"))  # counted, not checked
+    with override_settings(DJTRACE={"app_code": ["shoplib"], "n_plus_one_strict": True}):
+        shoplib.listing.note_exists(1)
+        assert is_project_command(load_command_class("shoplib", "shop_loop"))
+        with pytest.raises(db.NPlusOneError) as info:
+            call_command(load_command_class("shoplib", "shop_loop"))
+    assert f"{pkg / 'listing.py'}:4 in note_exists" in str(info.value)
+    outside, inside = [q for q in db_spans(spans) if q.parent is None][:2]
+    assert outside.attributes["code.filepath"] == __file__
+    assert inside.attributes["code.filepath"] == str(pkg / "listing.py")
+    assert inside.attributes["code.function"] == "note_exists"
+    assert inside.attributes["code.lineno"] == 4
+
+
+def test_app_code_by_directory_and_its_bad_values(tmp_path, monkeypatch):
+    from djtrace.integrations import _callsite
+
+    pkg = _installed_package(tmp_path, monkeypatch)
+    s = db.load_settings({}, environ={"DJTRACE_APP_CODE": f"{pkg}, shoplib"})
+    assert s.app_code == (str(pkg), "shoplib") and not s.problems
+    assert _callsite.resolve_app_code(list(s.app_code)) == [str(pkg) + os.sep]
+    # A longer skipped directory inside an application directory stays skipped (a virtualenv
+    # inside the project).
+    assert not _callsite.is_app_file("/app/.venv/lib/x.py", ["/app/.venv/lib/"], ["/app/"])
+    assert _callsite.is_app_file("/site/shoplib/a.py", ["/site/"], ["/site/shoplib/"])
+    problems = db.load_settings({"app_code": ["no_such_package_here", "relative/dir"]}).problems
+    assert problems == ["DJTRACE['app_code']: 'no_such_package_here' is neither an absolute "
+                        "path nor an importable module"]
+    assert db.load_settings({"app_code": "/no/such/dir"}).problems == [
+        "DJTRACE['app_code']: '/no/such/dir' is not an existing directory or file"]
+    assert "must be a list" in db.load_settings({"app_code": 3}).problems[0]

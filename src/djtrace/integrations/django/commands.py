@@ -48,25 +48,25 @@ def command_name(command: Any) -> str:
     return getattr(command, "_djtrace_name", None) or type(command).__name__.lower()
 
 
-_project_commands: dict[type, bool] = {}
+_project_commands: dict[tuple, bool] = {}
 
 
 def is_project_command(command: Any) -> bool:
-    """Whether the command's code is the project's: its module is not in Django, in an
-    installed library or in the standard library (the directories the call-site walk skips).
-    A command whose file is unknown counts as the project's."""
+    """Whether the command's code is the project's, by the call-site walk's rule: its module
+    is not in Django, an installed library or the standard library, unless DJTRACE["app_code"]
+    names it. A command whose file is unknown counts as the project's."""
+    from djtrace.integrations import _callsite
+
     cls = type(command)
-    known = _project_commands.get(cls)
+    app = _callsite.app_prefixes_in_use
+    known = _project_commands.get((cls, tuple(app)))
     if known is None:
         path = getattr(sys.modules.get(cls.__module__), "__file__", None)
         known = True
         if path:
-            from djtrace.integrations._callsite import skip_prefixes
-
-            real = os.path.realpath(path)
-            known = not any(p.startswith(prefix) for prefix in skip_prefixes()
-                            for p in (path, real))
-        _project_commands[cls] = known
+            skip = _callsite.skip_prefixes()
+            known = _callsite.is_app_file(os.path.realpath(path), skip, app)
+        _project_commands[(cls, tuple(app))] = known
     return known
 
 

@@ -51,6 +51,12 @@ db_spans                      True      A CLIENT span per query (False: no datab
 db_query_source               True      code.filepath / code.lineno / code.function on
                                         database spans and N+1 findings.
 db_root_spans                 True      A query with no current span gets a root span.
+app_code                      ()        Packages (importable names) or absolute directories
+                                        that are the application's code although they lie
+                                        where call sites are not looked for (a project
+                                        installed into site-packages): their frames are call
+                                        sites, their commands are checked for N+1s. A string
+                                        is split at commas (DJTRACE_APP_CODE).
 db_transaction_spans          True      Spans for atomic() blocks.
 n_plus_one_threshold          5         Executions of one (statement, call site) in one root
                                         that make an N+1 (0: detection off).
@@ -119,6 +125,7 @@ DEFAULTS: dict[str, Any] = {
     "n_plus_one_strict": False,
     "sqlcommenter": False,
     "db_sql_cache_size": 4096,
+    "app_code": (),
 }
 register_setting_keys(*DEFAULTS)
 
@@ -126,7 +133,26 @@ register_setting_keys(*DEFAULTS)
 CHECK_ID = "djtrace.E020"
 
 
+def _parse_app_code(name: str, raw: Any) -> tuple[str, ...]:
+    from djtrace.integrations._callsite import resolve_app_code
+
+    if isinstance(raw, str):
+        entries = [e.strip() for e in raw.split(",") if e.strip()]
+    elif isinstance(raw, (list, tuple)) and all(isinstance(e, str) for e in raw):
+        entries = [e.strip() for e in raw if e.strip()]
+    else:
+        raise ConfigError(f"{name} must be a list of package names or absolute directories, "
+                          f"got {raw!r}")
+    try:
+        resolve_app_code(entries)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return tuple(entries)
+
+
 def _parse(name: str, key: str, raw: Any) -> Any:
+    if key == "app_code":
+        return _parse_app_code(name, raw)
     default = DEFAULTS[key]
     if isinstance(default, bool) or key == "n_plus_one_warn":
         if key == "n_plus_one_warn" and raw is None:
@@ -270,6 +296,21 @@ def _skip_prefixes() -> list[str]:
     return skip_prefixes()
 
 
+def _app_prefixes(s: DbSettings) -> list[str]:
+    """The directories and files DJTRACE["app_code"] names (validated when the settings were
+    read; one that stopped resolving since is left out)."""
+    from djtrace.integrations import _callsite
+
+    prefixes: list[str] = []
+    for entry in s.app_code:
+        try:
+            prefixes.extend(_callsite.resolve_app_code([entry]))
+        except ValueError:
+            pass
+    _callsite.app_prefixes_in_use = prefixes
+    return prefixes
+
+
 def _resolve_tracer(provider: Any) -> Any:
     """The tracer for database spans from `provider` (None: record nothing)."""
     from opentelemetry import trace as trace_api
@@ -344,6 +385,7 @@ def _configure_native() -> None:
         sqlcommenter=bool(s.sqlcommenter),
         framework=_framework(),
         sql_cache_capacity=s.db_sql_cache_size,
+        app_prefixes=_app_prefixes(s),
     )
     if s.sqlcommenter:
         _install_sqlcommenter_tags()
