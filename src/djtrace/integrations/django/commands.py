@@ -9,10 +9,10 @@ process.exit.code (0, a CommandError's returncode, a SystemExit code, or 1 for a
 exception, which is also recorded with an error status).
 
 Commands that are not the project's (Django's own, such as migrate, loaddata and flush, and
-those of installed libraries: their module is where the call-site walk skips frames) are counted
-on their span but not checked for N+1s, repeated cache gets or repeated task sends: their
-repeated statements are the framework's, and strict mode would otherwise fail the test
-database's creation (migrate runs there).
+those of installed libraries: their module is where the call-site walk skips frames, and
+DJTRACE["app_code"] does not name it) are counted on their span but not checked for N+1s,
+repeated cache gets or repeated task sends: their repeated statements are the framework's, and
+strict mode would otherwise fail the test database's creation (migrate runs there).
 
 A command run from the command line (BaseCommand.run_from_argv) flushes its spans before the
 process goes on to exit. Commands in DJTRACE["excluded_commands"] get no span: by default the
