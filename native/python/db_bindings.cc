@@ -12,6 +12,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -83,6 +84,9 @@ struct DbConnInfo {
 
 struct CodeEntry {
   bool app = false;
+  // The function a worker thread enters to run the synchronous side of Django's async API
+  // (asgiref's SyncToAsync.thread_handler): frames below it are not callers of the work.
+  bool thread_entry = false;
   std::shared_ptr<const CodeLocation> loc;
   // The line of each instruction a call site was found at. PyCode_Addr2Line scans the line
   // table from its start, which costs more than the rest of the walk, and application code
@@ -121,6 +125,10 @@ struct DbState {
   PyObject* relation_var = nullptr;       // "Model.field" while a related object loads
   PyObject* comment_var = nullptr;        // (route, controller) for sqlcommenter, or None
   PyObject* collector_var = nullptr;      // the active QueryCollector, or None
+  // A CapturedSite while Django's async API runs the synchronous ORM for the application in a
+  // worker thread (djtrace.integrations.django.db.AWAITED_SITE); read only when a query's own
+  // stack has no frame of the application's.
+  PyObject* site_var = nullptr;
   // The local root the request/command hooks started in this context: a span, or an object
   // whose `span` attribute is one (djtrace.integrations.django._state.ROOT).
   PyObject* root_var = nullptr;
@@ -145,6 +153,8 @@ struct DbState {
   // The application's own code even where a shorter skip prefix covers it (a project
   // installed into site-packages).
   std::vector<std::string> app_prefixes;
+  // Code objects of the thread entries above (owned references).
+  std::vector<PyObject*> thread_entries;
   std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
   int collectors_active = 0;
 };
@@ -238,6 +248,8 @@ CodeEntry& Classify(PyCodeObject* code) {
   };
   const bool app =
       !path.empty() && path[0] != '<' && longest(g_db.app_prefixes) >= longest(g_db.skip_prefixes);
+  entry.thread_entry = std::find(g_db.thread_entries.begin(), g_db.thread_entries.end(),
+                                 reinterpret_cast<PyObject*>(code)) != g_db.thread_entries.end();
   if (app) {
     PyObject* name = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_qualname");
     if (!name) {
@@ -272,9 +284,12 @@ int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
   return lineno;
 }
 
+bool AwaitedSite(CallSite& out);
+
 int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
   try {
     CodeEntry& entry = Classify(code);
+    if (entry.thread_entry) return AwaitedSite(*static_cast<CallSite*>(ctx)) ? 1 : 0;
     if (!entry.app) return 0;
     // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
     int lineno = djtrace_frame_set_lineno(frame);
@@ -287,9 +302,16 @@ int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
 }
 #endif
 
+// Where a coroutine of the application's awaited Django's async API (QuerySet.aget,
+// Model.asave, `async for` over a queryset...): captured on the event loop's thread, where the
+// coroutine's frame is on the stack, for the synchronous code that then runs in a worker thread.
+struct CapturedSite {
+  CallSite site;
+};
+
 // Walks up from the current frame to the first frame whose code is not in a skipped
 // directory (Django, djtrace, site-packages, the standard library).
-bool FindCallSite(CallSite& out) {
+bool WalkCallSite(CallSite& out) {
 #if DJTRACE_FRAME_WALK
   return djtrace_walk_frames(kMaxFrames, VisitFrame, &out) > 0;
 #else
@@ -299,6 +321,10 @@ bool FindCallSite(CallSite& out) {
     PyCodeObject* code = PyFrame_GetCode(frame);
     const CodeEntry& entry = Classify(code);
     Py_DECREF(code);
+    if (entry.thread_entry && AwaitedSite(out)) {
+      Py_DECREF(frame);
+      return true;
+    }
     if (entry.app) {
       out = CallSite::Make(entry.loc, PyFrame_GetLineNumber(frame));
       Py_DECREF(frame);
@@ -312,6 +338,25 @@ bool FindCallSite(CallSite& out) {
   return false;
 #endif
 }
+
+// The call site Django's async API captured where the application awaited it, when the
+// context carries one.
+bool AwaitedSite(CallSite& out) {
+  PyObject* v = VarGet(g_db.site_var);
+  if (!v) return false;
+  CapturedSite* captured = nullptr;
+  const bool found = v != Py_None && nb::try_cast<CapturedSite*>(nb::handle(v), captured) &&
+                     captured && captured->site.known();
+  if (found) out = captured->site;
+  Py_DECREF(v);
+  return found;
+}
+
+// The call site of the current query, cache read or task send: the first frame of the
+// application's on this stack above the worker thread's entry, else the call site the
+// application awaited (on the event loop, for Django's async API), else the first frame of
+// the application's further down.
+bool FindCallSite(CallSite& out) { return WalkCallSite(out) || AwaitedSite(out); }
 
 // ---------------------------------------------------------------------------------------------
 // Parameters, serialised only to be hashed (never exported, never kept)
@@ -1178,7 +1223,8 @@ void BindDb(nb::module_& m) {
          std::vector<std::string> skip_prefixes, uint32_t threshold, double min_duration_ms,
          uint32_t max_groups, bool n_plus_one, bool query_source, bool root_spans,
          bool sqlcommenter, const std::string& framework, size_t cache_capacity,
-         std::vector<std::string> app_prefixes) {
+         std::vector<std::string> app_prefixes, nb::handle site_var,
+         std::vector<nb::object> thread_entries) {
         if (!g_db.cache || g_db.cache->capacity() != cache_capacity) {
           sql::SqlCacheOptions co;
           co.capacity = cache_capacity;
@@ -1189,6 +1235,7 @@ void BindDb(nb::module_& m) {
         ReplaceRef(g_db.relation_var, relation_var);
         ReplaceRef(g_db.comment_var, comment_var);
         ReplaceRef(g_db.collector_var, collector_var);
+        ReplaceRef(g_db.site_var, site_var);
         ReplaceRef(g_db.root_var, root_var);
         ReplaceRef(g_db.trace_module, trace_module);
         if (!g_db.provider_attr)
@@ -1213,10 +1260,18 @@ void BindDb(nb::module_& m) {
         g_db.root_spans = root_spans;
         g_db.sqlcommenter = sqlcommenter;
         g_db.framework = framework;
-        bool prefixes_changed =
-            skip_prefixes != g_db.skip_prefixes || app_prefixes != g_db.app_prefixes;
+        std::vector<PyObject*> entries;
+        for (const nb::object& code : thread_entries)
+          if (PyCode_Check(code.ptr())) entries.push_back(code.ptr());
+        bool prefixes_changed = skip_prefixes != g_db.skip_prefixes ||
+                                app_prefixes != g_db.app_prefixes || entries != g_db.thread_entries;
         g_db.skip_prefixes = std::move(skip_prefixes);
         g_db.app_prefixes = std::move(app_prefixes);
+        if (entries != g_db.thread_entries) {
+          for (PyObject* code : entries) Py_INCREF(code);
+          for (PyObject* code : g_db.thread_entries) Py_DECREF(code);
+          g_db.thread_entries = std::move(entries);
+        }
         if (prefixes_changed) ClearCodeCache();
         g_db.enabled = enabled && g_db.trace_module && g_db.resolve_tracer.is_valid();
       },
@@ -1226,7 +1281,8 @@ void BindDb(nb::module_& m) {
       "skip_prefixes"_a, "n_plus_one_threshold"_a = 5, "n_plus_one_min_duration_ms"_a = 0.0,
       "n_plus_one_max_groups"_a = 256, "n_plus_one"_a = true, "query_source"_a = true,
       "root_spans"_a = true, "sqlcommenter"_a = false, "framework"_a = "",
-      "sql_cache_capacity"_a = 4096, "app_prefixes"_a = std::vector<std::string>());
+      "sql_cache_capacity"_a = 4096, "app_prefixes"_a = std::vector<std::string>(),
+      "site_var"_a.none() = nb::none(), "thread_entries"_a = std::vector<nb::object>());
 
   m.def("db_disable", [] { g_db.enabled = false; });
 
@@ -1234,9 +1290,9 @@ void BindDb(nb::module_& m) {
   // nothing is released after the interpreter has finalised.
   m.def("db_shutdown", [] {
     g_db.enabled = false;
-    for (PyObject** slot :
-         {&g_db.suppress_var, &g_db.otel_suppress_key, &g_db.relation_var, &g_db.comment_var,
-          &g_db.collector_var, &g_db.root_var, &g_db.trace_module, &g_db.cached_provider}) {
+    for (PyObject** slot : {&g_db.suppress_var, &g_db.otel_suppress_key, &g_db.relation_var,
+                            &g_db.comment_var, &g_db.collector_var, &g_db.site_var, &g_db.root_var,
+                            &g_db.trace_module, &g_db.cached_provider}) {
       Py_XDECREF(*slot);
       *slot = nullptr;
     }
@@ -1248,6 +1304,8 @@ void BindDb(nb::module_& m) {
     g_db.on_finding = nb::object();
     g_db.client_kind = nb::object();
     ClearCodeCache();
+    for (PyObject* code : g_db.thread_entries) Py_DECREF(code);
+    g_db.thread_entries.clear();
   });
 
   m.def("db_forget_tracer", [] {
@@ -1387,6 +1445,16 @@ void BindDb(nb::module_& m) {
   });
 
   m.def("db_clear_code_cache", [] { ClearCodeCache(); });
+
+  // The call site of the application's code that is calling now (djtrace frames and the
+  // libraries skipped), for the work Django's async API hands to a worker thread; None when
+  // there is none.
+  nb::class_<CapturedSite>(m, "CapturedSite");
+  m.def("capture_call_site", []() -> nb::object {
+    CapturedSite captured;
+    if (!WalkCallSite(captured.site)) return nb::none();
+    return nb::cast(std::move(captured));
+  });
 
   nb::class_<QueryCollector>(m, "QueryCollector")
       .def(

@@ -4,6 +4,7 @@ strict mode and the djtrace.testing helpers."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from _dbhelpers import SHOP_VIEWS, db_spans, events, line_of, make_shop, quoted, server_span
@@ -109,6 +110,62 @@ def test_async_view_listing_is_flagged(shop, spans):
     assert found["Order.customer"]["code.function"] in (
         "orders_async.<locals>.listing", "orders_async.<locals>.listing.<locals>.<listcomp>")
     assert all(q.context.trace_id == root.context.trace_id for q in db_spans(spans))
+
+
+@pytest.mark.django_db(transaction=True)  # the view's thread has its own connection
+def test_async_api_queries_have_the_awaiting_line_as_call_site(shop, spans):
+    # QuerySet.aget, `async for` and Model.asave run the ORM in a worker thread whose stack
+    # has no frame of the view's: the call site is the line that awaited, on the event loop.
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def run():
+        await AsyncClient().get("/shop/orders/async-api/")
+        await sync_to_async(connections.close_all)()
+
+    asyncio.run(run())
+    root = server_span(spans)
+    [finding] = events(root, "djtrace.n_plus_one")
+    assert finding.attributes["code.lineno"] == line_of("async-aget")
+    assert finding.attributes["code.function"] == "orders_async_api"
+    assert finding.attributes["djtrace.n_plus_one.count"] == 6
+    queries = db_spans(spans)
+    assert {q.name for q in queries} == {"SELECT orders", "SELECT customers", "UPDATE orders"}
+    for q in queries:
+        assert q.attributes["code.filepath"] == str(SHOP_VIEWS), q.name
+        assert q.attributes["code.function"] == "orders_async_api", q.name
+    [listing] = [q for q in queries if q.name == "SELECT orders"][:1]
+    assert listing.attributes["code.lineno"] == line_of("async-iter")
+    [update] = [q for q in queries if q.name == "UPDATE orders"]
+    assert update.attributes["code.lineno"] == line_of("async-asave")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_awaited_call_site_stays_with_its_await(spans):
+    # The awaited site is in the context only while its call runs: Django's code run later
+    # through sync_to_async, with no frame of the application's, gets no call site from it.
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from project.shop.models import Customer
+
+    async def run():
+        await Customer.objects.acount()  # query: awaited here
+        assert db.AWAITED_SITE.get() is None
+        await sync_to_async(Customer.objects.exists)()  # Django's own method: no frame of ours
+        await sync_to_async(connections.close_all)()
+
+    with trace.get_tracer("test").start_as_current_span("root"):
+        asyncio.run(run())
+    count, exists = db_spans(spans)
+    assert count.attributes["code.filepath"] == __file__
+    assert count.attributes["code.lineno"] == line_of("awaited here", Path(__file__))
+    assert count.attributes["code.function"] == (
+        "test_an_awaited_call_site_stays_with_its_await.<locals>.run")
+    assert "code.filepath" not in exists.attributes
 
 
 def test_duplicates_are_counted(shop, spans):

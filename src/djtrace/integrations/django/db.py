@@ -107,6 +107,10 @@ COMMENT_TAGS: contextvars.ContextVar[tuple | None] = contextvars.ContextVar(
 #: The innermost active QueryCollector (djtrace.testing helpers).
 COLLECTOR: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "djtrace_query_collector", default=None)
+#: The application's call site (a native CapturedSite) while Django's async API runs
+#: synchronous code for it in a worker thread, whose stack has no frame of the application's.
+AWAITED_SITE: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "djtrace_awaited_site", default=None)
 
 SCOPE = "djtrace.django"
 
@@ -369,6 +373,8 @@ def _configure_native() -> None:
         relation_var=RELATION,
         comment_var=COMMENT_TAGS,
         collector_var=COLLECTOR,
+        site_var=AWAITED_SITE,
+        thread_entries=_thread_entries(),
         root_var=root_var,
         trace_module=trace_api,
         resolve_tracer=_resolve_tracer,
@@ -787,6 +793,77 @@ def _relation_of_rel(rel: Any) -> str:
     return f"{rel.model.__name__}.{rel.get_accessor_name()}"
 
 
+# Django modules whose async API (QuerySet.aget, `async for` over a queryset, Model.asave,
+# related managers' acreate, the async cache, session and authentication methods) hands the
+# synchronous code to a worker thread with asgiref's sync_to_async, looked up as a global of
+# the module at each call.
+_ASYNC_API_MODULES = (
+    "django.db.models.query", "django.db.models.base",
+    "django.db.models.fields.related_descriptors", "django.contrib.contenttypes.fields",
+    "django.core.cache.backends.base", "django.contrib.sessions.backends.base",
+    "django.contrib.sessions.backends.db", "django.contrib.auth.backends",
+)
+
+
+def _with_awaited_site(real: Any) -> Any:
+    """asgiref's sync_to_async, remembering the application's call site on the way: the
+    coroutine that awaits Django's async API is on this thread's stack only now. Its work
+    then runs in a worker thread, under a copy of this context, where queries, cache reads
+    and task sends whose own stack has no frame of the application's take that site."""
+
+    def sync_to_async(func: Any = None, *args: Any, **kwargs: Any) -> Any:
+        converted = real(func, *args, **kwargs)
+        if func is None:
+            return converted  # used as a decorator factory
+        try:
+            site = _native.capture_call_site()
+        except Exception:  # noqa: BLE001
+            _report("db awaited call site")
+            site = None
+        if site is None:
+            return converted
+
+        async def with_site(*call_args: Any, **call_kwargs: Any) -> Any:
+            token = AWAITED_SITE.set(site)
+            try:
+                return await converted(*call_args, **call_kwargs)
+            finally:
+                try:
+                    AWAITED_SITE.reset(token)
+                except ValueError:  # finished in another context
+                    pass
+
+        return with_site
+
+    sync_to_async._djtrace_real = real  # type: ignore[attr-defined]
+    return sync_to_async
+
+
+def _thread_entries() -> list:
+    """The code a worker thread enters to run sync_to_async's function (asgiref's
+    SyncToAsync.thread_handler): a call-site walk that reaches it has left the work's own
+    frames, and takes the awaited call site when there is one."""
+    try:
+        from asgiref.sync import SyncToAsync
+
+        return [SyncToAsync.thread_handler.__code__]
+    except Exception:  # noqa: BLE001 - another asgiref: no entry known, the walk goes on
+        return []
+
+
+def _install_awaited_sites() -> None:
+    import importlib
+
+    for name in _ASYNC_API_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an app that is not installed (its models refuse)
+            continue
+        real = getattr(module, "sync_to_async", None)
+        if real is not None and not hasattr(real, "_djtrace_real"):
+            module.sync_to_async = _with_awaited_site(real)
+
+
 def _install_relations() -> None:
     from django.db.models.fields import related_descriptors as rd
     from django.db.models.sql import compiler as sql_compiler
@@ -914,7 +991,8 @@ def install() -> None:
             if connection.connection is not None:
                 instrument_connection(connection)
         for part, fn in (("transactions", _install_transactions),
-                         ("relations", _install_relations)):
+                         ("relations", _install_relations),
+                         ("awaited call sites", _install_awaited_sites)):
             try:
                 fn()
             except Exception:  # noqa: BLE001

@@ -13,4 +13,5 @@ urlpatterns = [
     path("duplicates/", views.duplicates),
     path("counts/", views.tagged_count),
     path("orders/async/", views.orders_async),
+    path("orders/async-api/", views.orders_async_api),
 ]

@@ -127,3 +127,16 @@ async def orders_async(request):
 
     emails = await sync_to_async(listing)()
     return JsonResponse({"count": len(emails)})
+
+
+async def orders_async_api(request):
+    """The bad listing with Django's async API: every query runs in a worker thread, where no
+    frame of this view is on the stack."""
+    emails = []
+    async for order in Order.objects.order_by("id"):  # query: async-iter
+        customer = await Customer.objects.aget(pk=order.customer_id)  # query: async-aget
+        emails.append(customer.email)
+    first = await Order.objects.order_by("id").afirst()
+    first.reference = first.reference  # unchanged; saved to show where the UPDATE comes from
+    await first.asave(update_fields=["reference"])  # query: async-asave
+    return JsonResponse({"count": len(emails)})
