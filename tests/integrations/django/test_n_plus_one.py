@@ -168,6 +168,37 @@ def test_an_awaited_call_site_stays_with_its_await(spans):
     assert "code.filepath" not in exists.attributes
 
 
+@pytest.mark.django_db(transaction=True)
+def test_application_frames_in_the_worker_thread_win_over_the_awaited_site(spans):
+    # A signal receiver of the application's runs inside asave's worker thread: its own query
+    # is its own line's, not the line that awaited asave.
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.db.models.signals import post_save
+    from project.web.models import Note
+
+    def on_save(sender, instance, **kwargs):
+        Note.objects.filter(pk=instance.pk).exists()  # query: receiver
+
+    async def run():
+        note = Note(title="async")
+        await note.asave()  # query: asave
+        await sync_to_async(connections.close_all)()
+
+    post_save.connect(on_save, sender=Note)
+    try:
+        with trace.get_tracer("test").start_as_current_span("root"):
+            asyncio.run(run())
+    finally:
+        post_save.disconnect(on_save, sender=Note)
+    insert, receiver = db_spans(spans)
+    here = Path(__file__)
+    assert insert.attributes["code.lineno"] == line_of("asave", here)
+    assert receiver.attributes["code.lineno"] == line_of("receiver", here)
+
+
 def test_duplicates_are_counted(shop, spans):
     Client().get("/shop/duplicates/")
     root = server_span(spans)
