@@ -89,19 +89,24 @@ def test_other_lazy_loads_are_flagged_with_their_relation(shop, spans):
     assert found["Order.items"]["code.lineno"] == line_of("count")
 
 
-@pytest.mark.django_db(transaction=True)  # the view's thread has its own connection
-def test_async_view_listing_is_flagged(shop, spans):
+def _get_async(path: str) -> None:
+    """GET `path` through Django's async client, then close the connections the view's worker
+    threads opened (they stay open otherwise). Tests using it need transaction=True."""
     import asyncio
 
     from asgiref.sync import sync_to_async
     from django.db import connections
 
     async def run():
-        await AsyncClient().get("/shop/orders/async/")
-        # The view's worker thread keeps its connection open otherwise.
+        await AsyncClient().get(path)
         await sync_to_async(connections.close_all)()
 
     asyncio.run(run())
+
+
+@pytest.mark.django_db(transaction=True)  # the view's thread has its own connection
+def test_async_view_listing_is_flagged(shop, spans):
+    _get_async("/shop/orders/async/")
     root = server_span(spans)
     found = findings_by_relation(root)
     assert set(found) == {"Order.customer"}
@@ -116,16 +121,7 @@ def test_async_view_listing_is_flagged(shop, spans):
 def test_async_api_queries_have_the_awaiting_line_as_call_site(shop, spans):
     # QuerySet.aget, `async for` and Model.asave run the ORM in a worker thread whose stack
     # has no frame of the view's: the call site is the line that awaited, on the event loop.
-    import asyncio
-
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    async def run():
-        await AsyncClient().get("/shop/orders/async-api/")
-        await sync_to_async(connections.close_all)()
-
-    asyncio.run(run())
+    _get_async("/shop/orders/async-api/")
     root = server_span(spans)
     [finding] = events(root, "djtrace.n_plus_one")
     assert finding.attributes["code.lineno"] == line_of("async-aget")
