@@ -41,7 +41,11 @@ constexpr std::string_view kSpanKeyAttributes[] = {
     "code.function.name",
     "error.type",
 };
-constexpr std::string_view kEventKeyAttributes[] = {"exception.type", "exception.message"};
+// An N+1 or repeated-read finding is read for its statement and where it comes from.
+constexpr std::string_view kEventKeyAttributes[] = {
+    "exception.type", "exception.message", "db.query.text",
+    "code.filepath",  "code.lineno",       "code.function",
+};
 constexpr std::string_view kOwnPrefix = "djtrace.";
 
 bool IsOwn(std::string_view key) { return key.starts_with(kOwnPrefix); }

@@ -208,6 +208,27 @@ TEST(ConsoleTest, LongValuesAreCutUnlessVerbose) {
   EXPECT_NE(b.Render(options).find(std::string(200, 'x')), std::string::npos);
 }
 
+TEST(ConsoleTest, FindingsShowTheirStatementAndCallSite) {
+  Batch b;
+  SpanData& root = b.Add("GET orders/", 1, 1, 0, kT, 10 * kMs);
+  root.kind = SpanKind::kServer;
+  root.events.push_back({"djtrace.n_plus_one",
+                         kT + 9 * kMs,
+                         {{"db.query.text", std::string("SELECT * FROM users WHERE id = ?")},
+                          {"db.query.summary", std::string("SELECT users")},
+                          {"djtrace.n_plus_one.count", int64_t{12}},
+                          {"code.filepath", std::string("/app/orders/views.py")},
+                          {"code.lineno", int64_t{42}},
+                          {"code.function", std::string("listing")},
+                          {"djtrace.orm.relation", std::string("Order.user")}},
+                         0});
+  EXPECT_EQ(b.Render(),
+            "GET orders/ (10.0 ms) [SERVER] trace=01010101010101010101010101010101\n"
+            "  • djtrace.n_plus_one (+9.0 ms)  db.query.text=\"SELECT * FROM users WHERE id = ?\" "
+            "djtrace.n_plus_one.count=12 code.filepath=\"/app/orders/views.py\" code.lineno=42 "
+            "code.function=\"listing\" djtrace.orm.relation=\"Order.user\"\n");
+}
+
 TEST(ConsoleTest, ArraysAndNumbers) {
   Batch b;
   SpanData& s = b.Add("x", 1, 1, 0, kT, kMs);
