@@ -25,6 +25,9 @@ std::string LowerCopy(std::string_view s) {
   return out;
 }
 
+// "1 span", "4 spans": for the log lines.
+std::string SpanCount(size_t n) { return std::to_string(n) + (n == 1 ? " span" : " spans"); }
+
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
@@ -276,9 +279,8 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
   if (timeout_.count() > 0) deadline = std::min(deadline, now + timeout_);
   if (deadline <= now) {
     // Sending now could only deliver a request the caller has already given up on.
-    std::string message = protocol_name_ + " export of " + std::to_string(spans.size()) +
-                          " spans to " + endpoint_text_ +
-                          " skipped: its deadline had passed before it started";
+    std::string message = protocol_name_ + " export of " + SpanCount(spans.size()) + " to " +
+                          endpoint_text_ + " skipped: its deadline had passed before it started";
     RecordFailure(spans.size(), message);
     ++failed_since_success_;
     ReportOnce("deadline", true, kLogWarning, std::move(message), logs);
@@ -326,8 +328,8 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
         continue;
       }
     }
-    std::string message = protocol_name_ + " export of " + std::to_string(spans.size()) +
-                          " spans to " + endpoint_text_ + " failed: " + outcome.message;
+    std::string message = protocol_name_ + " export of " + SpanCount(spans.size()) + " to " +
+                          endpoint_text_ + " failed: " + outcome.message;
     if (outcome.retryable) {
       const std::string attempts = std::to_string(retry + 1) + " attempt" + (retry ? "s" : "");
       message += exiting ? " (" + attempts + "; not retried: the process is exiting)"
@@ -352,8 +354,8 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
       // The receiver's wording is the distinguishing part; a varying count is not.
       ReportOnce("partial " + partial.error_message, false, kLogWarning,
                  protocol_name_ + " export to " + endpoint_text_ + ": the receiver rejected " +
-                     std::to_string(partial.rejected_spans) + " of " +
-                     std::to_string(spans.size()) + " spans: " + Excerpt(partial.error_message),
+                     std::to_string(partial.rejected_spans) + " of " + SpanCount(spans.size()) +
+                     ": " + Excerpt(partial.error_message),
                  logs);
     }
   }
