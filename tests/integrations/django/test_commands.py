@@ -88,7 +88,11 @@ def test_call_command_inside_a_request_is_a_child(spans):
     Client().get("/run-command/")
     command = spans.one("manage.py process_things")
     assert spans.parent_of(command).name == "run_command"
-    assert spans.one("GET run-command/").parent is None
+    request = spans.one("GET run-command/")
+    assert request.parent is None
+    # The command is part of the request's root: its query counts there.
+    assert request.attributes["djtrace.db.query_count"] == 1
+    assert "djtrace.db.query_count" not in command.attributes
 
 
 def test_cache_repeats_are_reported_on_the_command_span(spans):

@@ -1,6 +1,8 @@
 """Management commands: each `manage.py <command>` and each call_command gets a span
 `manage.py <name>` (a root span, or a child when called inside another traced operation, for
-instance call_command from a view or from another command).
+instance call_command from a view or from another command). A root command's span carries the
+query statistics and N+1 findings of what it did; a child's queries count in the enclosing
+operation's root.
 
 Attributes: djtrace.command.name; djtrace.command.args and djtrace.command.options (strings,
 `name=value` for options, redacted: sensitive option names lose their value, URLs their
@@ -146,10 +148,13 @@ def install() -> None:
         if not traced:
             return orig_execute(self, *args, **options)
         with scope as span:
-            root = _state.RootState(span)
-            token = _state.ROOT.set(root)
+            # A command called inside another traced operation of this process (call_command
+            # from a view) is part of that operation's root: its queries count there.
+            parent = getattr(span, "parent", None)
+            local_root = parent is None or bool(getattr(parent, "is_remote", False))
+            token = _state.ROOT.set(_state.RootState(span)) if local_root else None
             try:
-                if not is_project_command(self):
+                if local_root and not is_project_command(self):
                     from djtrace.integrations.django.db import begin_local_root
 
                     begin_local_root(span, findings=False)
@@ -171,7 +176,8 @@ def install() -> None:
                 return result
             finally:
                 try:
-                    _state.ROOT.reset(token)
+                    if token is not None:
+                        _state.ROOT.reset(token)
                 except ValueError:
                     pass
 
