@@ -235,8 +235,12 @@ def test_bad_values_fall_back_to_their_default():
 
 
 def test_unknown_keys_are_reported_but_sdk_keys_are_not():
-    s = dj_settings.load({"service_name": "x", "cach_spans": True}, environ={})
-    assert [(p.id, p.key) for p in s.problems] == [("djtrace.E002", "cach_spans")]
+    s = dj_settings.load({"service_name": "x", "cach_spans": True, "zzz": 1}, environ={})
+    assert [(p.id, p.key) for p in s.problems] == [("djtrace.E002", "cach_spans"),
+                                                   ("djtrace.E002", "zzz")]
+    typo, unknown = (p.message for p in s.problems)
+    assert typo == "DJTRACE['cach_spans'] is not a known setting (did you mean 'cache_spans'?)"
+    assert unknown.startswith("DJTRACE['zzz'] is not a known setting (known: app_code, ")
 
 
 # -- system checks ---------------------------------------------------------------------------

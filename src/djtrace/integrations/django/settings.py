@@ -66,6 +66,7 @@ tests) clears the cache for DJTRACE, DEBUG and SECURE_PROXY_SSL_HEADER.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -265,10 +266,12 @@ def load(raw_settings: Any, environ: Mapping[str, str] | None = None,
             config._INTEGRATION_KEYS)  # noqa: SLF001 - the registry of integration keys
     for key in raw_settings:
         if key not in DEFAULTS and key not in core_known:
-            known = ", ".join(sorted(set(core_known) | set(DEFAULTS)))
+            all_keys = sorted(set(core_known) | set(DEFAULTS))
+            close = difflib.get_close_matches(str(key), all_keys, n=1)
+            hint = (f"did you mean {close[0]!r}?" if close
+                    else f"known: {', '.join(all_keys)}")
             problems.append(SettingProblem(
-                E_UNKNOWN_KEY, str(key),
-                f"DJTRACE[{key!r}] is not a known setting (known: {known})"))
+                E_UNKNOWN_KEY, str(key), f"DJTRACE[{key!r}] is not a known setting ({hint})"))
 
     for key in DEFAULTS:
         if key not in raw_settings:
