@@ -223,6 +223,22 @@ void ClearCodeCache() {
 // ---------------------------------------------------------------------------------------------
 // Query source: the first frame of application code
 
+// Whether a source file is the application's: the longest prefix that covers it decides, so
+// that an application directory inside site-packages is the application's and a virtualenv
+// inside the application's directory is not.
+bool IsAppPath(std::string_view path) {
+  auto longest = [path](const std::vector<std::string>& prefixes) {
+    size_t n = 0;
+    for (const std::string& prefix : prefixes)
+      if (prefix.size() > n && path.size() >= prefix.size() &&
+          path.compare(0, prefix.size(), prefix) == 0)
+        n = prefix.size();
+    return n;
+  };
+  return !path.empty() && path[0] != '<' &&
+         longest(g_db.app_prefixes) >= longest(g_db.skip_prefixes);
+}
+
 CodeEntry& Classify(PyCodeObject* code) {
   CodeMemo& memo = MemoSlot(reinterpret_cast<PyObject*>(code));
   if (memo.code == reinterpret_cast<PyObject*>(code)) return *memo.entry;
@@ -235,19 +251,8 @@ CodeEntry& Classify(PyCodeObject* code) {
   CodeEntry entry;
   PyObject* filename = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename");
   if (!filename) PyErr_Clear();
-  std::string_view path = View(filename);
-  // The longest prefix that covers the file decides: an application directory inside
-  // site-packages is the application's, a virtualenv inside the application's directory is not.
-  auto longest = [path](const std::vector<std::string>& prefixes) {
-    size_t n = 0;
-    for (const std::string& prefix : prefixes)
-      if (prefix.size() > n && path.size() >= prefix.size() &&
-          path.compare(0, prefix.size(), prefix) == 0)
-        n = prefix.size();
-    return n;
-  };
-  const bool app =
-      !path.empty() && path[0] != '<' && longest(g_db.app_prefixes) >= longest(g_db.skip_prefixes);
+  const std::string_view path = View(filename);
+  const bool app = IsAppPath(path);
   entry.thread_entry = std::find(g_db.thread_entries.begin(), g_db.thread_entries.end(),
                                  reinterpret_cast<PyObject*>(code)) != g_db.thread_entries.end();
   if (app) {
@@ -1445,6 +1450,10 @@ void BindDb(nb::module_& m) {
   });
 
   m.def("db_clear_code_cache", [] { ClearCodeCache(); });
+
+  // Whether a source file is the application's, by the rule of the call-site walk and the
+  // prefixes db_configure last set (the command hook asks it of a command's module).
+  m.def("db_is_app_path", [](const std::string& path) { return IsAppPath(path); }, "path"_a);
 
   // The call site of the application's code that is calling now (djtrace frames and the
   // libraries skipped), for the work Django's async API hands to a worker thread; None when

@@ -45,11 +45,6 @@ def skip_prefixes() -> list[str]:
     return sorted(out)
 
 
-# The application's own directories and files named by DJTRACE["app_code"], as the database
-# integration last configured them (djtrace.integrations.django.db).
-app_prefixes_in_use: list[str] = []
-
-
 def resolve_app_code(entries: list[str] | tuple[str, ...]) -> list[str]:
     """The directories (each ending with a separator) and module files of the application's
     own code that `entries` name: absolute paths, or importable module or package names (a
@@ -82,13 +77,3 @@ def resolve_app_code(entries: list[str] | tuple[str, ...]) -> list[str]:
                 out.add(variant.rstrip(os.sep) + os.sep if os.path.isdir(variant) else variant)
     return sorted(out)
 
-
-def is_app_file(path: str, skip: list[str], app: list[str]) -> bool:
-    """The native walk's rule for one file: the longest prefix covering it decides, so that an
-    application directory inside site-packages is the application's and a virtualenv inside the
-    application's directory is not."""
-
-    def longest(prefixes: list[str]) -> int:
-        return max((len(p) for p in prefixes if path.startswith(p)), default=0)
-
-    return bool(path) and not path.startswith("<") and longest(app) >= longest(skip)

@@ -27,6 +27,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations.django import db
 
@@ -628,10 +629,15 @@ def test_app_code_by_directory_and_its_bad_values(tmp_path, monkeypatch):
     s = db.load_settings({}, environ={"DJTRACE_APP_CODE": f"{pkg}, shoplib"})
     assert s.app_code == (str(pkg), "shoplib") and not s.problems
     assert _callsite.resolve_app_code(list(s.app_code)) == [str(pkg) + os.sep]
-    # A longer skipped directory inside an application directory stays skipped (a virtualenv
-    # inside the project).
-    assert not _callsite.is_app_file("/app/.venv/lib/x.py", ["/app/.venv/lib/"], ["/app/"])
-    assert _callsite.is_app_file("/site/shoplib/a.py", ["/site/"], ["/site/shoplib/"])
+    # The longest prefix decides. A longer skipped directory inside an application directory
+    # stays skipped (a virtualenv inside the project)...
+    with override_settings(DJTRACE={"app_code": [str(tmp_path)]}):
+        assert not _native.db_is_app_path(str(pkg / "listing.py"))
+        assert _native.db_is_app_path(str(tmp_path / "mine.py"))
+    # ...and an application package inside a skipped directory is the application's.
+    with override_settings(DJTRACE={"app_code": ["shoplib"]}):
+        assert _native.db_is_app_path(str(pkg / "listing.py"))
+        assert not _native.db_is_app_path(str(tmp_path / "site" / "other.py"))
     problems = db.load_settings({"app_code": ["no_such_package_here", "relative/dir"]}).problems
     assert problems == ["DJTRACE['app_code']: 'no_such_package_here' is neither an absolute "
                         "path nor an importable module"]

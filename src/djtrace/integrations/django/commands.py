@@ -28,6 +28,7 @@ import os
 import sys
 from typing import Any
 
+from djtrace import _native
 from djtrace.integrations import _suppress
 from djtrace.integrations import _tracing as tr
 from djtrace.integrations.django import _state
@@ -50,26 +51,12 @@ def command_name(command: Any) -> str:
     return getattr(command, "_djtrace_name", None) or type(command).__name__.lower()
 
 
-_project_commands: dict[tuple, bool] = {}
-
-
 def is_project_command(command: Any) -> bool:
     """Whether the command's code is the project's, by the call-site walk's rule: its module
     is not in Django, an installed library or the standard library, unless DJTRACE["app_code"]
     names it. A command whose file is unknown counts as the project's."""
-    from djtrace.integrations import _callsite
-
-    cls = type(command)
-    app = _callsite.app_prefixes_in_use
-    known = _project_commands.get((cls, tuple(app)))
-    if known is None:
-        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
-        known = True
-        if path:
-            skip = _callsite.skip_prefixes()
-            known = _callsite.is_app_file(os.path.realpath(path), skip, app)
-        _project_commands[(cls, tuple(app))] = known
-    return known
+    path = getattr(sys.modules.get(type(command).__module__), "__file__", None)
+    return not path or _native.db_is_app_path(os.path.realpath(path))
 
 
 def _option_value(value: Any) -> str | None:

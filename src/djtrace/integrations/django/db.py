@@ -311,7 +311,6 @@ def _app_prefixes(s: DbSettings) -> list[str]:
             prefixes.extend(_callsite.resolve_app_code([entry]))
         except ValueError:
             pass
-    _callsite.app_prefixes_in_use = prefixes
     return prefixes
 
 
