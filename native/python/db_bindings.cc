@@ -1319,11 +1319,13 @@ void BindDb(nb::module_& m) {
     g_db.tracer_obj = nb::object();
   });
 
-  // Statistics of the local root of `span`: attach fresh ones (the request, task and command
-  // hooks call this when they start a root), read them, or count a cache read. Without
-  // `findings`, the root's queries, cache reads and task sends are counted but never flagged
-  // (no N+1, repeated get or repeated send): the command hook gives these to the commands of
-  // Django and of installed libraries, whose repeated statements the project cannot change.
+  // Gives `span` statistics of its own (the request, task and command hooks call this when
+  // they start a root). A span below a local root stops counting in that root's: it and what
+  // starts under it from then on count in its own, which it records when it ends (a task run
+  // eagerly, or a framework command, inside a traced operation). Without `findings`, its
+  // queries, cache reads and task sends are counted but never flagged (no N+1, repeated get or
+  // repeated send): the command hook gives these to the commands of Django and of installed
+  // libraries, whose repeated statements the project cannot change.
   m.def(
       "attach_query_stats",
       [](nb::handle span, bool findings) {
@@ -1331,18 +1333,16 @@ void BindDb(nb::module_& m) {
         if (!nb::try_cast<PySpan*>(span, ps) || !ps || !ps->span.is_recording() ||
             ps->span.has_ended() || !ps->owner)
           return false;
-        if (StatsOf(ps->span)) return true;
+        if (ps->span.owns_root_state() && StatsOf(ps->span)) return true;
         if (findings) {
-          ps->span.set_root_state(NewStats(ps->owner->core->limits()));
+          ps->span.OwnRootState(NewStats(ps->owner->core->limits()));
           return true;
         }
-        // Below another root, the queries belong to that root's statistics.
-        if (!ps->span.is_local_root()) return false;
         QueryStatsOptions counting_only = g_db.stats_options;
         counting_only.n_plus_one_threshold = 0;
         counting_only.repeated_cache_get_threshold = 0;
         counting_only.task_send_threshold = 0;
-        ps->span.set_root_state(
+        ps->span.OwnRootState(
             std::make_shared<QueryStats>(counting_only, ps->owner->core->limits()));
         return true;
       },

@@ -278,7 +278,7 @@ bool LiveSpan::MarkEnded(uint64_t end_time_unix_nano) {
   ended_ = true;
   if (data_) {
     data_->end_time_unix_nano = end_time_unix_nano ? end_time_unix_nano : NowUnixNano();
-    if (local_root_ && root_state_) {
+    if (owns_root_state()) {
       FlattenAttributes(*data_);  // the root's statistics set attributes of their own
       root_state_->OnRootEnd(*data_);
     }

@@ -105,6 +105,15 @@ class LiveSpan {
   // The state of this span's local root; set on a local root, inherited by its descendants.
   const std::shared_ptr<LocalRootState>& root_state() const { return root_state_; }
   void set_root_state(std::shared_ptr<LocalRootState> state) { root_state_ = std::move(state); }
+  // Gives a span below a local root a state of its own, in place of the one it inherited: it
+  // and the spans started under it from now on count there, and it sees its own end as a root
+  // does (an eagerly run Celery task, a framework command called inside a traced operation).
+  void OwnRootState(std::shared_ptr<LocalRootState> state) {
+    root_state_ = std::move(state);
+    owns_root_state_ = true;
+  }
+  // Whether root_state() is this span's own: a local root's, or one given by OwnRootState.
+  bool owns_root_state() const { return root_state_ && (local_root_ || owns_root_state_); }
 
   void SetAttribute(std::string_view key, AttrValue value);
   void AddEvent(std::string name, uint64_t time_unix_nano, Attributes attributes);
@@ -132,6 +141,7 @@ class LiveSpan {
   std::shared_ptr<TracerCore> core_;
   std::shared_ptr<LocalRootState> root_state_;
   bool local_root_ = true;
+  bool owns_root_state_ = false;
   bool ended_ = false;
 };
 

@@ -606,6 +606,47 @@ TEST_F(TracerTest, LocalRootStateIsHandedDownAndSeesTheRootEnd) {
   EXPECT_TRUE(processor_->spans[0]->attributes.empty());
 }
 
+TEST_F(TracerTest, ASpanBelowARootCanOwnAStateOfItsOwn) {
+  auto outer = std::make_shared<CountingRootState>();
+  LiveSpan root;
+  Start(root, Named("request"));
+  root.set_root_state(outer);
+  EXPECT_TRUE(root.owns_root_state());
+
+  StartOptions task_options = Named("task", &root.context());
+  task_options.local_parent = &root;
+  LiveSpan task;
+  Start(task, std::move(task_options));
+  EXPECT_EQ(task.root_state(), outer);
+  EXPECT_FALSE(task.owns_root_state());  // inherited
+  auto inner = std::make_shared<CountingRootState>();
+  task.OwnRootState(inner);
+  EXPECT_TRUE(task.owns_root_state());
+  EXPECT_FALSE(task.is_local_root());
+
+  StartOptions query_options = Named("query", &task.context());
+  query_options.local_parent = &task;
+  LiveSpan query;
+  Start(query, std::move(query_options));
+  EXPECT_EQ(query.root_state(), inner);  // spans under it count in its state
+  query.End();
+  EXPECT_EQ(inner->ends, 0);
+  task.End();
+  EXPECT_EQ(inner->ends, 1);  // it sees its own end, as a root does
+  EXPECT_EQ(inner->last_root_name, "task");
+  EXPECT_EQ(outer->ends, 0);
+
+  StartOptions after_options = Named("after", &root.context());
+  after_options.local_parent = &root;
+  LiveSpan after;
+  Start(after, std::move(after_options));
+  EXPECT_EQ(after.root_state(), outer);  // the root's own spans are unaffected
+  after.End();
+  root.End();
+  EXPECT_EQ(outer->ends, 1);
+  EXPECT_EQ(outer->last_root_name, "request");
+}
+
 TEST_F(TracerTest, ARemoteParentStartsANewLocalRoot) {
   const SpanContextData remote = Context(0x4B, 0x0F, 0x01, true);
   LiveSpan span;

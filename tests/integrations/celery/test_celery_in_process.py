@@ -158,14 +158,17 @@ def test_local_root_hook_of_the_database_integration(app, memory, monkeypatch):
     run_next(app)
     run = spans_by_kind(memory)[SpanKind.CONSUMER]
     assert calls == [run.context.span_id]
-    # A task run eagerly inside a span is not a local root: no call.
+    # A task run eagerly inside a span is not a local root, but gets statistics of its own,
+    # as it would in a worker.
     app.conf.task_always_eager = True
     try:
-        with trace.get_tracer("tests").start_as_current_span("request"):
+        with trace.get_tracer("tests").start_as_current_span("request") as request:
             app.add.delay(1, 1)
     finally:
         app.conf.task_always_eager = False
-    assert len(calls) == 1
+    eager = [s for s in memory.get_finished_spans() if s.kind is SpanKind.CONSUMER][-1]
+    assert eager.parent.span_id == request.get_span_context().span_id
+    assert calls == [run.context.span_id, eager.context.span_id]
 
 
 def test_with_the_official_sdk_provider(tmp_path):

@@ -133,6 +133,24 @@ def test_django_commands_are_counted_but_not_checked_for_n_plus_one(spans, tmp_p
 
 
 @override_settings(DJTRACE={"n_plus_one_strict": True})
+def test_django_commands_inside_a_traced_operation_count_on_their_own_span(spans, tmp_path):
+    # loaddata called from a test's span: its repeated statements come from one line of the
+    # test, and in the span's root they would be taken for the test's own N+1.
+    from opentelemetry import trace
+    from project.web.models import Note
+
+    with trace.get_tracer("tests").start_as_current_span("setup") as setup:
+        Note.objects.count()
+        call_command("loaddata", str(_notes_fixture(tmp_path, 6)), verbosity=0)
+        Note.objects.count()
+    command = spans.one("manage.py loaddata")
+    assert command.parent.span_id == setup.get_span_context().span_id
+    assert command.attributes["djtrace.db.query_count"] >= 6
+    assert command.attributes["djtrace.n_plus_one.count"] == 0
+    assert spans.one("setup").attributes["djtrace.db.query_count"] == 2
+
+
+@override_settings(DJTRACE={"n_plus_one_strict": True})
 def test_the_projects_own_commands_are_checked_for_n_plus_one(spans, tmp_path):
     from django.core.management.base import BaseCommand
 

@@ -29,7 +29,21 @@ def app():
     def notify(order_id):
         return order_id
 
+    @app.task(name="shop.tasks.note_exists")
+    def note_exists(pk):
+        from project.web.models import Note
+
+        return Note.objects.filter(pk=pk).exists()
+
+    @app.task(name="shop.tasks.check_notes")
+    def check_notes(pks):
+        from project.web.models import Note
+
+        return [Note.objects.filter(pk=pk).exists() for pk in pks]
+
     app.notify = notify
+    app.note_exists = note_exists
+    app.check_notes = check_notes
     yield app
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge(QUEUE)
@@ -108,3 +122,45 @@ def test_n_plus_one_findings_say_what_they_are():
     assert db.describe_finding(finding).startswith("N+1 queries: 5 executions")
     del finding["kind"]  # findings made before kinds existed
     assert db.describe_finding(finding).startswith("N+1 queries: 5 executions")
+
+
+@pytest.fixture
+def eager(app):
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db
+@override_settings(DJTRACE={"n_plus_one_strict": True})
+def test_tasks_run_eagerly_are_checked_one_by_one_as_in_a_worker(eager, spans):
+    # In a worker each task is a root of its own; run eagerly (as tests do), the tasks a loop
+    # sends must not add up to an N+1 in the caller's root, one query per task.
+    from project.web.models import Note
+
+    with tracer.start_as_current_span("caller") as caller:
+        Note.objects.count()
+        for pk in range(6):
+            eager.note_exists.delay(pk)
+    runs = spans.by_name("process shop.tasks.note_exists")
+    assert len(runs) == 6
+    for run in runs:
+        assert run.parent.span_id == caller.get_span_context().span_id
+        assert run.attributes["djtrace.db.query_count"] == 1
+        assert run.attributes["djtrace.n_plus_one.count"] == 0
+    # The caller counts its own query only, as it would with the tasks sent to a worker.
+    assert spans.one("caller").attributes["djtrace.db.query_count"] == 1
+
+
+@pytest.mark.django_db
+def test_an_n_plus_one_inside_a_task_run_eagerly_is_found_on_its_span(eager, spans):
+    with pytest.raises(AssertionError, match="N\\+1 queries detected"):
+        with testing.assert_no_n_plus_one():
+            with tracer.start_as_current_span("caller"):
+                eager.check_notes.delay(list(range(6)))
+    run = spans.one("process shop.tasks.check_notes")
+    assert run.attributes["djtrace.db.query_count"] == 6
+    assert run.attributes["djtrace.n_plus_one.count"] == 1
+    [event] = [e for e in run.events if e.name == "djtrace.n_plus_one"]
+    assert event.attributes["code.function"].endswith("check_notes.<locals>.<listcomp>")
+    assert "djtrace.db.query_count" not in spans.one("caller").attributes

@@ -4,7 +4,7 @@
 remote parent, makes it current (with the message's baggage) for everything the task does, and
 keeps it on the task's request object; `task_postrun` (always sent, from a `finally`) records
 the outcome and ends it. A task run eagerly, with no headers, becomes a child of the current
-span.
+span, with query statistics of its own (N+1s are looked for per task, as in a worker).
 
 Outcomes that happen outside the process running the task get a span of their own, in the same
 trace, from the worker's main process: a message revoked or expired before it ran, a message
@@ -163,7 +163,10 @@ def on_prerun(sender: Any = None, task_id: Any = None, task: Any = None, args: A
             request[_KEY] = (span, token, False)
         if span.is_recording():
             span.set_attributes(_run_attributes(task_name, task_id, request, args, kwargs))
-        if local_root and _DB_MODULE in _modules:
+        # A task run eagerly (task_always_eager, apply()) is a child of the current span but
+        # gets statistics of its own, as it would in a worker: otherwise a loop of eager sends
+        # puts one query per task in the caller's root, where it looks like an N+1.
+        if (local_root or request.get("is_eager")) and _DB_MODULE in _modules:
             _begin_local_root(span)
     except Exception:  # noqa: BLE001 - tracing never stops a task from running
         tr._report_internal_error("celery task_prerun")

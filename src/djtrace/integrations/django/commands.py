@@ -2,7 +2,7 @@
 `manage.py <name>` (a root span, or a child when called inside another traced operation, for
 instance call_command from a view or from another command). A root command's span carries the
 query statistics and N+1 findings of what it did; a child's queries count in the enclosing
-operation's root.
+operation's root, unless the command is not the project's (below).
 
 Attributes: djtrace.command.name; djtrace.command.args and djtrace.command.options (strings,
 `name=value` for options, redacted: sensitive option names lose their value, URLs their
@@ -14,7 +14,10 @@ Commands that are not the project's (Django's own, such as migrate, loaddata and
 those of installed libraries: their module is where the call-site walk skips frames, and
 DJTRACE["app_code"] does not name it) are counted on their span but not checked for N+1s,
 repeated cache gets or repeated task sends: their repeated statements are the framework's, and
-strict mode would otherwise fail the test database's creation (migrate runs there).
+strict mode would otherwise fail the test database's creation (migrate runs there). That holds
+inside another traced operation too (loaddata called from a test's span): such a command's
+queries count on its own span, not in the enclosing root, where their repetition would be
+taken for the application's.
 
 A command run from the command line (BaseCommand.run_from_argv) flushes its spans before the
 process goes on to exit. Commands in DJTRACE["excluded_commands"] get no span: by default the
@@ -135,13 +138,14 @@ def install() -> None:
         if not traced:
             return orig_execute(self, *args, **options)
         with scope as span:
-            # A command called inside another traced operation of this process (call_command
-            # from a view) is part of that operation's root: its queries count there.
+            # A command of the project's called inside another traced operation of this
+            # process (call_command from a view) is part of that operation's root: its queries
+            # count there. Any other command counts its own, wherever it runs.
             parent = getattr(span, "parent", None)
             local_root = parent is None or bool(getattr(parent, "is_remote", False))
             token = _state.ROOT.set(_state.RootState(span)) if local_root else None
             try:
-                if local_root and not is_project_command(self):
+                if not is_project_command(self):
                     from djtrace.integrations.django.db import begin_local_root
 
                     begin_local_root(span, findings=False)
