@@ -164,3 +164,14 @@ def test_an_n_plus_one_inside_a_task_run_eagerly_is_found_on_its_span(eager, spa
     [event] = [e for e in run.events if e.name == "djtrace.n_plus_one"]
     assert event.attributes["code.function"].endswith("check_notes.<locals>.<listcomp>")
     assert "djtrace.db.query_count" not in spans.one("caller").attributes
+
+
+def test_override_settings_reaches_the_celery_keys(app):
+    with override_settings(DJTRACE={"task_send_repeat_threshold": 0}):
+        with testing.assert_no_n_plus_one():
+            with tracer.start_as_current_span("command"):
+                notify_each(app, range(6))
+    with pytest.raises(AssertionError, match="5 × shop.tasks.notify"):
+        with testing.assert_no_n_plus_one():
+            with tracer.start_as_current_span("command"):
+                notify_each(app, range(6))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -95,6 +96,9 @@ def install() -> bool:
                 _report_internal_error(f"django install {name}")
         if not _installed.get("db"):
             _installed["db"] = _install_db()
+        if not _installed.get("other settings"):
+            dj_settings.on_change(_reload_other_integrations)
+            _installed["other settings"] = True
         if not _installed.get("http"):
             try:
                 from djtrace.integrations import http
@@ -106,6 +110,18 @@ def install() -> bool:
             except Exception:  # noqa: BLE001
                 _report_internal_error("http clients install")
         return True
+
+
+def _reload_other_integrations(_cfg: Any = None) -> None:
+    """Applies a changed DJTRACE (override_settings in tests) to the keys the Celery and Redis
+    integrations read once when installed (task_send_repeat_threshold...). Only the ones
+    already imported: this never imports Celery or redis-py."""
+    celery_state = sys.modules.get("djtrace.integrations.celery._state")
+    if celery_state is not None:
+        celery_state.load_settings()
+    redis_integration = sys.modules.get("djtrace.integrations.redis")
+    if redis_integration is not None:
+        redis_integration.reload_settings()
 
 
 def _install_db() -> bool:

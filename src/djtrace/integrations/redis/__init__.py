@@ -352,6 +352,13 @@ def install_when_imported() -> None:
     when_imported("redis", install)
 
 
+def reload_settings() -> None:
+    """Reads this integration's DJTRACE keys again (the Django integration calls it when the
+    setting changes)."""
+    global _trace_without_parent
+    _trace_without_parent = _settings.value("redis_trace_without_parent")
+
+
 def install() -> bool:
     """Traces redis-py in this process. False when redis-py is not importable."""
     global _installed, _trace_without_parent
