@@ -132,7 +132,7 @@ def eager(app):
 
 
 @pytest.mark.django_db
-@override_settings(DJTRACE={"n_plus_one_strict": True})
+@override_settings(DJTRACE={"n_plus_one_strict": True, "task_send_repeat_threshold": 0})
 def test_tasks_run_eagerly_are_checked_one_by_one_as_in_a_worker(eager, spans):
     # In a worker each task is a root of its own; run eagerly (as tests do), the tasks a loop
     # sends must not add up to an N+1 in the caller's root, one query per task.
@@ -148,8 +148,10 @@ def test_tasks_run_eagerly_are_checked_one_by_one_as_in_a_worker(eager, spans):
         assert run.parent.span_id == caller.get_span_context().span_id
         assert run.attributes["djtrace.db.query_count"] == 1
         assert run.attributes["djtrace.n_plus_one.count"] == 0
-    # The caller counts its own query only, as it would with the tasks sent to a worker.
+    # The caller counts its own query only, as it would with the tasks sent to a worker, and
+    # the six sends (repeated sends are off here).
     assert spans.one("caller").attributes["djtrace.db.query_count"] == 1
+    assert spans.one("caller").attributes["djtrace.celery.send_count"] == 6
 
 
 @pytest.mark.django_db
@@ -163,7 +165,42 @@ def test_an_n_plus_one_inside_a_task_run_eagerly_is_found_on_its_span(eager, spa
     assert run.attributes["djtrace.n_plus_one.count"] == 1
     [event] = [e for e in run.events if e.name == "djtrace.n_plus_one"]
     assert event.attributes["code.function"].endswith("check_notes.<locals>.<listcomp>")
-    assert "djtrace.db.query_count" not in spans.one("caller").attributes
+    # The caller ran no query; the eager run counts there as the send it stands for.
+    caller = spans.one("caller").attributes
+    assert caller["djtrace.db.query_count"] == 0
+    assert caller["djtrace.celery.send_count"] == 1
+
+
+@pytest.mark.django_db
+def test_tasks_run_eagerly_count_as_the_sends_they_stand_for(eager, spans):
+    with pytest.raises(AssertionError) as info:
+        with testing.assert_no_n_plus_one() as report:
+            with tracer.start_as_current_span("caller"):
+                line = notify_each(eager, range(6))
+                stats = db.query_stats()
+    assert f"5 × shop.tasks.notify from {__file__}:{line} in notify_each" in str(info.value)
+    assert [f["kind"] for f in report.findings] == ["repeated_task_send"]
+    assert stats["task_send_count"] == 6
+    assert len(spans.by_name("process shop.tasks.notify")) == 6
+    assert spans.by_name("send shop.tasks.notify") == []  # nothing was sent
+
+
+@pytest.mark.django_db
+def test_strict_mode_raises_at_the_eager_run_that_completes_a_repeated_send(eager):
+    with override_settings(DJTRACE={"n_plus_one_strict": True}):
+        with tracer.start_as_current_span("caller"):
+            with pytest.raises(RepeatedTaskSendError) as info:
+                notify_each(eager, range(6))
+    assert info.value.finding["count"] == 5
+
+
+def test_apply_and_sends_outside_eager_mode_are_not_counted_twice(app):
+    with tracer.start_as_current_span("caller"):
+        for i in range(3):
+            app.notify.apply((i,))  # run here on purpose: not a send
+        notify_each(app, range(2))  # sent through the broker: counted once each
+        stats = db.query_stats()
+    assert stats["task_send_count"] == 2
 
 
 def test_override_settings_reaches_the_celery_keys(app):

@@ -18,7 +18,9 @@ task usually does the same in one message. The root gets `djtrace.celery.send_co
 (celery.task_name, djtrace.celery.repeated_send.count, code.filepath, code.lineno,
 code.function); a warning follows the N+1 warning setting of the Django integration, and strict
 mode (task_send_repeat_strict, or n_plus_one_strict) raises RepeatedTaskSendError from the send
-that completes the group, after the message has gone.
+that completes the group, after the message has gone. A task run eagerly through apply_async
+(task_always_eager, as tests run them) sends no message but is counted the same way, once it
+has run, so that tests see what a worker setup would report.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ _propagation = tr.propagation
 _get_context = context_api.get_current
 _record_task_send = _native.record_task_send
 _DB_MODULE = "djtrace.integrations.django.db"
+_EagerResult: Any = None  # celery.result.EagerResult, set by patch()
 n_plus_one_logger = logging.getLogger("djtrace.n_plus_one")
 
 #: The beat schedule entry being sent (set by the beat wrapper in lifecycle.py).
@@ -257,9 +260,33 @@ def wrap_sender(send: Any, amqp: Any) -> Any:
     return send_task_message
 
 
+def wrap_apply_async(apply_async: Any) -> Any:
+    """Task.apply_async, counting a task run eagerly (task_always_eager) as the send it stands
+    for: a test running tasks eagerly finds the repeated sends a worker setup would report."""
+
+    def traced_apply_async(self, *args, **kwargs):
+        result = apply_async(self, *args, **kwargs)
+        if isinstance(result, _EagerResult) and _handle.mode() != _OFF and not _SUPPRESSED.get():
+            _count_send(self.name)
+        return result
+
+    traced_apply_async.__djtrace_wrapped__ = apply_async
+    traced_apply_async.__wrapped__ = apply_async
+    traced_apply_async.__name__ = getattr(apply_async, "__name__", "apply_async")
+    traced_apply_async.__doc__ = getattr(apply_async, "__doc__", None)
+    return traced_apply_async
+
+
 def patch() -> None:
     from celery import _state as celery_state
     from celery.app.amqp import AMQP
+    from celery.app.task import Task
+    from celery.result import EagerResult
+
+    global _EagerResult
+    _EagerResult = EagerResult
+    if getattr(Task.apply_async, "__djtrace_wrapped__", None) is None:
+        Task.apply_async = wrap_apply_async(Task.apply_async)
 
     create = AMQP._create_task_sender
     if getattr(create, "__djtrace_wrapped__", None) is None:
@@ -279,6 +306,11 @@ def patch() -> None:
 def unpatch() -> None:
     from celery import _state as celery_state
     from celery.app.amqp import AMQP
+    from celery.app.task import Task
+
+    original_apply = getattr(Task.apply_async, "__djtrace_wrapped__", None)
+    if original_apply is not None:
+        Task.apply_async = original_apply
 
     original = getattr(AMQP._create_task_sender, "__djtrace_wrapped__", None)
     if original is not None:
