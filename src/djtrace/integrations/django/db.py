@@ -1013,13 +1013,15 @@ def uninstall() -> None:
 # Local roots and their statistics
 
 def begin_local_root(span: Any, findings: bool = True) -> bool:
-    """Gives `span`, a local root (request, task, command) that just started, fresh query
+    """Gives `span`, a root (request, task, command) that just started, fresh query
     statistics: its queries are counted and checked for N+1s, and the results land on it when
     it ends. One native call; False when the span does not record. Hooks that start roots call
     it (the Celery consumer looks it up here); roots without it get statistics on their first
-    query, which spans started before that query cannot share. With `findings` False the root
-    only counts: no N+1, repeated cache get or repeated task send is flagged, logged or raised
-    (for work that is not the application's, such as Django's migrate)."""
+    query, which spans started before that query cannot share. A span below another root (a
+    task run eagerly) stops counting in that root's: it and the spans started under it count
+    in its own. With `findings` False the root only counts: no N+1, repeated cache get or
+    repeated task send is flagged, logged or raised (for work that is not the application's,
+    such as Django's migrate)."""
     return _native.attach_query_stats(span, findings)
 
 
