@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "analysis/query_stats.h"
+#include "analysis/template_lines.h"
 #include "python/common.h"
 #include "python/frame_walk.h"
 #include "sql/cache.h"
@@ -94,6 +95,13 @@ struct CodeEntry {
   // than a handful of them, which a small ring of recent ones would keep evicting.
   static constexpr size_t kMaxLines = 256;
   std::unordered_map<int, int> lines;
+  // A template compiled to Python (Jinja2) has the template's file as its filename but the
+  // generated module's line numbers. Such code (an application file that is not a .py one)
+  // has its lines mapped back to the template's through the map Jinja keeps in the module's
+  // globals, read the first time a call site is found in it.
+  bool maybe_template = false;
+  bool template_read = false;
+  analysis::TemplateLines template_lines;
 };
 
 // Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
@@ -265,6 +273,7 @@ CodeEntry& Classify(PyCodeObject* code) {
     try {
       entry.loc = analysis::MakeCodeLocation(std::string(path), std::string(View(name)));
       entry.app = true;
+      entry.maybe_template = !path.ends_with(".py");
     } catch (...) {
       entry.app = false;
     }
@@ -288,9 +297,31 @@ int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
   entry.lines.emplace(addr, lineno);
   return lineno;
 }
+#endif
 
 bool AwaitedSite(CallSite& out);
 
+// The template's line for a generated line of `entry`'s code (its own line when the code is
+// not a compiled template), as Jinja's Template.get_corresponding_lineno answers it: the
+// template line of the last mapping at or before the generated line, else 1.
+int TemplateLine(CodeEntry& entry, PyObject* globals, int lineno) {
+  if (!entry.template_read) {
+    entry.template_read = true;
+    static PyObject* const kTemplate = PyUnicode_InternFromString("__jinja_template__");
+    static PyObject* const kDebugInfo = PyUnicode_InternFromString("debug_info");
+    if (globals && PyDict_Check(globals)) {
+      PyObject* is_template = PyDict_GetItemWithError(globals, kTemplate);  // borrowed
+      PyObject* info = is_template ? PyDict_GetItemWithError(globals, kDebugInfo) : nullptr;
+      if (info && PyUnicode_Check(info))
+        entry.template_lines = analysis::ParseTemplateLines(View(info));
+      if (PyErr_Occurred()) PyErr_Clear();
+    }
+  }
+  return entry.template_lines.empty() ? lineno
+                                      : analysis::TemplateLineOf(entry.template_lines, lineno);
+}
+
+#if DJTRACE_FRAME_WALK
 int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
   try {
     CodeEntry& entry = Classify(code);
@@ -299,6 +330,7 @@ int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
     // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
     int lineno = djtrace_frame_set_lineno(frame);
     if (!lineno) lineno = LineAt(entry, code, djtrace_frame_addr(frame));
+    if (entry.maybe_template) lineno = TemplateLine(entry, djtrace_frame_globals(frame), lineno);
     *static_cast<CallSite*>(ctx) = CallSite::Make(entry.loc, lineno);
     return 1;
   } catch (...) {
@@ -324,14 +356,20 @@ bool WalkCallSite(CallSite& out) {
   Py_XINCREF(frame);
   for (int depth = 0; frame && depth < kMaxFrames; ++depth) {
     PyCodeObject* code = PyFrame_GetCode(frame);
-    const CodeEntry& entry = Classify(code);
+    CodeEntry& entry = Classify(code);
     Py_DECREF(code);
     if (entry.thread_entry && AwaitedSite(out)) {
       Py_DECREF(frame);
       return true;
     }
     if (entry.app) {
-      out = CallSite::Make(entry.loc, PyFrame_GetLineNumber(frame));
+      int lineno = PyFrame_GetLineNumber(frame);
+      if (entry.maybe_template) {
+        PyObject* globals = PyFrame_GetGlobals(frame);
+        lineno = TemplateLine(entry, globals, lineno);
+        Py_XDECREF(globals);
+      }
+      out = CallSite::Make(entry.loc, lineno);
       Py_DECREF(frame);
       return true;
     }

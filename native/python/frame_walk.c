@@ -44,6 +44,10 @@ int djtrace_frame_set_lineno(const djtrace_frame* frame) {
   return obj ? obj->f_lineno : 0;
 }
 
+PyObject* djtrace_frame_globals(const djtrace_frame* frame) {
+  return ((const _PyInterpreterFrame*)frame)->f_globals;
+}
+
 #else
 
 // Nothing to build for this interpreter (an empty translation unit is not ISO C).

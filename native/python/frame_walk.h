@@ -44,6 +44,9 @@ int djtrace_frame_addr(const djtrace_frame* frame);
 // which PyFrame_GetLineNumber returns in preference to the line table; 0 when unset.
 int djtrace_frame_set_lineno(const djtrace_frame* frame);
 
+// The frame's globals (borrowed), as PyFrame_GetGlobals gives them.
+PyObject* djtrace_frame_globals(const djtrace_frame* frame);
+
 #endif  // DJTRACE_FRAME_WALK
 
 #ifdef __cplusplus

@@ -273,3 +273,28 @@ def test_repeated_statements_keep_each_call_sites_attributes(shop, spans):
             assert attrs[key] == first[key], key
         assert "'" not in attrs["db.query.text"] and "Customer 1" not in attrs["db.query.text"]
     assert len({q.context.span_id for q in queries}) == 7
+
+
+def test_a_jinja2_template_is_the_call_site_with_its_own_line(shop, spans):
+    # Jinja2 compiles a template to Python code whose file name is the template's but whose
+    # line numbers are the generated module's: they are mapped back to the template's lines.
+    from django.template import engines
+    from opentelemetry import trace
+    from project.shop.models import Order
+
+    from djtrace.integrations.django import db
+
+    template = engines["jinja2"].get_template("web/orders.jinja")
+    path = template.template.filename
+    [line] = [n for n, text in enumerate(Path(path).read_text().splitlines(), 1)
+              if "order.customer.name" in text]
+    with trace.get_tracer("tests").start_as_current_span("page"):
+        template.render({"orders": list(Order.objects.order_by("id"))})
+        stats = db.query_stats()
+    lazy = [s for s in db_spans(spans.spans) if s.attributes.get("djtrace.orm.relation")]
+    assert len(lazy) == 6
+    for span in lazy:
+        assert query_site(span)[:2] == (path, line)
+    [finding] = stats["findings"]
+    assert (finding["filepath"], finding["lineno"]) == (path, line)
+
