@@ -85,11 +85,18 @@ def test_a_few_sends_pass(app):
     assert report.findings == []
 
 
-def test_n_plus_one_strict_raises_at_the_send(app):
-    with override_settings(DJTRACE={"n_plus_one_strict": True}):
-        with tracer.start_as_current_span("command"):
-            with pytest.raises(RepeatedTaskSendError) as info:
-                notify_each(app, range(6))
+@pytest.mark.django_db
+@pytest.mark.parametrize("eagerly", [False, True], ids=["sent", "run eagerly"])
+def test_n_plus_one_strict_raises_at_the_send(app, eagerly):
+    # Run eagerly, the task raises from the run that stands for the send completing the group.
+    app.conf.task_always_eager = eagerly
+    try:
+        with override_settings(DJTRACE={"n_plus_one_strict": True}):
+            with tracer.start_as_current_span("command"):
+                with pytest.raises(RepeatedTaskSendError) as info:
+                    notify_each(app, range(6))
+    finally:
+        app.conf.task_always_eager = False
     assert info.value.finding["count"] == 5
     assert isinstance(info.value, AssertionError)
 
@@ -183,15 +190,6 @@ def test_tasks_run_eagerly_count_as_the_sends_they_stand_for(eager, spans):
     assert stats["task_send_count"] == 6
     assert len(spans.by_name("process shop.tasks.notify")) == 6
     assert spans.by_name("send shop.tasks.notify") == []  # nothing was sent
-
-
-@pytest.mark.django_db
-def test_strict_mode_raises_at_the_eager_run_that_completes_a_repeated_send(eager):
-    with override_settings(DJTRACE={"n_plus_one_strict": True}):
-        with tracer.start_as_current_span("caller"):
-            with pytest.raises(RepeatedTaskSendError) as info:
-                notify_each(eager, range(6))
-    assert info.value.finding["count"] == 5
 
 
 def test_apply_and_sends_outside_eager_mode_are_not_counted_twice(app):
