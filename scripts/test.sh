@@ -10,13 +10,16 @@ bash scripts/bootstrap.sh
 # The PostgreSQL, Redis and MariaDB servers the tests start get ports of this checkout's own
 # (from a hash of its path), so that test runs in two checkouts at once neither share nor stop
 # each other's servers. DJTRACE_PG_PORT / DJTRACE_REDIS_PORT / DJTRACE_MYSQL_PORT choose them
-# instead.
+# instead. They lie below Linux's ephemeral ports (32768 and up): the tests' own client
+# connections take local ports from that range, and a server started while one of them holds
+# its port cannot listen.
 if [ -z "${DJTRACE_PG_PORT:-}" ] || [ -z "${DJTRACE_REDIS_PORT:-}" ] ||
    [ -z "${DJTRACE_MYSQL_PORT:-}" ]; then
   checkout_hash=$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)
-  export DJTRACE_PG_PORT=${DJTRACE_PG_PORT:-$((41000 + checkout_hash % 8000 * 2))}
-  export DJTRACE_REDIS_PORT=${DJTRACE_REDIS_PORT:-$((DJTRACE_PG_PORT + 1))}
-  export DJTRACE_MYSQL_PORT=${DJTRACE_MYSQL_PORT:-$((DJTRACE_PG_PORT - 16000))}
+  port_base=$((20000 + checkout_hash % 3000 * 4))
+  export DJTRACE_PG_PORT=${DJTRACE_PG_PORT:-$port_base}
+  export DJTRACE_REDIS_PORT=${DJTRACE_REDIS_PORT:-$((port_base + 1))}
+  export DJTRACE_MYSQL_PORT=${DJTRACE_MYSQL_PORT:-$((port_base + 2))}
 fi
 echo "== test servers: PostgreSQL on 127.0.0.1:$DJTRACE_PG_PORT, Redis on :$DJTRACE_REDIS_PORT," \
   "MariaDB on :$DJTRACE_MYSQL_PORT"
