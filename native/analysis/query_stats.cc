@@ -18,13 +18,19 @@ size_t NextPowerOfTwo(size_t n) {
 }
 
 void AddCallSite(Event& e, const CallSite& site, const SpanLimits& limits) {
-  if (!site.known()) return;
-  SetAttribute(e.attributes, e.dropped_attributes_count, "code.filepath", site.code->filepath,
-               limits.max_event_attributes, limits.max_attribute_length);
-  SetAttribute(e.attributes, e.dropped_attributes_count, "code.lineno", int64_t{site.lineno},
-               limits.max_event_attributes, limits.max_attribute_length);
-  SetAttribute(e.attributes, e.dropped_attributes_count, "code.function", site.code->function,
-               limits.max_event_attributes, limits.max_attribute_length);
+  auto set = [&](std::string_view key, AttrValue value) {
+    SetAttribute(e.attributes, e.dropped_attributes_count, key, std::move(value),
+                 limits.max_event_attributes, limits.max_attribute_length);
+  };
+  if (site.known()) {
+    set("code.filepath", site.code->filepath);
+    set("code.lineno", int64_t{site.lineno});
+    set("code.function", site.code->function);
+  }
+  if (site.in_template()) {
+    set(kTemplateNameKey, site.template_code->function);
+    set(kTemplateLinenoKey, int64_t{site.template_lineno});
+  }
 }
 
 }  // namespace
@@ -49,6 +55,13 @@ CallSite CallSite::Make(std::shared_ptr<const CodeLocation> code, int32_t lineno
   site.lineno = lineno;
   site.code = std::move(code);
   return site;
+}
+
+void CallSite::SetTemplate(std::shared_ptr<const CodeLocation> tmpl, int32_t line) noexcept {
+  if (!tmpl) return;
+  id = sql::HashCombine(id, sql::HashCombine(tmpl->hash, static_cast<uint32_t>(line))) | 1;
+  template_lineno = line;
+  template_code = std::move(tmpl);
 }
 
 uint64_t ExactKey(uint64_t fingerprint, std::string_view sql_text,

@@ -39,13 +39,24 @@ struct CodeLocation {
 std::shared_ptr<const CodeLocation> MakeCodeLocation(std::string filepath, std::string function);
 
 // Where a query was issued from: the first frame of application code and its line.
+// The attributes a template location is recorded under, on query spans and findings.
+inline constexpr std::string_view kTemplateNameKey = "djtrace.template.name";
+inline constexpr std::string_view kTemplateLinenoKey = "djtrace.template.lineno";
+
+// A query made while a template renders also has the template's node that made it (Django's
+// engine, whose rendering frames are Django's own): its name (`function`) and line.
 struct CallSite {
   std::shared_ptr<const CodeLocation> code;  // null: no application frame was found
   int32_t lineno = 0;
-  uint64_t id = 0;  // identifies (code, lineno); 0 when unknown
+  std::shared_ptr<const CodeLocation> template_code;  // null: not made by a template
+  int32_t template_lineno = 0;
+  uint64_t id = 0;  // identifies (code, lineno, template, template line); 0 when all unknown
 
   static CallSite Make(std::shared_ptr<const CodeLocation> code, int32_t lineno) noexcept;
+  // Adds the template location (kept by Make's callers that found one first) to the site.
+  void SetTemplate(std::shared_ptr<const CodeLocation> tmpl, int32_t line) noexcept;
   bool known() const noexcept { return code != nullptr; }
+  bool in_template() const noexcept { return template_code != nullptr; }
 };
 
 struct QueryStatsOptions {

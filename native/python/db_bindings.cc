@@ -48,6 +48,8 @@ struct SharedAttrKey {
   const sql::ObfuscatedSql* sql;
   const CodeLocation* code;
   int32_t lineno;
+  const CodeLocation* template_code;
+  int32_t template_lineno;
   bool operator==(const SharedAttrKey&) const = default;
 };
 
@@ -55,13 +57,20 @@ struct SharedAttrKeyHash {
   size_t operator()(const SharedAttrKey& k) const noexcept {
     uint64_t h = reinterpret_cast<uintptr_t>(k.sql) * 0x9E3779B97F4A7C15ull;
     h ^= reinterpret_cast<uintptr_t>(k.code) * 0xC2B2AE3D27D4EB4Full + (h >> 29);
-    return h ^ (static_cast<uint64_t>(static_cast<uint32_t>(k.lineno)) * 0x165667B19E3779F9ull);
+    h ^= static_cast<uint64_t>(static_cast<uint32_t>(k.lineno)) * 0x165667B19E3779F9ull;
+    if (k.template_code)
+      h ^= (reinterpret_cast<uintptr_t>(k.template_code) +
+            static_cast<uint32_t>(k.template_lineno)) *
+               0x27D4EB2F165667C5ull +
+           (h >> 31);
+    return h;
   }
 };
 
 struct SharedAttrEntry {
   SqlPtr sql;  // held, so that no other statement or code object reuses the key's addresses
   std::shared_ptr<const CodeLocation> code;
+  std::shared_ptr<const CodeLocation> template_code;  // held likewise
   LimitedAttributes attributes;
 };
 
@@ -102,6 +111,9 @@ struct CodeEntry {
   bool maybe_template = false;
   bool template_read = false;
   analysis::TemplateLines template_lines;
+  // Django's Node.render_annotated: the node it renders (its first local) is where a query
+  // made by Django's template engine comes from in the template.
+  bool template_node = false;
 };
 
 // Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
@@ -164,6 +176,8 @@ struct DbState {
   // Code objects of the thread entries above (owned references).
   std::vector<PyObject*> thread_entries;
   std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
+  // Templates as call-site locations, by file path and name.
+  std::unordered_map<std::string, std::shared_ptr<const CodeLocation>> template_locs;
   int collectors_active = 0;
 };
 
@@ -278,6 +292,11 @@ CodeEntry& Classify(PyCodeObject* code) {
       entry.app = false;
     }
     Py_XDECREF(name);
+  } else if (path.ends_with("/django/template/base.py")) {
+    PyObject* name = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_qualname");
+    if (!name) PyErr_Clear();
+    entry.template_node = View(name) == "Node.render_annotated";
+    Py_XDECREF(name);
   }
   Py_XDECREF(filename);
   Py_INCREF(code);  // the key stays valid (and unique) while it is cached
@@ -321,17 +340,64 @@ int TemplateLine(CodeEntry& entry, PyObject* globals, int lineno) {
                                       : analysis::TemplateLineOf(entry.template_lines, lineno);
 }
 
+// The template and line of a Django template node (node.origin, node.token.lineno) into
+// `site`, when they can be read. Runs only for queries made while a template renders.
+void CaptureTemplate(CallSite& site, PyObject* node) {
+  static PyObject* const kOrigin = PyUnicode_InternFromString("origin");
+  static PyObject* const kToken = PyUnicode_InternFromString("token");
+  static PyObject* const kLineno = PyUnicode_InternFromString("lineno");
+  static PyObject* const kName = PyUnicode_InternFromString("name");
+  static PyObject* const kTemplateName = PyUnicode_InternFromString("template_name");
+  if (!node) return;
+  nb::object origin = nb::steal(PyObject_GetAttr(node, kOrigin));
+  nb::object token = nb::steal(PyObject_GetAttr(node, kToken));
+  nb::object line = token ? nb::steal(PyObject_GetAttr(token.ptr(), kLineno)) : nb::object();
+  nb::object path = origin ? nb::steal(PyObject_GetAttr(origin.ptr(), kName)) : nb::object();
+  nb::object name =
+      origin ? nb::steal(PyObject_GetAttr(origin.ptr(), kTemplateName)) : nb::object();
+  if (PyErr_Occurred()) PyErr_Clear();
+  if (!line || !PyLong_Check(line.ptr())) return;
+  const long lineno = PyLong_AsLong(line.ptr());
+  if (lineno < 0 || lineno > INT32_MAX) {
+    PyErr_Clear();
+    return;
+  }
+  // A template made from a string has no template name: its origin's name stands in.
+  std::string_view label = View(name.ptr());
+  const std::string_view file = View(path.ptr());
+  if (label.empty()) label = file;
+  if (label.empty()) return;
+  std::string key;
+  key.reserve(file.size() + 1 + label.size());
+  key.append(file).push_back('\0');
+  key.append(label);
+  auto it = g_db.template_locs.find(key);
+  if (it == g_db.template_locs.end()) {
+    if (g_db.template_locs.size() >= 1024) g_db.template_locs.clear();
+    it = g_db.template_locs
+             .emplace(std::move(key),
+                      analysis::MakeCodeLocation(std::string(file), std::string(label)))
+             .first;
+  }
+  site.SetTemplate(it->second, static_cast<int32_t>(lineno));
+}
+
 #if DJTRACE_FRAME_WALK
 int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
   try {
+    CallSite& out = *static_cast<CallSite*>(ctx);
     CodeEntry& entry = Classify(code);
-    if (entry.thread_entry) return AwaitedSite(*static_cast<CallSite*>(ctx)) ? 1 : 0;
+    if (entry.thread_entry) return AwaitedSite(out) ? 1 : 0;
+    if (entry.template_node && !out.in_template())  // the innermost node is the one
+      CaptureTemplate(out, djtrace_frame_local(frame, 0));
     if (!entry.app) return 0;
     // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
     int lineno = djtrace_frame_set_lineno(frame);
     if (!lineno) lineno = LineAt(entry, code, djtrace_frame_addr(frame));
     if (entry.maybe_template) lineno = TemplateLine(entry, djtrace_frame_globals(frame), lineno);
-    *static_cast<CallSite*>(ctx) = CallSite::Make(entry.loc, lineno);
+    CallSite found = CallSite::Make(entry.loc, lineno);
+    if (out.in_template()) found.SetTemplate(std::move(out.template_code), out.template_lineno);
+    out = std::move(found);
     return 1;
   } catch (...) {
     return -1;  // out of memory: no call site, and no exception through the C walk
@@ -723,6 +789,11 @@ void PutCallSite(nb::dict& d, const CallSite& site) {
     d["lineno"] = nb::none();
     d["function"] = nb::none();
   }
+  if (site.in_template()) {
+    const std::string& name = site.template_code->function;
+    d["template"] = nb::str(name.data(), name.size());
+    d["template_lineno"] = site.template_lineno;
+  }
 }
 
 nb::dict FindingDict(const QueryGroup& g, const DbConnInfo* info) {
@@ -866,13 +937,19 @@ Attributes StatementAttributes(const DbConnInfo& info, const SqlPtr& sql, const 
     a.push_back({"code.lineno", static_cast<int64_t>(site.lineno)});
     a.push_back({"code.function", site.code->function});
   }
+  if (site.in_template()) {
+    a.push_back({std::string(analysis::kTemplateNameKey), site.template_code->function});
+    a.push_back(
+        {std::string(analysis::kTemplateLinenoKey), static_cast<int64_t>(site.template_lineno)});
+  }
   return a;
 }
 
 // StatementAttributes within `limits`, kept per connection.
 const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sql,
                                         const CallSite& site, const SpanLimits& limits) {
-  const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0};
+  const SharedAttrKey key{sql.get(), site.code.get(), site.known() ? site.lineno : 0,
+                          site.template_code.get(), site.template_lineno};
   auto it = info.shared.find(key);
   if (it != info.shared.end() && it->second.attributes.Fits(limits)) return it->second;
 
@@ -889,6 +966,7 @@ const SharedAttrEntry& SharedAttributes(const DbConnInfo& info, const SqlPtr& sq
   SharedAttrEntry& entry = it->second;
   entry.sql = sql;
   entry.code = site.code;
+  entry.template_code = site.template_code;
   entry.attributes.Build(std::move(a), limits);
   return entry;
 }
@@ -1542,15 +1620,7 @@ void BindDb(nb::module_& m) {
           d["sql"] = nb::str(e.sql->text.data(), e.sql->text.size());
           d["summary"] = nb::str(e.sql->summary.data(), e.sql->summary.size());
           d["duration_ms"] = static_cast<double>(e.duration_ns) / 1e6;
-          if (e.site.known()) {
-            d["filepath"] = nb::str(e.site.code->filepath.data(), e.site.code->filepath.size());
-            d["lineno"] = e.site.lineno;
-            d["function"] = nb::str(e.site.code->function.data(), e.site.code->function.size());
-          } else {
-            d["filepath"] = nb::none();
-            d["lineno"] = nb::none();
-            d["function"] = nb::none();
-          }
+          PutCallSite(d, e.site);
           d["relation"] = e.relation.empty()
                               ? nb::object(nb::none())
                               : nb::object(nb::str(e.relation.data(), e.relation.size()));

@@ -48,6 +48,12 @@ PyObject* djtrace_frame_globals(const djtrace_frame* frame) {
   return ((const _PyInterpreterFrame*)frame)->f_globals;
 }
 
+PyObject* djtrace_frame_local(const djtrace_frame* frame, int index) {
+  const _PyInterpreterFrame* f = (const _PyInterpreterFrame*)frame;
+  if (index < 0 || index >= f->f_code->co_nlocals) return NULL;
+  return f->localsplus[index];
+}
+
 #else
 
 // Nothing to build for this interpreter (an empty translation unit is not ISO C).

@@ -47,6 +47,10 @@ int djtrace_frame_set_lineno(const djtrace_frame* frame);
 // The frame's globals (borrowed), as PyFrame_GetGlobals gives them.
 PyObject* djtrace_frame_globals(const djtrace_frame* frame);
 
+// The frame's local variable `index` in its code's order (arguments first; borrowed), or null
+// when unset or out of range.
+PyObject* djtrace_frame_local(const djtrace_frame* frame, int index);
+
 #endif  // DJTRACE_FRAME_WALK
 
 #ifdef __cplusplus

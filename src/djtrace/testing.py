@@ -309,6 +309,8 @@ class QueryReport:
         lines = []
         for q in self.queries:
             where = f"{q['filepath']}:{q['lineno']}" if q["filepath"] else "?"
+            if q.get("template"):
+                where += f" (template {q['template']} line {q['template_lineno']})"
             via = f" [{q['relation']}]" if q["relation"] else ""
             lines.append(f"  {q['summary'] or q['sql'][:60]}  at {where}{via}")
         return "\n".join(lines)

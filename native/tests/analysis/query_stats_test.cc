@@ -419,5 +419,40 @@ TEST_F(QueryStatsTest, CallSiteIdentity) {
   EXPECT_EQ(FingerprintHex(0xc0ffee), "0000000000c0ffee");
 }
 
+TEST_F(QueryStatsTest, ATemplateLocationIsPartOfTheCallSite) {
+  auto page = MakeCodeLocation("/srv/app/templates/orders.html", "orders.html");
+  auto at = [&](const std::shared_ptr<const CodeLocation>& code, int line, int template_line) {
+    CallSite site = CallSite::Make(code, line);
+    site.SetTemplate(page, template_line);
+    return site;
+  };
+  EXPECT_EQ(at(view_, 42, 7).id, at(view_, 42, 7).id);
+  EXPECT_NE(at(view_, 42, 7).id, at(view_, 42, 8).id);
+  EXPECT_NE(at(view_, 42, 7).id, loop_site_.id);
+  // A template without an application frame (a generic view rendered it) still identifies.
+  EXPECT_NE(at(nullptr, 0, 7).id, 0u);
+  EXPECT_NE(at(nullptr, 0, 7).id, at(nullptr, 0, 8).id);
+  CallSite unchanged = loop_site_;
+  unchanged.SetTemplate(nullptr, 3);
+  EXPECT_EQ(unchanged.id, loop_site_.id);
+  EXPECT_FALSE(unchanged.in_template());
+
+  // Two template lines under one render call are two groups; the event names the template.
+  QueryStats stats({}, limits_);
+  Recorder r{stats};
+  const CallSite line_7 = at(view_, 42, 7), line_9 = at(view_, 42, 9);
+  for (int i = 0; i < 5; ++i) r.Run(customer_by_pk_, line_7, 1.0, "Order.customer");
+  for (int i = 0; i < 4; ++i) r.Run(customer_by_pk_, line_9, 1.0, "Order.customer");
+  ASSERT_EQ(stats.NPlusOneGroups().size(), 1u);
+  SpanData root;
+  stats.OnRootEnd(root);
+  ASSERT_EQ(root.events.size(), 1u);
+  const auto& e = root.events[0].attributes;
+  EXPECT_EQ(StrAttr(e, "code.filepath"), "/srv/app/shop/views.py");
+  EXPECT_EQ(IntAttr(e, "code.lineno"), 42);
+  EXPECT_EQ(StrAttr(e, "djtrace.template.name"), "orders.html");
+  EXPECT_EQ(IntAttr(e, "djtrace.template.lineno"), 7);
+}
+
 }  // namespace
 }  // namespace djtrace::analysis

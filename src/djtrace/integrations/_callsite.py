@@ -13,6 +13,16 @@ import sysconfig
 _LIBRARIES = ("django", "djtrace", "asgiref", "opentelemetry", "celery", "kombu", "billiard")
 
 
+def describe(finding: dict) -> str:
+    """Where a finding (or a query's dict) comes from, for messages: "file:line in function",
+    then the template and its line when a template made it."""
+    where = (f"{finding['filepath']}:{finding['lineno']} in {finding['function']}"
+             if finding.get("filepath") else "an unknown call site")
+    if finding.get("template"):
+        where += f", template {finding['template']} line {finding['template_lineno']}"
+    return where
+
+
 def skip_prefixes() -> list[str]:
     """Directories whose frames are not application code (each ends with a separator)."""
     dirs: set[str] = set()

@@ -298,3 +298,38 @@ def test_a_jinja2_template_is_the_call_site_with_its_own_line(shop, spans):
     [finding] = stats["findings"]
     assert (finding["filepath"], finding["lineno"]) == (path, line)
 
+
+
+def test_a_django_template_adds_its_name_and_line_to_the_call_site(shop, spans):
+    # Django's engine renders templates in Django's own code: the call site stays the line that
+    # rendered the template, and the template node that made the query adds its template and
+    # line (the innermost one: the included or extended template's own, here a block).
+    from django.template import engines
+    from opentelemetry import trace
+    from project.shop.models import Order
+
+    from djtrace.integrations.django import db
+
+    template = engines["django"].get_template("web/orders.html")
+    path = Path(template.origin.name)
+    [line] = [n for n, text in enumerate(path.read_text().splitlines(), 1)
+              if "order.customer.name" in text]
+    with trace.get_tracer("tests").start_as_current_span("page"):
+        render_line = sys._getframe().f_lineno + 1
+        template.render({"orders": list(Order.objects.order_by("id"))})
+        stats = db.query_stats()
+    lazy = [s for s in db_spans(spans.spans) if s.attributes.get("djtrace.orm.relation")]
+    assert len(lazy) == 6
+    for span in lazy:
+        assert query_site(span) == (
+            __file__, render_line, "test_a_django_template_adds_its_name_and_line_to_the_call_site")
+        assert span.attributes["djtrace.template.name"] == "web/orders.html"
+        assert span.attributes["djtrace.template.lineno"] == line
+    [finding] = stats["findings"]
+    assert (finding["template"], finding["template_lineno"]) == ("web/orders.html", line)
+    assert f"test_query_source.py:{render_line} in test_a_django_template_adds_its_name_and_" \
+        f"line_to_the_call_site, template web/orders.html line {line} (" in \
+        db.describe_finding(finding)
+    # Queries of the view itself, outside the template, carry no template.
+    [listing] = [s for s in db_spans(spans.spans) if s.name == "SELECT orders"]
+    assert "djtrace.template.name" not in listing.attributes

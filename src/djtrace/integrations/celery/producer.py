@@ -201,9 +201,9 @@ class RepeatedTaskSendError(AssertionError):
 
 def describe_repeated_send(f: dict) -> str:
     """One human line for a repeated task send finding."""
-    where = (f"{f['filepath']}:{f['lineno']} in {f['function']}" if f.get("filepath")
-             else "an unknown call site")
-    return (f"repeated task sends: {f['count']} × {f['task_name']} from {where}: "
+    from djtrace.integrations._callsite import describe
+
+    return (f"repeated task sends: {f['count']} × {f['task_name']} from {describe(f)}: "
             "use a group or a bulk task")
 
 

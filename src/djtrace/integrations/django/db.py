@@ -276,8 +276,9 @@ def describe_finding(f: dict) -> str:
         from djtrace.integrations.celery.producer import describe_repeated_send
 
         return describe_repeated_send(f)
-    where = (f"{f['filepath']}:{f['lineno']} in {f['function']}" if f.get("filepath")
-             else "an unknown call site")
+    from djtrace.integrations._callsite import describe
+
+    where = describe(f)
     via = f"lazy loading of {f['relation']}, " if f.get("relation") else ""
     return (f"N+1 queries: {via}{f['count']} executions of the same statement from {where} "
             f"({f['duration_ms']:.1f} ms): {f['sql']}")
