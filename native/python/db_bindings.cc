@@ -340,8 +340,10 @@ int TemplateLine(CodeEntry& entry, PyObject* globals, int lineno) {
                                       : analysis::TemplateLineOf(entry.template_lines, lineno);
 }
 
+#if DJTRACE_FRAME_WALK
 // The template and line of a Django template node (node.origin, node.token.lineno) into
-// `site`, when they can be read. Runs only for queries made while a template renders.
+// `site`, when they can be read. Runs only for queries made while a template renders; only
+// the frame walk of the interpreters it knows reads the node from the frame.
 void CaptureTemplate(CallSite& site, PyObject* node) {
   static PyObject* const kOrigin = PyUnicode_InternFromString("origin");
   static PyObject* const kToken = PyUnicode_InternFromString("token");
@@ -382,7 +384,6 @@ void CaptureTemplate(CallSite& site, PyObject* node) {
   site.SetTemplate(it->second, static_cast<int32_t>(lineno));
 }
 
-#if DJTRACE_FRAME_WALK
 int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
   try {
     CallSite& out = *static_cast<CallSite*>(ctx);
