@@ -333,3 +333,38 @@ def test_a_django_template_adds_its_name_and_line_to_the_call_site(shop, spans):
     # Queries of the view itself, outside the template, carry no template.
     [listing] = [s for s in db_spans(spans.spans) if s.name == "SELECT orders"]
     assert "djtrace.template.name" not in listing.attributes
+
+
+@pytest.mark.django_db(transaction=True)  # the request's thread reads the committed shop
+def test_a_generic_views_template_locates_its_queries(shop, spans):
+    # Behind a generic view, a server's stack holds no frame of the application's but those of
+    # its own middleware (the thread running the request here starts in the standard library):
+    # the call site is a middleware's get_response line, and only the template says where the
+    # queries come from.
+    import threading
+
+    from django.test import Client
+
+    from djtrace.integrations.django import db
+
+    worker = threading.Thread(target=Client().get, args=("/shop/orders/generic/",))
+    worker.start()
+    worker.join()
+    path = Path(__file__).parent / "project" / "web" / "templates" / "web" / "orders.html"
+    [line] = [n for n, text in enumerate(path.read_text().splitlines(), 1)
+              if "order.customer.name" in text]
+    lazy = [s for s in db_spans(spans.spans) if s.attributes.get("djtrace.orm.relation")]
+    assert len(lazy) == 6
+    for span in lazy:
+        assert span.attributes["code.filepath"].endswith(os.path.join("web", "middleware.py"))
+        assert span.attributes["djtrace.template.name"] == "web/orders.html"
+        assert span.attributes["djtrace.template.lineno"] == line
+    [request] = [s for s in spans.spans if s.name == "GET shop/orders/generic/"]
+    [event] = [e for e in request.events if e.name == "djtrace.n_plus_one"]
+    assert event.attributes["djtrace.template.lineno"] == line
+    # Without any frame of the application's, the template alone locates the finding.
+    finding = {"kind": "n_plus_one", "sql": "SELECT ...", "count": 6, "duration_ms": 1.0,
+               "filepath": None, "relation": "Order.customer", "template": "web/orders.html",
+               "template_lineno": line}
+    assert f"from an unknown call site, template web/orders.html line {line} (" in \
+        db.describe_finding(finding)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("counts/", views.tagged_count),
     path("orders/async/", views.orders_async),
     path("orders/async-api/", views.orders_async_api),
+    path("orders/generic/", views.OrderListView.as_view()),
 ]

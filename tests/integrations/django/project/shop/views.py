@@ -6,6 +6,7 @@ marked line.
 
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
+from django.views.generic import ListView
 from project.shop.models import Customer, Order, OrderItem, Tag
 
 
@@ -140,3 +141,12 @@ async def orders_async_api(request):
     first.reference = first.reference  # unchanged; saved to show where the UPDATE comes from
     await first.asave(update_fields=["reference"])  # query: async-asave
     return JsonResponse({"count": len(emails)})
+
+
+class OrderListView(ListView):
+    """A generic view: no method of the application's runs, and Django's handler renders its
+    TemplateResponse (web/orders.html, which loads each order's customer lazily)."""
+
+    queryset = Order.objects.order_by("id")
+    template_name = "web/orders.html"
+    context_object_name = "orders"
