@@ -283,14 +283,16 @@ class QueryReport:
     @property
     def queries(self) -> list:
         """One dict per query: sql (obfuscated), summary, duration_ms, filepath, lineno,
-        function, relation."""
+        function, relation; and template, template_lineno for a query that a Django template
+        node made."""
         return self._collector.queries()
 
     @property
     def n_plus_one(self) -> list:
         """The N+1 groups found during the block, in any request, command or span root, and
         among queries outside any root: dicts with kind ("n_plus_one"), sql, summary, count,
-        duration_ms, filepath, lineno, function, relation."""
+        duration_ms, filepath, lineno, function, relation; and template, template_lineno when
+        a Django template node made the queries."""
         return self._collector.findings()
 
     @property

@@ -49,7 +49,9 @@ key                           default   meaning
 db_spans                      True      A CLIENT span per query (False: no database spans,
                                         no statistics).
 db_query_source               True      code.filepath / code.lineno / code.function on
-                                        database spans and N+1 findings.
+                                        database spans and N+1 findings (and
+                                        djtrace.template.name / .lineno for queries a
+                                        Django template node made).
 db_root_spans                 True      A query with no current span gets a root span.
 app_code                      ()        Packages (importable names) or absolute directories
                                         that are the application's code although they lie
