@@ -9,6 +9,7 @@
 #include <Python.h>
 #include <frameobject.h>
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -92,6 +93,8 @@ struct DbConnInfo {
   static constexpr size_t kMaxSharedTextBytes = 4 << 20;
 };
 
+using PassThrough = std::vector<std::pair<int, int>>;  // [start, end) instruction byte offsets
+
 struct CodeEntry {
   bool app = false;
   // The function a worker thread enters to run the synchronous side of Django's async API
@@ -114,6 +117,9 @@ struct CodeEntry {
   // Django's Node.render_annotated: the node it renders (its first local) is where a query
   // made by Django's template engine comes from in the template.
   bool template_node = false;
+  // A middleware's code: the byte ranges of its calls to get_response, where its frame only
+  // passes the request on and is not the call site of what runs below (db_pass_through).
+  PassThrough pass_through;
 };
 
 // Queries observed while a djtrace.testing helper is active (see db.py: QueryCollector).
@@ -176,6 +182,9 @@ struct DbState {
   // Code objects of the thread entries above (owned references).
   std::vector<PyObject*> thread_entries;
   std::unordered_map<PyObject*, CodeEntry> code_cache;  // keys are owned references
+  // Middleware code and its get_response calls (owned keys), kept apart from code_cache,
+  // which is cleared when it grows or the prefixes change.
+  std::unordered_map<PyObject*, PassThrough> pass_through;
   // Templates as call-site locations, by file path and name.
   std::unordered_map<std::string, std::shared_ptr<const CodeLocation>> template_locs;
   int collectors_active = 0;
@@ -299,6 +308,9 @@ CodeEntry& Classify(PyCodeObject* code) {
     Py_XDECREF(name);
   }
   Py_XDECREF(filename);
+  if (auto pt = g_db.pass_through.find(reinterpret_cast<PyObject*>(code));
+      pt != g_db.pass_through.end())
+    entry.pass_through = pt->second;
   Py_INCREF(code);  // the key stays valid (and unique) while it is cached
   auto added = g_db.code_cache.emplace(reinterpret_cast<PyObject*>(code), std::move(entry)).first;
   MemoSlot(added->first) = {added->first, &added->second};  // after any clear above
@@ -319,6 +331,14 @@ int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
 #endif
 
 bool AwaitedSite(CallSite& out);
+
+// Whether a frame of `entry`'s code executing the instruction at `addr` is only passing the
+// request on (a middleware calling get_response).
+bool PassingOn(const CodeEntry& entry, int addr) {
+  for (const auto& [start, end] : entry.pass_through)
+    if (addr >= start && addr < end) return true;
+  return false;
+}
 
 // The template's line for a generated line of `entry`'s code (its own line when the code is
 // not a compiled template), as Jinja's Template.get_corresponding_lineno answers it: the
@@ -392,9 +412,11 @@ int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
     if (entry.template_node && !out.in_template())  // the innermost node is the one
       CaptureTemplate(out, djtrace_frame_local(frame, 0));
     if (!entry.app) return 0;
+    const int addr = djtrace_frame_addr(frame);
+    if (!entry.pass_through.empty() && PassingOn(entry, addr)) return 0;
     // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
     int lineno = djtrace_frame_set_lineno(frame);
-    if (!lineno) lineno = LineAt(entry, code, djtrace_frame_addr(frame));
+    if (!lineno) lineno = LineAt(entry, code, addr);
     if (entry.maybe_template) lineno = TemplateLine(entry, djtrace_frame_globals(frame), lineno);
     CallSite found = CallSite::Make(entry.loc, lineno);
     if (out.in_template()) found.SetTemplate(std::move(out.template_code), out.template_lineno);
@@ -429,7 +451,7 @@ bool WalkCallSite(CallSite& out) {
       Py_DECREF(frame);
       return true;
     }
-    if (entry.app) {
+    if (entry.app && !(!entry.pass_through.empty() && PassingOn(entry, PyFrame_GetLasti(frame)))) {
       int lineno = PyFrame_GetLineNumber(frame);
       if (entry.maybe_template) {
         PyObject* globals = PyFrame_GetGlobals(frame);
@@ -1428,7 +1450,24 @@ void BindDb(nb::module_& m) {
     ClearCodeCache();
     for (PyObject* code : g_db.thread_entries) Py_DECREF(code);
     g_db.thread_entries.clear();
+    for (auto& [code, ranges] : g_db.pass_through) Py_DECREF(code);
+    g_db.pass_through.clear();
   });
+
+  // Registers a middleware's code with the byte ranges of its calls to get_response: while
+  // one of its frames executes one of them, the frame is passing the request on, and the call
+  // site of a query below is looked for further down (or is unknown), not at that line.
+  m.def(
+      "db_pass_through",
+      [](nb::handle code, std::vector<std::pair<int, int>> ranges) {
+        if (!PyCode_Check(code.ptr())) throw nb::type_error("db_pass_through: a code object");
+        auto [it, added] = g_db.pass_through.try_emplace(code.ptr());
+        if (added) Py_INCREF(code.ptr());
+        it->second = ranges;
+        auto cached = g_db.code_cache.find(code.ptr());
+        if (cached != g_db.code_cache.end()) cached->second.pass_through = std::move(ranges);
+      },
+      "code"_a, "ranges"_a);
 
   m.def("db_forget_tracer", [] {
     g_db.tracer_resolved = false;

@@ -31,6 +31,8 @@ exec(
         "    if n <= 1:\n"
         "        return fn()\n"
         "    return descend(n - 1, fn)\n"
+        "def handler(request):\n"
+        "    return db_call_site()\n"
         "def tracer(frame, event, arg):\n"
         "    if event == 'line' and frame.f_code is TRACED[0]:\n"
         "        SEEN.append((db_call_site(), frame.f_lineno))\n"
@@ -338,8 +340,8 @@ def test_a_django_template_adds_its_name_and_line_to_the_call_site(shop, spans):
 @pytest.mark.django_db(transaction=True)  # the request's thread reads the committed shop
 def test_a_generic_views_template_locates_its_queries(shop, spans):
     # Behind a generic view, a server's stack holds no frame of the application's but those of
-    # its own middleware (the thread running the request here starts in the standard library):
-    # the call site is a middleware's get_response line, and only the template says where the
+    # its own middleware, passing the request on (the thread running the request here starts
+    # in the standard library): there is no call site, and the template says where the
     # queries come from.
     import threading
 
@@ -356,7 +358,7 @@ def test_a_generic_views_template_locates_its_queries(shop, spans):
     lazy = [s for s in db_spans(spans.spans) if s.attributes.get("djtrace.orm.relation")]
     assert len(lazy) == 6
     for span in lazy:
-        assert span.attributes["code.filepath"].endswith(os.path.join("web", "middleware.py"))
+        assert "code.filepath" not in span.attributes  # not the middleware's get_response line
         assert span.attributes["djtrace.template.name"] == "web/orders.html"
         assert span.attributes["djtrace.template.lineno"] == line
     [request] = [s for s in spans.spans if s.name == "GET shop/orders/generic/"]
@@ -368,3 +370,55 @@ def test_a_generic_views_template_locates_its_queries(shop, spans):
                "template_lineno": line}
     assert f"from an unknown call site, template web/orders.html line {line} (" in \
         db.describe_finding(finding)
+
+
+def test_a_middleware_passing_the_request_on_is_not_the_call_site():
+    # A project's middleware is a frame of the application's under every view: while it calls
+    # get_response, what runs below (here a library handler) is not the middleware's doing.
+    from djtrace.integrations.django.middleware import get_response_calls, register_pass_through
+
+    class Timing:
+        def __init__(self, get_response):
+            self.get_response = get_response
+
+        def __call__(self, request):
+            own = _native.db_call_site()  # the middleware's own work
+            return own, self.get_response(request)
+
+    def function_middleware(get_response):
+        def middleware(request):
+            return get_response(request)
+        return middleware
+
+    timing = Timing(_LIB["handler"])
+    function = function_middleware(_LIB["handler"])
+    assert len(get_response_calls(Timing.__call__.__code__)) == 1
+    assert len(get_response_calls(function.__code__)) == 1
+    register_pass_through(timing)  # as load_middleware's wrapper does
+    register_pass_through(function)
+    own_line = Timing.__call__.__code__.co_firstlineno + 1
+    [(own, below)] = [timing(None)]
+    here_line = sys._getframe().f_lineno - 1
+    assert own == (str(HERE), own_line, "test_a_middleware_passing_the_request_on_is_not_the_"
+                   "call_site.<locals>.Timing.__call__")
+    # Below the middleware, the next frame of the application's: this test's line.
+    test_name = "test_a_middleware_passing_the_request_on_is_not_the_call_site"
+    assert below == (str(HERE), here_line, test_name)
+    assert function(None) == (str(HERE), sys._getframe().f_lineno, test_name)
+
+
+@pytest.mark.django_db(transaction=True)  # the request's thread reads the committed shop
+def test_a_drf_generic_views_n_plus_one_is_not_the_middlewares(shop, spans):
+    # The classic DRF N+1: a nested field of a generic ListAPIView's serializer loads a
+    # relation lazily; only DRF's and Django's code runs, under the project's middleware.
+    import threading
+
+    from django.test import Client
+
+    worker = threading.Thread(target=Client().get, args=("/shop/api/orders/",))
+    worker.start()
+    worker.join()
+    [request] = [s for s in spans.spans if s.name == "GET shop/api/orders/"]
+    [event] = [e for e in request.events if e.name == "djtrace.n_plus_one"]
+    assert event.attributes["djtrace.orm.relation"] == "Order.customer"
+    assert "code.filepath" not in event.attributes

@@ -17,6 +17,7 @@ sync_capable / async_capable flags of the factory and the coroutine-ness of the 
 
 from __future__ import annotations
 
+import dis
 import types
 from typing import Any
 
@@ -203,6 +204,42 @@ def wrap_instance(instance: Any, path: str) -> Any:
     return proxy
 
 
+_CALLS = ("CALL", "CALL_FUNCTION", "CALL_METHOD", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX")
+
+
+def get_response_calls(code: types.CodeType) -> list[tuple[int, int]]:
+    """The byte ranges of `code`'s calls to get_response (`self.get_response(request)`, or a
+    function middleware's `get_response(request)`): from each call instruction to the next
+    instruction, which covers the offset a frame executing the call reports."""
+    ranges = []
+    pending = False
+    instructions = list(dis.get_instructions(code))
+    for i, ins in enumerate(instructions):
+        if ins.argval == "get_response" and ins.opname.startswith("LOAD_"):
+            pending = True
+        elif pending and ins.opname in _CALLS:
+            end = instructions[i + 1].offset if i + 1 < len(instructions) else ins.offset + 2
+            ranges.append((ins.offset, end))
+            pending = False
+    return ranges
+
+
+def register_pass_through(instance: Any) -> None:
+    """Tells the query-source walk that a middleware's frame calling get_response only passes
+    the request on: a query below it (a generic view's, a serializer's) is not the
+    middleware's, whose line would otherwise be the first of the application's on the stack."""
+    function = instance
+    if not isinstance(instance, types.FunctionType):
+        function = next((klass.__dict__["__call__"] for klass in type(instance).__mro__
+                         if "__call__" in klass.__dict__), None)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return
+    ranges = get_response_calls(code)
+    if ranges:
+        _native.db_pass_through(code, ranges)
+
+
 class _Factory:
     """Stands in for a middleware class or factory function in load_middleware."""
 
@@ -218,6 +255,7 @@ class _Factory:
         if instance is None:
             return None
         try:
+            register_pass_through(instance)
             return wrap_instance(instance, self._path)
         except Exception:  # noqa: BLE001
             _report_internal_error("django middleware wrap")

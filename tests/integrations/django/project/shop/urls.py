@@ -15,4 +15,5 @@ urlpatterns = [
     path("orders/async/", views.orders_async),
     path("orders/async-api/", views.orders_async_api),
     path("orders/generic/", views.OrderListView.as_view()),
+    path("api/orders/", views.OrderListAPIView.as_view()),
 ]

@@ -8,6 +8,7 @@ from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
 from django.views.generic import ListView
 from project.shop.models import Customer, Order, OrderItem, Tag
+from rest_framework import generics, serializers
 
 
 def orders_bad(request):
@@ -150,3 +151,18 @@ class OrderListView(ListView):
     queryset = Order.objects.order_by("id")
     template_name = "web/orders.html"
     context_object_name = "orders"
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.name")  # a lazy load per order
+
+    class Meta:
+        model = Order
+        fields = ["id", "reference", "customer"]
+
+
+class OrderListAPIView(generics.ListAPIView):
+    """DRF's generic list: no method of the application's runs."""
+
+    queryset = Order.objects.order_by("id")
+    serializer_class = OrderSerializer
