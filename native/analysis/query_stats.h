@@ -38,13 +38,13 @@ struct CodeLocation {
 
 std::shared_ptr<const CodeLocation> MakeCodeLocation(std::string filepath, std::string function);
 
-// Where a query was issued from: the first frame of application code and its line.
 // The attributes a template location is recorded under, on query spans and findings.
 inline constexpr std::string_view kTemplateNameKey = "djtrace.template.name";
 inline constexpr std::string_view kTemplateLinenoKey = "djtrace.template.lineno";
 
-// A query made while a template renders also has the template's node that made it (Django's
-// engine, whose rendering frames are Django's own): its name (`function`) and line.
+// Where a query was issued from: the first frame of application code and its line. A query
+// made while a template renders also has the template's node that made it (Django's engine,
+// whose rendering frames are Django's own): its name (`function`) and line.
 struct CallSite {
   std::shared_ptr<const CodeLocation> code;  // null: no application frame was found
   int32_t lineno = 0;

@@ -333,7 +333,7 @@ int LineAt(CodeEntry& entry, PyCodeObject* code, int addr) {
 bool AwaitedSite(CallSite& out);
 
 // Whether a frame of `entry`'s code executing the instruction at `addr` is only passing the
-// request on (a middleware calling get_response).
+// request on (a middleware calling get_response). Most code has no ranges: an empty loop.
 bool PassingOn(const CodeEntry& entry, int addr) {
   for (const auto& [start, end] : entry.pass_through)
     if (addr >= start && addr < end) return true;
@@ -413,7 +413,7 @@ int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
       CaptureTemplate(out, djtrace_frame_local(frame, 0));
     if (!entry.app) return 0;
     const int addr = djtrace_frame_addr(frame);
-    if (!entry.pass_through.empty() && PassingOn(entry, addr)) return 0;
+    if (PassingOn(entry, addr)) return 0;
     // PyFrame_GetLineNumber's answer: a line set by a tracer first, else the line table's.
     int lineno = djtrace_frame_set_lineno(frame);
     if (!lineno) lineno = LineAt(entry, code, addr);
@@ -451,7 +451,7 @@ bool WalkCallSite(CallSite& out) {
       Py_DECREF(frame);
       return true;
     }
-    if (entry.app && !(!entry.pass_through.empty() && PassingOn(entry, PyFrame_GetLasti(frame)))) {
+    if (entry.app && !PassingOn(entry, PyFrame_GetLasti(frame))) {
       int lineno = PyFrame_GetLineNumber(frame);
       if (entry.maybe_template) {
         PyObject* globals = PyFrame_GetGlobals(frame);

@@ -26,6 +26,7 @@ has run, so that tests see what a worker setup would report.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import sys
 import time
@@ -264,6 +265,7 @@ def wrap_apply_async(apply_async: Any) -> Any:
     """Task.apply_async, counting a task run eagerly (task_always_eager) as the send it stands
     for: a test running tasks eagerly finds the repeated sends a worker setup would report."""
 
+    @functools.wraps(apply_async)
     def traced_apply_async(self, *args, **kwargs):
         result = apply_async(self, *args, **kwargs)
         if isinstance(result, _EagerResult) and _handle.mode() != _OFF and not _SUPPRESSED.get():
@@ -271,9 +273,6 @@ def wrap_apply_async(apply_async: Any) -> Any:
         return result
 
     traced_apply_async.__djtrace_wrapped__ = apply_async
-    traced_apply_async.__wrapped__ = apply_async
-    traced_apply_async.__name__ = getattr(apply_async, "__name__", "apply_async")
-    traced_apply_async.__doc__ = getattr(apply_async, "__doc__", None)
     return traced_apply_async
 
 

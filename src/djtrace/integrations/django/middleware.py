@@ -256,6 +256,9 @@ class _Factory:
             return None
         try:
             register_pass_through(instance)
+        except Exception:  # noqa: BLE001 - call sites only: the middleware is still traced
+            _report_internal_error("django middleware pass-through")
+        try:
             return wrap_instance(instance, self._path)
         except Exception:  # noqa: BLE001
             _report_internal_error("django middleware wrap")
