@@ -33,6 +33,8 @@ exec(
         "    return descend(n - 1, fn)\n"
         "def handler(request):\n"
         "    return db_call_site()\n"
+        "def passing(request):\n"
+        "    return request, db_call_site()\n"
         "def tracer(frame, event, arg):\n"
         "    if event == 'line' and frame.f_code is TRACED[0]:\n"
         "        SEEN.append((db_call_site(), frame.f_lineno))\n"
@@ -405,6 +407,22 @@ def test_a_middleware_passing_the_request_on_is_not_the_call_site():
     test_name = "test_a_middleware_passing_the_request_on_is_not_the_call_site"
     assert below == (str(HERE), here_line, test_name)
     assert function(None) == (str(HERE), sys._getframe().f_lineno, test_name)
+
+    # A call in get_response's arguments is the middleware's own work, not passing on.
+    class Preparing:
+        def __init__(self, get_response):
+            self.get_response = get_response
+
+        def __call__(self, request):
+            return self.get_response(_LIB["handler"](request))
+
+    preparing = Preparing(_LIB["passing"])
+    assert len(get_response_calls(Preparing.__call__.__code__)) == 1
+    register_pass_through(preparing)
+    own, below = preparing(None)
+    assert below == (str(HERE), sys._getframe().f_lineno - 1, test_name)
+    assert own == (str(HERE), Preparing.__call__.__code__.co_firstlineno + 1,
+                   f"{test_name}.<locals>.Preparing.__call__")
 
 
 @pytest.mark.django_db(transaction=True)  # the request's thread reads the committed shop

@@ -207,20 +207,30 @@ def wrap_instance(instance: Any, path: str) -> Any:
 _CALLS = ("CALL", "CALL_FUNCTION", "CALL_METHOD", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX")
 
 
+def _starts_at(ins: dis.Instruction) -> tuple | None:
+    """Where the expression an instruction belongs to starts (Python 3.11+), else None."""
+    p = getattr(ins, "positions", None)
+    return None if p is None or p.lineno is None else (p.lineno, p.col_offset)
+
+
 def get_response_calls(code: types.CodeType) -> list[tuple[int, int]]:
     """The byte ranges of `code`'s calls to get_response (`self.get_response(request)`, or a
     function middleware's `get_response(request)`): from each call instruction to the next
-    instruction, which covers the offset a frame executing the call reports."""
+    instruction, which covers the offset a frame executing the call reports.
+
+    A call is get_response's when its expression starts where the loaded get_response does,
+    so that a call in its arguments (`self.get_response(prepare(request))`) stays the
+    middleware's own work; without positions (Python 3.10), the first call after the load."""
     ranges = []
-    pending = False
+    pending: list = []  # where each loaded, not yet called get_response starts
     instructions = list(dis.get_instructions(code))
     for i, ins in enumerate(instructions):
         if ins.argval == "get_response" and ins.opname.startswith("LOAD_"):
-            pending = True
-        elif pending and ins.opname in _CALLS:
+            pending.append(_starts_at(ins))
+        elif pending and ins.opname in _CALLS and _starts_at(ins) in pending:
+            pending.remove(_starts_at(ins))
             end = instructions[i + 1].offset if i + 1 < len(instructions) else ins.offset + 2
             ranges.append((ins.offset, end))
-            pending = False
     return ranges
 
 
