@@ -380,12 +380,12 @@ PyObject* RelationCall(PyObject* state, PyObject* const* args, Py_ssize_t nargs,
   PyObject* var = PyTuple_GET_ITEM(state, 1);
   PyObject* relation = nullptr;
   if (nargs >= 1) {
-    PyObject* query = PyObject_GetAttr(args[0], g_str_query);
+    // Most queries carry no relation: looked up without raising and clearing AttributeError.
+    PyObject* query = OptionalAttr(args[0], g_str_query);
     if (query) {
-      relation = PyObject_GetAttr(query, g_str_relation);
+      relation = OptionalAttr(query, g_str_relation);
       Py_DECREF(query);
     }
-    if (!relation) PyErr_Clear();
   }
   PyObject* result = CallWithRelation(original, args, nargs, kwnames, var, relation);
   Py_XDECREF(relation);
