@@ -113,6 +113,7 @@ struct CodeEntry {
   // globals, read the first time a call site is found in it.
   bool maybe_template = false;
   bool template_read = false;
+  bool compiled_template = false;  // a Jinja2 template's: loc names the template
   analysis::TemplateLines template_lines;
   // Django's Node.render_annotated: the node it renders (its first local) is where a query
   // made by Django's template engine comes from in the template.
@@ -348,11 +349,19 @@ int TemplateLine(CodeEntry& entry, PyObject* globals, int lineno) {
     entry.template_read = true;
     static PyObject* const kTemplate = PyUnicode_InternFromString("__jinja_template__");
     static PyObject* const kDebugInfo = PyUnicode_InternFromString("debug_info");
+    static PyObject* const kName = PyUnicode_InternFromString("name");
     if (globals && PyDict_Check(globals)) {
       PyObject* is_template = PyDict_GetItemWithError(globals, kTemplate);  // borrowed
       PyObject* info = is_template ? PyDict_GetItemWithError(globals, kDebugInfo) : nullptr;
       if (info && PyUnicode_Check(info))
         entry.template_lines = analysis::ParseTemplateLines(View(info));
+      // The generated function's name ("root", "block_content") means nothing to the
+      // template's author: the template's name stands in, as for Django's engine.
+      PyObject* name = is_template ? PyDict_GetItemWithError(globals, kName) : nullptr;
+      if (name && PyUnicode_Check(name) && entry.loc && !View(name).empty()) {
+        entry.loc = analysis::MakeCodeLocation(entry.loc->filepath, std::string(View(name)));
+        entry.compiled_template = true;
+      }
       if (PyErr_Occurred()) PyErr_Clear();
     }
   }
@@ -419,7 +428,10 @@ int VisitFrame(void* ctx, PyCodeObject* code, const djtrace_frame* frame) {
     if (!lineno) lineno = LineAt(entry, code, addr);
     if (entry.maybe_template) lineno = TemplateLine(entry, djtrace_frame_globals(frame), lineno);
     CallSite found = CallSite::Make(entry.loc, lineno);
-    if (out.in_template()) found.SetTemplate(std::move(out.template_code), out.template_lineno);
+    if (out.in_template())
+      found.SetTemplate(std::move(out.template_code), out.template_lineno);
+    else if (entry.compiled_template)
+      found.SetTemplate(entry.loc, lineno);
     out = std::move(found);
     return 1;
   } catch (...) {
@@ -459,6 +471,7 @@ bool WalkCallSite(CallSite& out) {
         Py_XDECREF(globals);
       }
       out = CallSite::Make(entry.loc, lineno);
+      if (entry.compiled_template) out.SetTemplate(entry.loc, lineno);
       Py_DECREF(frame);
       return true;
     }

@@ -18,8 +18,11 @@ def describe(finding: dict) -> str:
     then the template and its line when a template made it."""
     where = (f"{finding['filepath']}:{finding['lineno']} in {finding['function']}"
              if finding.get("filepath") else "an unknown call site")
-    if finding.get("template"):
-        where += f", template {finding['template']} line {finding['template_lineno']}"
+    template = finding.get("template")
+    # A Jinja2 template is its own call site (its code is the template's): said once.
+    if template and (template, finding.get("template_lineno")) != (
+            finding.get("function"), finding.get("lineno")):
+        where += f", template {template} line {finding['template_lineno']}"
     return where
 
 
