@@ -227,8 +227,8 @@ def get_response_calls(code: types.CodeType) -> list[tuple[int, int]]:
     for i, ins in enumerate(instructions):
         if ins.argval == "get_response" and ins.opname.startswith("LOAD_"):
             pending.append(_starts_at(ins))
-        elif pending and ins.opname in _CALLS and _starts_at(ins) in pending:
-            pending.remove(_starts_at(ins))
+        elif pending and ins.opname in _CALLS and (start := _starts_at(ins)) in pending:
+            pending.remove(start)
             end = instructions[i + 1].offset if i + 1 < len(instructions) else ins.offset + 2
             ranges.append((ins.offset, end))
     return ranges
