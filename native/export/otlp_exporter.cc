@@ -287,12 +287,11 @@ ExportResult OtlpExporterBase::ExportLocked(std::span<const SpanData* const> spa
     return ExportResult::kFailure;
   }
 
-  body_.clear();
-  EncodeExportTraceServiceRequest(spans, body_);
-  std::string_view payload = body_;
+  const std::string_view body(body_.data(), EncodeExportTraceServiceRequestReusing(spans, body_));
+  std::string_view payload = body;
   if (compression_ == OtlpCompression::kGzip) {
     compressed_.clear();
-    if (!GzipCompress(body_, compressed_, kExportGzipLevel)) {
+    if (!GzipCompress(body, compressed_, kExportGzipLevel)) {
       std::string message = "gzip compression of the request failed";
       RecordFailure(spans.size(), message);
       ReportOnce("gzip", false, kLogError, protocol_name_ + " export: " + message, logs);

@@ -153,7 +153,7 @@ class OtlpExporterBase : public SpanExporter {
   std::atomic<bool> shutdown_{false};
   std::atomic<bool> exiting_{false};  // SetExiting: no retries
   std::chrono::milliseconds timeout_;
-  std::string body_;        // encoded request, reused across batches
+  std::string body_;        // encoded request in its first bytes; only grows, never cleared
   std::string compressed_;  // gzip of body_
   struct Reported {
     std::string key;

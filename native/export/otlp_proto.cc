@@ -134,22 +134,17 @@ struct IsVector<std::vector<T>> : std::true_type {};
 class ProtoEncoder {
  public:
   void Encode(std::span<const SpanData* const> spans, std::string& out) {
-    grouping_.Build(spans);
-    shared_.clear();
-    sizes_.clear();
-    needs_repair_ = false;
-    size_t total = 0;
-    for (const auto& r : grouping_.resources()) {
-      total += LengthDelimitedSize(request::kResourceSpans, SizeResourceSpans(r));
-    }
-    size_t old_size = out.size();
+    const size_t total = Measure(spans);
+    const size_t old_size = out.size();
     out.resize(old_size + total);
-    p_ = out.data() + old_size;
-    next_size_ = 0;
-    for (const auto& r : grouping_.resources()) {
-      WriteMessageHeader(request::kResourceSpans);
-      WriteResourceSpans(r);
-    }
+    Write(out.data() + old_size);
+  }
+
+  size_t EncodeReusing(std::span<const SpanData* const> spans, std::string& buffer) {
+    const size_t total = Measure(spans);
+    if (buffer.size() < total) buffer.resize(total);
+    Write(buffer.data());
+    return total;
   }
 
   // `attributes` alone, as repeated KeyValue fields `field` (the bytes a message holding them
@@ -164,6 +159,29 @@ class ProtoEncoder {
   }
 
  private:
+  // First pass: the request's size (and every nested message's, in sizes_).
+  size_t Measure(std::span<const SpanData* const> spans) {
+    grouping_.Build(spans);
+    shared_.clear();
+    sizes_.clear();
+    needs_repair_ = false;
+    size_t total = 0;
+    for (const auto& r : grouping_.resources()) {
+      total += LengthDelimitedSize(request::kResourceSpans, SizeResourceSpans(r));
+    }
+    return total;
+  }
+
+  // Second pass: the bytes Measure counted, from `dst` on.
+  void Write(char* dst) {
+    p_ = dst;
+    next_size_ = 0;
+    for (const auto& r : grouping_.resources()) {
+      WriteMessageHeader(request::kResourceSpans);
+      WriteResourceSpans(r);
+    }
+  }
+
   // A span's shared attributes (SpanData::shared_attributes, not merged into its own): a block
   // that many spans of a batch point to, encoded at its first span and copied into the others.
   // They come first, where FlattenAttributes would put them: the bytes are the same.
@@ -586,6 +604,11 @@ namespace {
 
 void EncodeExportTraceServiceRequest(std::span<const SpanData* const> spans, std::string& out) {
   ThreadEncoder().Encode(spans, out);
+}
+
+size_t EncodeExportTraceServiceRequestReusing(std::span<const SpanData* const> spans,
+                                              std::string& buffer) {
+  return ThreadEncoder().EncodeReusing(spans, buffer);
 }
 
 }  // namespace djtrace

@@ -44,6 +44,25 @@ TEST(OtlpProtoTest, AppendsToWhatIsAlreadyThere) {
   EXPECT_EQ(out, "prefix" + Encode(batch));
 }
 
+// The exporter's form: one buffer for every batch, never cleared. Whatever a larger earlier
+// request left behind the new one must not leak into it, and a larger request grows it.
+TEST(OtlpProtoTest, ReusingWritesEachRequestFromTheBufferStart) {
+  std::string buffer(4096, '\xAB');
+  for (const testing::NamedCase& c : kCases) {
+    Batch batch = c.make();
+    const std::string expected = Encode(batch);
+    const size_t size = EncodeExportTraceServiceRequestReusing(batch.spans, buffer);
+    ASSERT_EQ(size, expected.size()) << c.name;
+    EXPECT_EQ(std::string_view(buffer).substr(0, size), expected) << c.name;
+    EXPECT_GE(buffer.size(), size) << c.name;
+  }
+  std::string empty;
+  Batch batch = testing::CaseEvents();
+  const size_t size = EncodeExportTraceServiceRequestReusing(batch.spans, empty);
+  EXPECT_EQ(size, empty.size());
+  EXPECT_EQ(empty, Encode(batch));
+}
+
 // Spans of a batch pointing to blocks of shared attributes, as the batch processor hands them
 // over, and the same spans with the blocks merged into their own attributes.
 struct SharedCase {
