@@ -154,7 +154,7 @@ class OtlpExporterBase : public SpanExporter {
   std::atomic<bool> exiting_{false};  // SetExiting: no retries
   std::chrono::milliseconds timeout_;
   std::string body_;        // encoded request in its first bytes; only grows, never cleared
-  std::string compressed_;  // gzip of body_
+  std::string compressed_;  // gzip of the request in body_
   struct Reported {
     std::string key;
     bool transient;
