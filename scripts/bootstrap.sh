@@ -51,7 +51,8 @@ pip_install=(.venv/bin/python -m pip install -q --disable-pip-version-check --no
 if [ "${DJTRACE_PGO:-1}" != "0" ] && command -v g++ >/dev/null 2>&1; then
   pgo_root="$PWD/build/pgo"
   pgo_build=(-Cbuild-dir="$pgo_root/build" -Ccmake.define.DJTRACE_PGO_DIR="$pgo_root/profile")
-  pgo_stamp=$( { g++ --version | head -1; .venv/bin/python -V;
+  # The counts are named after the object files' absolute paths: a moved checkout trains again.
+  pgo_stamp=$( { echo "$PWD"; g++ --version | head -1; .venv/bin/python -V;
                  find native CMakeLists.txt pyproject.toml scripts/pgo_train.py \
                    examples/order_service -type f \( -name '*.cc' -o -name '*.h' \
                    -o -name '*.c' -o -name 'CMakeLists.txt' -o -name '*.toml' -o -name '*.py' \
@@ -59,12 +60,17 @@ if [ "${DJTRACE_PGO:-1}" != "0" ] && command -v g++ >/dev/null 2>&1; then
                    -not -path '*/__pycache__/*' -not -path '*/var/*' -print0 |
                  sort -z | xargs -0 sha256sum; } |
                sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$pgo_root/stamp" 2>/dev/null)" != "$pgo_stamp" ]; then
+  if [ ! -d "$pgo_root/profile" ] || [ "$(cat "$pgo_root/stamp" 2>/dev/null)" != "$pgo_stamp" ]
+  then
     echo "bootstrap: profile-guided build of djtrace: counting build, training run, final build"
     rm -rf "$pgo_root/profile" "$pgo_root/instrumented" "$pgo_root/stamp"
     "${pip_install[@]}" --target "$pgo_root/instrumented" "${pgo_build[@]}" \
       -Ccmake.define.DJTRACE_PGO=generate .
     PYTHONPATH="$pgo_root/instrumented" .venv/bin/python scripts/pgo_train.py >/dev/null
+    if ! compgen -G "$pgo_root/profile/*.gcda" >/dev/null; then
+      echo "bootstrap: the training run wrote no counts into $pgo_root/profile" >&2
+      exit 1
+    fi
     rm -rf "$pgo_root/instrumented"
     "${pip_install[@]}" "${pgo_build[@]}" -Ccmake.define.DJTRACE_PGO=use .
     echo "$pgo_stamp" > "$pgo_root/stamp"
