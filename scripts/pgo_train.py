@@ -18,6 +18,7 @@ service does not answer as the demo expects.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import shutil
@@ -25,29 +26,19 @@ import subprocess
 import sys
 import tempfile
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "examples" / "order_service"
+sys.path[:0] = [str(SERVICE), str(ROOT / "bench")]  # the demo's modules, the bench's sink
 
 
-class _Sink(BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports and answers with an empty ExportTraceServiceResponse."""
+def _serve_sink() -> ThreadingHTTPServer:
+    """The benchmarks' trace sink (bench/sink.py), in a thread of this process."""
+    from sink import Handler
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def _serve(handler) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -58,7 +49,7 @@ def main() -> int:
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="djtrace-pgo-"))
-    sink = _serve(_Sink)
+    sink = _serve_sink()
     gateway = subprocess.Popen([sys.executable, "fake_gateway.py", "--port", "0"], cwd=SERVICE,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -81,13 +72,11 @@ def main() -> int:
         for key in [k for k in os.environ if k.startswith(("OTEL_", "DJTRACE_", "CELERY_"))]:
             del os.environ[key]
         os.environ.update(env)
-        setup_env = {**os.environ, "OTEL_SDK_DISABLED": "true",
-                     "PYTHONPATH": os.pathsep.join(filter(None, [
-                         str(SERVICE), os.environ.get("PYTHONPATH")]))}
-        for command in (["migrate", "--no-input", "-v", "0"], ["seed_orders", "--reset"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=SERVICE, env=setup_env,
-                           check=True, capture_output=True)
-        sys.path.insert(0, str(SERVICE))
+        import demo  # examples/order_service/demo.py
+
+        # A fresh database with the demo's sample data, made as the demo makes it.
+        demo.prepare(var, {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(SERVICE), os.environ.get("PYTHONPATH")]))})
         os.chdir(SERVICE)
         return _train(args.rounds)
     finally:
@@ -146,7 +135,7 @@ def _train(rounds: int) -> int:
         for o in orders[:3]:
             call("POST", f"/api/orders/{o['id']}/pay/", {"payment_method": "credit_card"}, token)
         call("POST", "/api/orders/", {"product_name": ""}, token)  # a 400 from validation
-        call_command("process_pending_orders", "--limit", "5", stdout=open(os.devnull, "w"))
+        call_command("process_pending_orders", "--limit", "5", stdout=io.StringIO())
         # The cache API, which the service's views do not use: misses, hits, many keys.
         with tracer.start_as_current_span("pgo cache"):
             cache.get("pgo:order")
