@@ -72,11 +72,9 @@ if [ "${DJTRACE_PGO:-1}" != "0" ] && command -v g++ >/dev/null 2>&1; then
       exit 1
     fi
     rm -rf "$pgo_root/instrumented"
-    "${pip_install[@]}" "${pgo_build[@]}" -Ccmake.define.DJTRACE_PGO=use .
-    echo "$pgo_stamp" > "$pgo_root/stamp"
-  else
-    "${pip_install[@]}" "${pgo_build[@]}" -Ccmake.define.DJTRACE_PGO=use .
   fi
+  "${pip_install[@]}" "${pgo_build[@]}" -Ccmake.define.DJTRACE_PGO=use .
+  echo "$pgo_stamp" > "$pgo_root/stamp"
 else
   "${pip_install[@]}" -Ccmake.define.DJTRACE_PGO= .
 fi
