@@ -113,6 +113,10 @@ def _train(rounds: int) -> int:
         return response.json() if response.get("Content-Type", "").startswith(
             "application/json") else None
 
+    # The steps of the demo's scenario (demo.scenario), not that function itself: it runs the
+    # management command in a process of its own, which more than doubles the training's
+    # time; trained that way (ten rounds), a build ran the benchmark page 28 µs slower per
+    # request in one run (2026-11-29).
     for _ in range(rounds):
         for probe in ("/health/", "/readiness/", "/liveness/"):
             call("GET", probe, expect=200)
