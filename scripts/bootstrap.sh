@@ -40,42 +40,9 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
   -r requirements/test.txt
 
-# djtrace itself. By default a profile-guided build (GCC): a first build that counts what it
-# runs, the order service's scenario run on it (scripts/pgo_train.py, about 20 seconds), then
-# the build that .venv gets, laid out and inlined for what ran most: djtrace then adds a sixth to
-# a fifth less to a traced request (README, Performance). The counts are kept under build/pgo
-# and made again only when the native sources, the build files, the training or the compiler
-# change; otherwise the second build is just brought up to date. DJTRACE_PGO=0 builds plainly.
-pip_install=(.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation
-             --no-deps)
-if [ "${DJTRACE_PGO:-1}" != "0" ] && command -v g++ >/dev/null 2>&1; then
-  pgo_root="$PWD/build/pgo"
-  pgo_build=(-Cbuild-dir="$pgo_root/build" -Ccmake.define.DJTRACE_PGO_DIR="$pgo_root/profile")
-  # The counts are named after the object files' absolute paths: a moved checkout trains again.
-  pgo_stamp=$( { echo "$PWD"; g++ --version | head -1; .venv/bin/python -V;
-                 find native CMakeLists.txt pyproject.toml scripts/pgo_train.py \
-                   examples/order_service -type f \( -name '*.cc' -o -name '*.h' \
-                   -o -name '*.c' -o -name 'CMakeLists.txt' -o -name '*.toml' -o -name '*.py' \
-                   -o -name '*.html' \) \
-                   -not -path '*/__pycache__/*' -not -path '*/var/*' -print0 |
-                 sort -z | xargs -0 sha256sum; } |
-               sha256sum | cut -d' ' -f1)
-  if [ ! -d "$pgo_root/profile" ] || [ "$(cat "$pgo_root/stamp" 2>/dev/null)" != "$pgo_stamp" ]
-  then
-    echo "bootstrap: profile-guided build of djtrace: counting build, training run, final build"
-    rm -rf "$pgo_root/profile" "$pgo_root/instrumented" "$pgo_root/stamp"
-    "${pip_install[@]}" --target "$pgo_root/instrumented" "${pgo_build[@]}" \
-      -Ccmake.define.DJTRACE_PGO=generate .
-    PYTHONPATH="$pgo_root/instrumented" .venv/bin/python scripts/pgo_train.py >/dev/null
-    if ! compgen -G "$pgo_root/profile/*.gcda" >/dev/null; then
-      echo "bootstrap: the training run wrote no counts into $pgo_root/profile" >&2
-      exit 1
-    fi
-    rm -rf "$pgo_root/instrumented"
-  fi
-  "${pip_install[@]}" "${pgo_build[@]}" -Ccmake.define.DJTRACE_PGO=use .
-  echo "$pgo_stamp" > "$pgo_root/stamp"
-else
-  "${pip_install[@]}" -Ccmake.define.DJTRACE_PGO= .
-fi
+# djtrace itself, from its wheel: profile-guided by default (scripts/build_wheel.sh says how;
+# DJTRACE_PGO=0 builds plainly), the wheel that deployments install too.
+wheel=$(bash scripts/build_wheel.sh --python .venv/bin/python --out build/dist | tail -n 1)
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+  "$wheel"
 echo "bootstrap: djtrace $(.venv/bin/python -c 'import djtrace; print(djtrace.__version__)') installed in .venv"

@@ -186,6 +186,14 @@ def test_dockerfile_copies_existing_files_and_runs_the_app(facts):
             assert any(source.rstrip("/") == k or source.startswith(k + "/") for k in kept), \
                 f"COPY {source}: excluded by Dockerfile.dockerignore"
     assert copies >= 5
+    # A script the build runs must have been copied in (relative to WORKDIR, which is where
+    # every source lands at its repository path here).
+    copied = [a.rstrip("/") for kw, rest in instructions if kw == "COPY"
+              for a in shlex.split(rest)[:-1] if not a.startswith("--")]
+    for keyword, rest in instructions:
+        for script in re.findall(r"\bbash\s+(\S+)", rest) if keyword == "RUN" else []:
+            assert any(script == c or script.startswith(c + "/") for c in copied), \
+                f"RUN bash {script}: not copied into the image"
     users = [rest for kw, rest in instructions if kw == "USER"]
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
     cmd = json.loads(next(rest for kw, rest in reversed(instructions) if kw == "CMD"))
