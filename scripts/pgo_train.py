@@ -1,4 +1,4 @@
-"""The training run of djtrace's profile-guided build (scripts/bootstrap.sh, DJTRACE_PGO).
+"""The training run of djtrace's profile-guided build (scripts/build_wheel.sh, DJTRACE_PGO).
 
 Runs the guide's order service (examples/order_service, the embedded stack) in this process
 through Django's test client: the demo's scenario (token, orders created, listed and shown as
