@@ -7,25 +7,32 @@
 #
 #   bash scripts/build_wheel.sh [--python PYTHON] [--out DIR]
 #
-# PYTHON (default .venv/bin/python) must hold the build tools (scikit-build-core, nanobind,
-# cmake, ninja) and what the training imports (opentelemetry-api, and the order service's
-# requirements: examples/order_service/requirements.txt). DIR (default build/dist) receives
-# djtrace-*.whl; its path is printed last. The counts are kept under build/pgo and made again
-# only when the native sources, the build files, the training, the compiler or PYTHON's version
-# change; otherwise the wheel's build is just brought up to date. DJTRACE_PGO=0 (or no g++)
-# builds a plain wheel.
+# PYTHON (default .venv/bin/python; a name without a slash is looked up in PATH) must hold the
+# build tools (scikit-build-core, nanobind, cmake, ninja) and what the training imports
+# (opentelemetry-api, and the order service's requirements: examples/order_service/
+# requirements.txt). DIR (default build/dist) receives djtrace-*.whl; its path is printed last.
+# Relative paths given are taken from the current directory, the defaults from the repository.
+# The counts are kept under build/pgo and made again only when the native sources, the build
+# files, the training, the compiler or PYTHON's version change; otherwise the wheel's build is
+# just brought up to date. DJTRACE_PGO=0 (or no g++) builds a plain wheel.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
-python=.venv/bin/python
-out=build/dist
+in_caller_dir() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+python=""
+out=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --python) python=${2:?--python needs a value}; shift 2 ;;
-    --out) out=${2:?--out needs a value}; shift 2 ;;
+    --python)
+      python=${2:?--python needs a value}
+      case "$python" in */*) python=$(in_caller_dir "$python") ;; esac  # else a command in PATH
+      shift 2 ;;
+    --out) out=$(in_caller_dir "${2:?--out needs a value}"); shift 2 ;;
     *) echo "build_wheel: unknown argument $1 (known: --python PYTHON, --out DIR)" >&2; exit 2 ;;
   esac
 done
+cd "$(dirname "$0")/.."
+python=${python:-.venv/bin/python}
+out=${out:-build/dist}
 if ! "$python" -c 'import scikit_build_core, nanobind' 2>/dev/null; then
   echo "build_wheel: --python $python: not an interpreter with scikit-build-core and nanobind" >&2
   exit 2
