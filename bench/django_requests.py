@@ -570,6 +570,7 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
         every = {m: sorted(value(s) for r in slices[m] for s in r) for m in modes}
         per_round = {m: [statistics.fmean(value(s) for s in r) for r in slices[m]] for m in modes}
         base, official = every["untraced"], every["official"]
+        digits = 1 if key == "other" else 0  # a few microseconds: tenths matter
         for mode in modes:
             values = every[mode]
             added = statistics.median(values) - statistics.median(base)
@@ -585,7 +586,6 @@ def print_clock(slices: dict[str, list[list[dict]]], spans: dict[str, float | No
                     paired = (f"{statistics.median(ratios):.3f} [{_q(ratios, 0.25):.3f} - "
                               f"{_q(ratios, 0.75):.3f}]")
             span_count = "-" if spans.get(mode) is None else f"{spans[mode]:.1f}"
-            digits = 1 if key == "other" else 0  # a few microseconds: tenths matter
             speed = ("-" if key == "other"
                      else f"{statistics.median(base) / statistics.median(values):.3f}")
             print(f"{mode:<14} {_q(values, 0.1):>7.{digits}f} /"
