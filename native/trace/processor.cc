@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "trace/span_pool.h"
+#include "trace/span_prefetch.h"
 
 namespace djtrace {
 namespace {
@@ -43,27 +44,19 @@ constexpr size_t kObjectsAhead = 24;
 constexpr size_t kBuffersAhead = 12;
 constexpr size_t kOwnedAhead = 4;
 
-void PrefetchLines(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
-}
-
-void PrefetchObject(const SpanData& span) { PrefetchLines(&span, sizeof(SpanData)); }
-
+// Stage 2: the attribute list and the name's characters.
 void PrefetchBuffers(const SpanData& span) {
-  constexpr size_t kMaxBytes = 16 * 64;  // most attribute lists; of a longer one, its start
-  PrefetchLines(span.attributes.data(),
-                std::min(kMaxBytes, span.attributes.size() * sizeof(Attribute)));
-  if (span.name.size() > 15) PrefetchLines(span.name.data(), span.name.size());
+  prefetch::AttributeList<prefetch::Intent::kRead>(span);
+  if (prefetch::OnHeap(span.name))
+    prefetch::Block<prefetch::Intent::kRead>(span.name.data(), span.name.size());
 }
 
+// Stage 3: the characters of the attributes' keys and string values (of a long value, its start).
 void PrefetchOwned(const SpanData& span) {
-  constexpr size_t kSmallCapacity = 15;  // libstdc++'s in-object buffer
   for (const Attribute& a : span.attributes) {
-    if (a.key.size() > kSmallCapacity) __builtin_prefetch(a.key.data(), 0, 3);
-    if (const auto* text = std::get_if<std::string>(&a.value);
-        text && text->size() > kSmallCapacity)
-      PrefetchLines(text->data(), std::min<size_t>(text->size(), 4 * 64));
+    if (prefetch::OnHeap(a.key)) prefetch::Line<prefetch::Intent::kRead>(a.key.data());
+    if (const auto* text = std::get_if<std::string>(&a.value); text && prefetch::OnHeap(*text))
+      prefetch::Block<prefetch::Intent::kRead>(text->data(), std::min<size_t>(text->size(), 256));
   }
 }
 
@@ -329,12 +322,14 @@ void BatchSpanProcessor::ExportBatch(State& s, const std::shared_ptr<const Trans
   };
   std::vector<const SpanData*> view;
   view.reserve(batch.size());
-  for (size_t i = 0; i < std::min(kObjectsAhead, batch.size()); ++i) PrefetchObject(*batch[i]);
+  for (size_t i = 0; i < std::min(kObjectsAhead, batch.size()); ++i)
+    prefetch::Object<prefetch::Intent::kRead>(*batch[i]);
   for (size_t i = 0; i < batch.size(); ++i) {
     // The spans were written on the application's core: each of their lines misses here, and
     // this loop does too little per span to hide one miss at a time (two thirds of the worker
     // loop's samples stalled on a span's first line). Fetched ahead, the misses overlap.
-    if (i + kObjectsAhead < batch.size()) PrefetchObject(*batch[i + kObjectsAhead]);
+    if (i + kObjectsAhead < batch.size())
+      prefetch::Object<prefetch::Intent::kRead>(*batch[i + kObjectsAhead]);
     if (i + kBuffersAhead < batch.size()) PrefetchBuffers(*batch[i + kBuffersAhead]);
     if (i + kOwnedAhead < batch.size()) PrefetchOwned(*batch[i + kOwnedAhead]);
     SpanData& span = *batch[i];

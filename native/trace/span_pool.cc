@@ -2,14 +2,12 @@
 
 #include <pthread.h>
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
-
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <variant>
+
+#include "trace/span_prefetch.h"
 
 namespace djtrace {
 namespace {
@@ -100,49 +98,21 @@ namespace {
 // enough for each stage to arrive): the object itself, then the buffers it points to, then the
 // blocks its attributes own (which clearing frees, writing their allocator headers).
 
-#if defined(__x86_64__)
-// PREFETCHW takes the line for writing. A plain prefetch leaves the worker's core a copy, and
-// the first write then waits for that copy to be invalidated, which costs as much as the miss.
-// Not every x86-64 processor has it (CPUID 0x80000001, ECX bit 8), hence the check.
-const bool kHasPrefetchw = [] {
-  unsigned eax, ebx, ecx, edx;
-  return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 8));
-}();
-#endif
-
-inline void PrefetchForWrite(const void* p) {
-#if defined(__x86_64__)
-  if (kHasPrefetchw) {
-    asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
-    return;
-  }
-#endif
-  __builtin_prefetch(p, 1, 3);
-}
-
-void PrefetchBlock(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t off = 0; off < bytes; off += 64) PrefetchForWrite(c + off);
-}
-
 // The string's heap block from its allocator header on (freeing it writes there), when it has
 // one rather than the small buffer inside the string.
 void PrefetchHeapString(const std::string& s) {
-  constexpr size_t kSmallCapacity = 15;  // libstdc++'s in-object buffer
-  constexpr uintptr_t kHeader = 16;      // glibc's chunk header before the block
-  if (s.capacity() > kSmallCapacity)
-    PrefetchForWrite(
+  constexpr uintptr_t kHeader = 16;  // glibc's chunk header before the block
+  if (prefetch::OnHeap(s))
+    prefetch::Line<prefetch::Intent::kWrite>(
         reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(s.data()) - kHeader));
 }
 
-// Stage 1: the object (its fields are read to find the rest).
-void PrefetchObject(const SpanData& span) { PrefetchBlock(&span, sizeof(SpanData)); }
+// Stage 1: the object.
+void PrefetchObject(const SpanData& span) { prefetch::Object<prefetch::Intent::kWrite>(span); }
 
 // Stage 2: the buffers the object points to.
 void PrefetchBuffers(const SpanData& span) {
-  constexpr size_t kMaxBytes = 16 * 64;  // most attribute lists; of a longer one, its start
-  PrefetchBlock(span.attributes.data(),
-                std::min(kMaxBytes, span.attributes.size() * sizeof(Attribute)));
+  prefetch::AttributeList<prefetch::Intent::kWrite>(span);
   PrefetchHeapString(span.name);
   PrefetchHeapString(span.trace_state);
   PrefetchHeapString(span.status_message);
