@@ -2,8 +2,9 @@
 
 Runs the guide's order service (examples/order_service, the embedded stack) in this process
 through Django's test client: the demo's scenario (token, orders created, listed and shown as
-JSON and HTML, the N+1 listings, payments through the fake gateway, the management command)
-and a few calls of the cache API, --rounds times, every layer traced and exported over
+JSON and HTML, the N+1 listings, payments through the fake gateway, the management command),
+a few of those requests again through Django's ASGI handler, a task run as a Celery worker runs
+it, and a few calls of the cache API, --rounds times, every layer traced and exported over
 OTLP/HTTP (protobuf) to a sink on loopback in this process. The build under training writes
 its branch and call counts when the process exits; the compiler then lays out and inlines the
 code that ran for what it ran most.
@@ -18,6 +19,7 @@ service does not answer as the demo expects.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import logging
 import os
@@ -92,10 +94,13 @@ def _train(rounds: int) -> int:
     django.setup()
     from django.core.cache import cache
     from django.core.management import call_command
-    from django.test import Client
+    from django.test import AsyncClient, Client
     from opentelemetry import trace
+    from orders.tasks import process_order
 
     logging.getLogger("django.request").setLevel(logging.ERROR)  # the 4xx it asks for
+    for name in ("celery", "orders"):  # each task run's lines
+        logging.getLogger(name).setLevel(logging.WARNING)
     client = Client()
     tracer = trace.get_tracer("djtrace.pgo_train")
     password = os.environ.get("DEMO_PASSWORD", "demo-password")
@@ -112,6 +117,19 @@ def _train(rounds: int) -> int:
             raise RuntimeError(f"{method} {path} answered {response.status_code}")
         return response.json() if response.get("Content-Type", "").startswith(
             "application/json") else None
+
+    async_client = AsyncClient()
+
+    async def asgi_round(token: str, order_id: int) -> None:
+        # The same service through Django's ASGI handler, as uvicorn or daphne serve it: the
+        # request hooks' ASGI side, and sync views run in asgiref's worker thread.
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        for path, headers in (("/health/", {}), ("/api/orders/", auth),
+                              (f"/api/orders/{order_id}/", auth), ("/orders/html/", {}),
+                              ("/orders/n-plus-one/bad/", {}), ("/orders/missing/", {})):
+            response = await async_client.get(path, **headers)
+            if response.status_code >= 500:
+                raise RuntimeError(f"ASGI GET {path} answered {response.status_code}")
 
     # The steps of the demo's scenario (demo.scenario), not that function itself: it runs the
     # management command in a process of its own, which more than doubles the training's
@@ -140,6 +158,11 @@ def _train(rounds: int) -> int:
             call("POST", f"/api/orders/{o['id']}/pay/", {"payment_method": "credit_card"}, token)
         call("POST", "/api/orders/", {"product_name": ""}, token)  # a 400 from validation
         call_command("process_pending_orders", "--limit", "5", stdout=io.StringIO())
+        asyncio.run(asgi_round(token, order_id))
+        # A task run where it is called (apply()): the Celery consumer's hooks, which the
+        # worker runs for every task, with the task's own queries and spans below them.
+        if not process_order.apply(args=(order_id,)).successful():
+            raise RuntimeError(f"process_order({order_id}) failed")
         # The cache API, which the service's views do not use: misses, hits, many keys.
         with tracer.start_as_current_span("pgo cache"):
             cache.get("pgo:order")
