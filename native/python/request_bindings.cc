@@ -13,6 +13,7 @@
 
 #include "http/server_request.h"
 #include "python/common.h"
+#include "trace/w3c.h"
 
 namespace djtrace {
 namespace {
@@ -248,9 +249,28 @@ struct RequestNames {
       *resource_closers, *streaming, *gunicorn_socket, *http_host, *server_name, *http_route,
       *status_attr, *status_attr_old, *error_type, *slash, *http_text_format, *get_global_textmap,
       *exit, *end, *set_attribute, *update_name, *set_status, *append, *enduser, *response_headers,
-      *stream, *gunicorn, *empty, *environ, *wsgi_url_scheme;
+      *stream, *empty, *environ, *wsgi_url_scheme, *environ_trace_id, *environ_span_id,
+      *environ_sampled, *str_true, *str_false;
 };
 RequestNames g_n;
+
+// Whether djtrace.integrations.logging is installed: Gunicorn's access log may then print the
+// request's ids, which it reads from the environ after the span has ended.
+bool g_gunicorn_ids = false;
+
+// What djtrace.integrations.logging.remember_request stores, without its Python call: the ids
+// of the request's span (recorded, so valid) as its ENVIRON_* keys.
+void RememberIds(PyObject* environ, const SpanContextData& c) {
+  const std::string trace = ToHex(c.trace_id.data(), c.trace_id.size());
+  const std::string span = ToHex(c.span_id.data(), c.span_id.size());
+  nb::object trace_str = nb::steal(PyUnicode_FromStringAndSize(trace.data(), trace.size()));
+  nb::object span_str = nb::steal(PyUnicode_FromStringAndSize(span.data(), span.size()));
+  if (!trace_str.is_valid() || !span_str.is_valid() ||
+      PyDict_SetItem(environ, g_n.environ_trace_id, trace_str.ptr()) < 0 ||
+      PyDict_SetItem(environ, g_n.environ_span_id, span_str.ptr()) < 0 ||
+      PyDict_SetItem(environ, g_n.environ_sampled, c.sampled() ? g_n.str_true : g_n.str_false) < 0)
+    throw nb::python_error();
+}
 
 void ReportError(const char* where) {
   // The instrumentation's own failure: logged once (rate-limited) and counted by Python.
@@ -482,16 +502,11 @@ PyObject* RequestBegin(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     if (asgi) {
       if (PyDict_SetItem(asgi_scope.ptr(), g_n.request_span, r) < 0) throw nb::python_error();
-    } else if (recording) {
+    } else if (recording && g_gunicorn_ids) {
+      // Gunicorn's access log is written after the span ends: leave it the ids.
       int gunicorn = PyDict_Contains(meta.ptr(), g_n.gunicorn_socket);
       if (gunicorn < 0) throw nb::python_error();
-      if (gunicorn) {
-        // Gunicorn's access log is written after the span ends: leave it the ids.
-        PyObject* res =
-            PyObject_CallMethodObjArgs(g_req.hooks, g_n.gunicorn, meta.ptr(), span.ptr(), nullptr);
-        if (!res) throw nb::python_error();
-        Py_DECREF(res);
-      }
+      if (gunicorn) RememberIds(meta.ptr(), FastSpan(span.ptr())->span.context());
     }
     return rs.release().ptr();
   } catch (nb::python_error& e) {
@@ -969,15 +984,23 @@ void BindRequestLifecycle(nb::module_& m) {
                      Intern("enduser"),
                      Intern("response_headers"),
                      Intern("stream"),
-                     Intern("gunicorn"),
                      Intern(""),
                      Intern("environ"),
-                     Intern("wsgi.url_scheme")};
+                     Intern("wsgi.url_scheme"),
+                     Intern("djtrace.trace_id"),
+                     Intern("djtrace.span_id"),
+                     Intern("djtrace.trace_sampled"),
+                     Intern("true"),
+                     Intern("false")};
   for (PyMethodDef& def : g_request_defs)
     m.attr(def.ml_name) = nb::steal(PyCFunction_NewEx(&def, nullptr, nullptr));
   g_str_instrument = Intern("instrument");
   g_str_placed = Intern("_djtrace_placed");
   g_str_fail = Intern("fail");
+  m.def(
+      "request_gunicorn_ids", [](bool enabled) { g_gunicorn_ids = enabled; }, "enabled"_a,
+      "Whether requests served by Gunicorn leave their span's ids in the environ "
+      "(djtrace.integrations.logging's install and uninstall).");
   m.def(
       "request_handler",
       [](nb::object orig, nb::object settings_mod, nb::object holder, nb::object get_tracer,

@@ -49,6 +49,32 @@ def test_span_named_after_the_route_with_stable_attributes(spans):
     assert span.status.status_code is StatusCode.UNSET
 
 
+def test_a_request_gunicorn_serves_leaves_its_ids_for_the_access_log(spans):
+    # Gunicorn writes its access log after the span has ended: `%({djtrace.trace_id}e)s` and
+    # djtrace.integrations.logging.gunicorn.Logger read the ids from the environ.
+    from djtrace.integrations import logging as log_integration
+
+    was_installed = log_integration.is_installed()
+    served_by_gunicorn = {"gunicorn.socket": object()}
+    try:
+        log_integration.install()
+        meta = Client().get("/items/42/", **served_by_gunicorn).wsgi_request.META
+        span = server_span(spans)
+        assert meta["djtrace.trace_id"] == f"{span.context.trace_id:032x}"
+        assert meta["djtrace.span_id"] == f"{span.context.span_id:016x}"
+        assert meta["djtrace.trace_sampled"] == "true"
+        # Another server, or the logging integration not installed: nothing is left.
+        assert "djtrace.trace_id" not in Client().get("/items/42/").wsgi_request.META
+        log_integration.uninstall()
+        meta = Client().get("/items/42/", **served_by_gunicorn).wsgi_request.META
+        assert "djtrace.trace_id" not in meta
+    finally:
+        if was_installed:
+            log_integration.install()
+        else:
+            log_integration.uninstall()
+
+
 def test_url_scheme_follows_the_wsgi_environ_and_secure_proxy_ssl_header(spans):
     import sys
 

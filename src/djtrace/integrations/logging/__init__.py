@@ -90,7 +90,8 @@ ENVIRON_SAMPLED = "djtrace.trace_sampled"
 
 def remember_request(environ: Any, span: Any) -> None:
     """Stores the ids of a request's root span in its WSGI environ, for the access log written
-    after the span has ended (called by the request integration)."""
+    after the span has ended. The Django request integration does the same natively for each
+    request Gunicorn serves while this integration is installed."""
     trace_id, span_id, sampled, _flags = span_ids(span)
     if trace_id != "0":
         environ[ENVIRON_TRACE_ID] = trace_id
@@ -146,6 +147,7 @@ def install() -> bool:
         if getattr(current, "__djtrace_wrapped__", None) is None:
             logging.setLogRecordFactory(_wrap(current))
         _installed = True
+        _native.request_gunicorn_ids(True)  # the request integration's remember_request
         return True
 
 
@@ -158,3 +160,4 @@ def uninstall() -> None:
         if original is not None:
             logging.setLogRecordFactory(original)
         _installed = False
+        _native.request_gunicorn_ids(False)
